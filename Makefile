@@ -1,0 +1,38 @@
+# Two commands for a newcomer: `make run` (the whole stack, with demo data) and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+
+.PHONY: run test test-unit test-fast chaos bench deps clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+## run: start PostgreSQL, Kafka and the three services in the foreground (Ctrl-C stops all)
+run: $(STAMP)
+	@$(PY) -m infra.stack
+
+## test: every test: unit, integration (real PostgreSQL + Kafka), end-to-end and browser
+test: $(STAMP)
+	$(PY) -m pytest
+
+## test-unit: pure logic only, no servers
+test-unit: $(STAMP)
+	$(PY) -m pytest tests/unit
+
+## bench: the benchmarks, each printing its figures and the ceiling it is compared with
+bench: $(STAMP)
+	$(PY) tests/bench/bench_triage_engine.py
+
+## deps: Debian packages the stack and the browser tests need (run as root on a fresh machine)
+deps:
+	bash infra/install-debian-deps.sh
+
+clean:
+	rm -rf .state

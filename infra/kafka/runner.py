@@ -1,0 +1,401 @@
+"""Local single-node Apache Kafka (KRaft) broker run from Maven Central jars.
+
+No Docker here: `pom.xml` pins the broker jars, Maven copies them into
+`<state>/kafka/lib` once, and the broker runs as a plain `java` child process
+that a supervisor (infra/stack.py), a test fixture or
+`python -m infra.kafka.runner start` watches.
+
+Layout under the state dir:
+    kafka/lib/               jars (+ .pom-sha256 marker of the pom they came from)
+    kafka/server.properties  rendered from the template next to this file
+    kafka/data/              the KRaft log dir (formatted once)
+    logs/kafka.log           broker stdout+stderr, appended across runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import fcntl
+import hashlib
+import logging
+import os
+import re
+import shutil
+import signal
+import socket
+import string
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+from kafka.admin import KafkaAdminClient
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+from infra.postgres import InfraError
+from services.common import settings
+
+log = logging.getLogger(__name__)
+
+HERE = Path(__file__).resolve().parent
+POM = HERE / "pom.xml"
+PROPERTIES_TEMPLATE = HERE / "server.properties"
+LOG4J_CONFIG = HERE / "log4j2.properties"
+
+# The three topics of docs/conventions.md, each followed by its dead-letter topic.
+TOPICS = [name for topic in settings.TOPICS for name in (topic, settings.dlq_topic(topic))]
+
+# Fully qualified so that Maven needs no plugin-prefix lookup (works offline from ~/.m2).
+COPY_DEPENDENCIES = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies"
+MARKER = ".pom-sha256"
+MIN_JAVA = 17
+JVM_OPTS = [
+    "-Xms256m", "-Xmx512m",
+    # As kafka-run-class.sh does.
+    "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-XX:InitiatingHeapOccupancyPercent=35",
+    "-XX:+ExplicitGCInvokesConcurrent", "-Djava.awt.headless=true",
+    # A broker out of memory is better dead (and restarted) than limping.
+    "-XX:+ExitOnOutOfMemoryError",
+]
+STOP_GRACE = 20.0  # seconds between SIGTERM and SIGKILL; a clean stop takes ~2 s
+
+
+class LocalKafka:
+    """One local broker+controller node whose files all live under state_dir.
+
+    lib_dir defaults to <state_dir>/kafka/lib; tests point it at a shared jar
+    cache so that each temp state dir does not copy 43 MB of jars again.
+    controller_port defaults to port + 1.
+    """
+
+    def __init__(self, state_dir: Path, port: int = 9092, host: str = "127.0.0.1", *,
+                 controller_port: int | None = None, lib_dir: Path | None = None):
+        self.state_dir = Path(state_dir).absolute()
+        self.host = host
+        self.port = port
+        self.controller_port = controller_port if controller_port is not None else port + 1
+        self.kafka_dir = self.state_dir / "kafka"
+        self.lib_dir = Path(lib_dir).absolute() if lib_dir else self.kafka_dir / "lib"
+        self.data_dir = self.kafka_dir / "data"
+        self.properties = self.kafka_dir / "server.properties"
+        self.log_path = self.state_dir / "logs" / "kafka.log"
+        self._proc: subprocess.Popen | None = None
+        self._started_at = 0.0
+        self._log_offset = 0
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    # --- jars ---------------------------------------------------------------
+
+    def ensure_jars(self) -> None:
+        """Copy the pom's jars into lib_dir, unless they are already there for this pom."""
+        _check_java()
+        want = _pom_hash()
+        if _marker(self.lib_dir) == want:
+            return
+        with _file_lock(self.lib_dir.with_name(self.lib_dir.name + ".lock")):
+            if _marker(self.lib_dir) == want:  # another process fetched them meanwhile
+                return
+            _fetch_jars(self.lib_dir, want)
+
+    # --- config and storage ---------------------------------------------------
+
+    def ensure_formatted(self) -> None:
+        """Write server.properties and format the KRaft log dir the first time."""
+        self.kafka_dir.mkdir(parents=True, exist_ok=True)
+        self._write_properties()
+        if (self.data_dir / "meta.properties").exists():
+            return
+        cluster_id = _random_cluster_id()
+        log.info("formatting Kafka log dir %s (cluster id %s)", self.data_dir, cluster_id)
+        cmd = self._java_cmd("kafka.tools.StorageTool", "format", "--standalone",
+                             "-t", cluster_id, "-c", str(self.properties))
+        result = subprocess.run(cmd, capture_output=True, text=True, cwd=self.kafka_dir)
+        if result.returncode != 0:
+            detail = _last_meaningful_line(result.stdout + result.stderr)
+            raise InfraError(f"formatting the Kafka log dir {self.data_dir} failed: {detail} "
+                             f"(remove that dir to start over)")
+
+    def _write_properties(self) -> None:
+        template = string.Template(PROPERTIES_TEMPLATE.read_text())
+        text = template.substitute(host=self.host, port=self.port,
+                                   controller_port=self.controller_port, data_dir=self.data_dir)
+        self.properties.write_text(text)
+
+    # --- process ----------------------------------------------------------------
+
+    def start(self) -> subprocess.Popen:
+        """Start the broker as a child (its own process group) and return at once."""
+        if not (self.data_dir / "meta.properties").exists():
+            raise InfraError(f"Kafka log dir {self.data_dir} is not formatted; "
+                             f"call ensure_jars() and ensure_formatted() first")
+        for port, what in ((self.port, "broker"), (self.controller_port, "controller")):
+            _check_port_free(self.host, port, what)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as out:
+            out.write(f"=== starting Kafka on {self.bootstrap} at {time.ctime()} ===\n".encode())
+            out.flush()
+            self._log_offset = out.tell()
+            # The child keeps its own copy of the descriptor; ours can close at once.
+            self._proc = subprocess.Popen(
+                self._java_cmd("kafka.Kafka", str(self.properties)),
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                cwd=self.kafka_dir, process_group=0,
+            )
+        self._started_at = time.monotonic()
+        log.info("started Kafka (pid %d) on %s, log %s", self._proc.pid, self.bootstrap, self.log_path)
+        return self._proc
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        """Block until an admin client can list topics; InfraError if the broker dies or times out."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self._check_alive()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise InfraError(f"Kafka on {self.bootstrap} not ready after {timeout:g}s; "
+                                 f"see {self.log_path}")
+            # Probe the socket first: a failed admin-client constructor logs
+            # errors and leaves its IO thread behind, so only try once it can work.
+            if _port_open(self.host, self.port) and self._try_list_topics(remaining):
+                break
+            time.sleep(0.2)
+        if self._started_at:
+            log.info("Kafka ready on %s %.1fs after start", self.bootstrap,
+                     time.monotonic() - self._started_at)
+
+    def _try_list_topics(self, remaining: float) -> bool:
+        budget_ms = int(max(1.0, min(remaining, 10.0)) * 1000)
+        try:
+            with self.admin(bootstrap_timeout_ms=budget_ms, request_timeout_ms=budget_ms) as admin:
+                admin.list_topics()
+            return True
+        except KafkaError as exc:
+            log.debug("Kafka not ready yet: %s", exc)
+            return False
+
+    def _check_alive(self) -> None:
+        if self._proc is None or self._proc.poll() is None:
+            return
+        detail = _last_meaningful_line(self._log_since_start())
+        raise InfraError(f"Kafka exited with code {self._proc.returncode} while starting: "
+                         f"{detail} (see {self.log_path})")
+
+    def _log_since_start(self) -> str:
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(self._log_offset)
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    def stop(self, proc: subprocess.Popen) -> None:
+        """SIGTERM (Kafka's clean shutdown), then SIGKILL if it takes over STOP_GRACE seconds."""
+        if proc.poll() is None:
+            log.info("stopping Kafka (pid %d)", proc.pid)
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=STOP_GRACE)
+            except subprocess.TimeoutExpired:
+                log.warning("Kafka (pid %d) still running after %gs: killing it", proc.pid, STOP_GRACE)
+                proc.kill()
+        proc.wait()
+        if proc is self._proc:
+            self._proc = None
+
+    # --- topics -----------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def admin(self, **configs) -> Iterator[KafkaAdminClient]:
+        """A kafka-python admin client for this broker, closed on exit."""
+        client = KafkaAdminClient(bootstrap_servers=self.bootstrap,
+                                  client_id="clinic-kafka-runner", **configs)
+        try:
+            yield client
+        finally:
+            client.close()
+
+    def ensure_topics(self, names: list[str], partitions: int = 6) -> None:
+        """Create whichever of names do not exist yet, then wait until they all have leaders."""
+        with self.admin() as admin:
+            missing = sorted(set(names) - set(admin.list_topics()))
+            if missing:
+                spec = {name: {"num_partitions": partitions, "replication_factor": 1}
+                        for name in missing}
+                response = admin.create_topics(spec, raise_errors=False)
+                _raise_topic_errors(response)
+                log.info("created Kafka topics: %s", ", ".join(missing))
+            admin.wait_for_topics(list(names), timeout_ms=30_000)
+
+    # --- helpers ----------------------------------------------------------------
+
+    def _java_cmd(self, main_class: str, *args: str) -> list[str]:
+        return [
+            _java(), *JVM_OPTS,
+            f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
+            f"-Dkafka.logs.dir={self.log_path.parent}",
+            "-cp", f"{self.lib_dir}/*",
+            main_class, *args,
+        ]
+
+
+# --- jars ---------------------------------------------------------------------------
+
+
+def _java() -> str:
+    java_home = os.environ.get("JAVA_HOME")
+    if java_home and (Path(java_home) / "bin" / "java").is_file():
+        return str(Path(java_home) / "bin" / "java")
+    found = shutil.which("java")
+    if not found:
+        raise InfraError(f"java not found (JAVA_HOME unset or wrong, none on PATH); "
+                         f"Kafka needs Java {MIN_JAVA}+, e.g. apt-get install openjdk-17-jre-headless")
+    return found
+
+
+def _check_java() -> None:
+    result = subprocess.run([_java(), "-version"], capture_output=True, text=True)
+    # e.g. openjdk version "17.0.15" 2025-04-15 (or "1.8.0_392" for Java 8)
+    match = re.search(r'version "(?:1\.)?(\d+)', result.stderr)
+    if not match or int(match.group(1)) < MIN_JAVA:
+        found = match.group(0) if match else result.stderr.strip()[:80]
+        raise InfraError(f"Kafka needs Java {MIN_JAVA}+, found {found} ({_java()})")
+
+
+def _pom_hash() -> str:
+    return hashlib.sha256(POM.read_bytes()).hexdigest()
+
+
+def _marker(lib_dir: Path) -> str | None:
+    try:
+        return (lib_dir / MARKER).read_text().strip()
+    except OSError:
+        return None
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """Serialise jar fetches between processes (a test run and `make run`, say)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _fetch_jars(lib_dir: Path, pom_hash: str) -> None:
+    """Copy the jars into a fresh temp dir, then swap it in: no stale or half-copied jars."""
+    mvn = shutil.which("mvn")
+    if not mvn:
+        raise InfraError("mvn not found on PATH; it fetches the Kafka jars once "
+                         "(apt-get install maven)")
+    staging = lib_dir.with_name(lib_dir.name + ".tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    log.info("fetching Kafka jars into %s with Maven (once; cached in ~/.m2)", lib_dir)
+    cmd = [mvn, "-q", "-B", "-Dstyle.color=never", "-f", str(POM), COPY_DEPENDENCIES,
+           f"-DoutputDirectory={staging}", "-DincludeScope=runtime"]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0 or not any(staging.glob("kafka_2.13-*.jar")):
+        shutil.rmtree(staging, ignore_errors=True)
+        detail = _last_meaningful_line(result.stdout + result.stderr)
+        raise InfraError(f"fetching the Kafka jars with Maven failed: {detail}")
+    (staging / MARKER).write_text(pom_hash + "\n")
+    shutil.rmtree(lib_dir, ignore_errors=True)
+    staging.rename(lib_dir)
+
+
+# --- small helpers ------------------------------------------------------------------
+
+
+def _random_cluster_id() -> str:
+    """A Kafka-style id: 16 random bytes, URL-safe base64 without padding.
+
+    Like Kafka's Uuid.randomUuid, never one starting with '-', which a command
+    line would read as an option.
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
+def _check_port_free(host: str, port: int, what: str) -> None:
+    # create_server sets SO_REUSEADDR as the JVM does, so TIME_WAIT leftovers
+    # from a previous broker do not count as taken.
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as exc:
+        raise InfraError(f"Kafka {what} port {port} on {host} is already in use "
+                         f"(another Kafka running?): {exc.strerror}") from exc
+
+
+def _port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _last_meaningful_line(text: str) -> str:
+    """The most telling line of a tool's output: the last error, else the last line."""
+    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in text.splitlines()]
+    lines = [line for line in lines if line]
+    errors = [line for line in lines if re.search(r"\bERROR\b|Exception|Error:", line)]
+    return (errors or lines or ["no output"])[-1][:300]
+
+
+def _raise_topic_errors(response: dict) -> None:
+    for topic in response.get("topics", []):
+        code = topic.get("error_code", 0)
+        if code in (0, TopicAlreadyExistsError.errno):  # a concurrent creator won the race
+            continue
+        message = topic.get("error_message") or f"error code {code}"
+        raise InfraError(f"creating Kafka topic {topic.get('name')!r} failed: {message}")
+
+
+# --- command line -------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m infra.kafka.runner",
+                                     description="Run the local Kafka broker in the foreground.")
+    parser.add_argument("command", choices=["start"])
+    parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    conf = settings.load()
+    host, _, port = conf.kafka_bootstrap.partition(",")[0].rpartition(":")
+    kafka = LocalKafka(conf.state_dir, port=int(port), host=host or "127.0.0.1")
+    try:
+        kafka.ensure_jars()
+        kafka.ensure_formatted()
+        proc = kafka.start()
+    except InfraError as exc:
+        log.error("%s", exc)
+        return 1
+    try:
+        kafka.wait_ready()
+        kafka.ensure_topics(TOPICS)
+        log.info("Kafka is up on %s with topics %s; Ctrl-C stops it", kafka.bootstrap, ", ".join(TOPICS))
+        return proc.wait()
+    except InfraError as exc:
+        log.error("%s", exc)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        kafka.stop(proc)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

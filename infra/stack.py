@@ -1,0 +1,425 @@
+"""`make run`: the whole stack on this machine, in the foreground, until Ctrl-C.
+
+    python -m infra.stack
+
+Starts PostgreSQL, a single-node Kafka broker and, for each service, its API
+(gunicorn) and its worker (`clinic worker <svc>`); waits until every API
+answers /readyz; seeds the demo data once (unless CLINIC_DEMO=0); prints where
+everything is; then supervises (infra/supervisor.py): a child that dies is
+restarted with backoff. Ctrl-C or SIGTERM stops the services and workers,
+then Kafka, then PostgreSQL, and exits 0.
+
+Children write to <state>/logs/<name>.log; the console only shows this
+supervisor's own lines (also kept in <state>/logs/stack.log).
+
+Exit codes: 0 after a requested stop; 2 when a preflight check fails (another
+`make run` on the same state folder, a port in use, java, mvn or PostgreSQL
+missing); 1 when something fails while starting. Errors are one line on stderr.
+"""
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from infra.kafka.runner import TOPICS, LocalKafka
+from infra.kafka.runner import _check_java as check_java
+from infra.kafka.runner import _marker as jars_marker
+from infra.kafka.runner import _pom_hash as pom_hash
+from infra.postgres import InfraError, LocalPostgres, find_bin_dir
+from infra.supervisor import ManagedProcess, ShutdownRequested, StartError, Supervisor, spawn
+
+log = logging.getLogger("clinic.stack")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SERVICES = ("intake", "triage", "referral")
+DEFAULT_API_PORTS = {"intake": 8001, "triage": 8002, "referral": 8003}
+READY_TIMEOUT = 180.0
+# A service process that exits this often before the stack is ready will not
+# get better by waiting out READY_TIMEOUT: fail early and point at its log.
+GIVE_UP_AFTER_EXITS = 3
+SEED_TIMEOUT = 120.0
+# Shutdown must fit in 30 s: APIs and workers (gunicorn's graceful_timeout is
+# 10 s) 12 s, Kafka 10 s, PostgreSQL 6 s; the supervisor keeps the total.
+API_GRACE, KAFKA_GRACE, PG_GRACE = 12.0, 10.0, 6.0
+SHUTDOWN_BUDGET = 30.0
+
+
+class PreflightError(Exception):
+    """The stack cannot start as configured; one line saying what to do (exit 2)."""
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    state_dir: Path
+    host: str
+    pg_port: int
+    kafka_port: int
+    api_ports: Mapping[str, int]
+    demo: bool
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.state_dir / "logs"
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return f"{self.host}:{self.kafka_port}"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> StackConfig:
+        return cls(
+            state_dir=Path(env.get("CLINIC_STATE_DIR") or REPO_ROOT / ".state").absolute(),
+            host="127.0.0.1",
+            pg_port=_port_from_env(env, "CLINIC_PG_PORT", 55432),
+            kafka_port=_port_from_env(env, "CLINIC_KAFKA_PORT", 9092),
+            api_ports={
+                svc: _port_from_env(env, f"CLINIC_{svc.upper()}_PORT", default)
+                for svc, default in DEFAULT_API_PORTS.items()
+            },
+            demo=env.get("CLINIC_DEMO", "1") != "0",
+        )
+
+
+def _port_from_env(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "")
+    if not raw:
+        return default
+    if not raw.isdigit() or not 0 < int(raw) < 65536:
+        raise PreflightError(f"{name}={raw!r} is not a port number; set it to one between 1 and 65535")
+    return int(raw)
+
+
+# --- entry point ------------------------------------------------------------
+
+
+def main() -> int:
+    try:
+        config = StackConfig.from_env(os.environ)
+        config.logs_dir.mkdir(parents=True, exist_ok=True)
+        with _logging_to(config.logs_dir / "stack.log"), _exclusive_lock(config.state_dir):
+            preflight(config)
+            return run(config)
+    except PreflightError as exc:
+        return _fail(exc, 2)
+    except (StartError, InfraError) as exc:
+        return _fail(exc, 1)
+    except KeyboardInterrupt:  # Ctrl-C before anything was started
+        return 130
+
+
+def _fail(exc: Exception, code: int) -> int:
+    print(f"make run: {exc}", file=sys.stderr, flush=True)
+    return code
+
+
+@contextmanager
+def _logging_to(stack_log: Path) -> Iterator[None]:
+    """Supervisor lines on the console (stdout) and in logs/stack.log."""
+    console = logging.StreamHandler(sys.stdout)
+    console.setFormatter(logging.Formatter("%(asctime)s [stack] %(message)s", "%H:%M:%S"))
+    logfile = logging.FileHandler(stack_log)
+    logfile.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    for handler in (console, logfile):
+        root.addHandler(handler)
+    # kafka-python narrates every admin-client connection at INFO.
+    logging.getLogger("kafka").setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for handler in (console, logfile):
+            root.removeHandler(handler)
+            handler.close()
+
+
+@contextmanager
+def _exclusive_lock(state_dir: Path) -> Iterator[None]:
+    """One `make run` per state folder: an flock the kernel drops when we die."""
+    path = state_dir / "stack.lock"
+    with open(path, "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "unknown"
+            raise PreflightError(
+                f"another `make run` (pid {holder}) is already running on {state_dir}; "
+                "stop it with Ctrl-C first, or set CLINIC_STATE_DIR to another folder"
+            ) from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"{os.getpid()}\n")
+        lock.flush()
+        yield
+
+
+# --- preflight --------------------------------------------------------------
+
+
+def preflight(config: StackConfig) -> None:
+    _check_ports(config)
+    _check_binaries(config)
+    _check_clinic_command()
+
+
+def _ports(config: StackConfig, controller_port: int) -> list[tuple[int, str, str]]:
+    """(port, what, environment variable) for every port the stack listens on."""
+    ports = [(config.api_ports[svc], f"{svc} API", f"CLINIC_{svc.upper()}_PORT") for svc in SERVICES]
+    return ports + [
+        (config.kafka_port, "Kafka", "CLINIC_KAFKA_PORT"),
+        (controller_port, "the Kafka controller", "CLINIC_KAFKA_PORT"),
+        (config.pg_port, "PostgreSQL", "CLINIC_PG_PORT"),
+    ]
+
+
+def _check_ports(config: StackConfig) -> None:
+    controller_port = LocalKafka(config.state_dir, config.kafka_port, config.host).controller_port
+    seen: dict[int, str] = {}
+    for port, what, variable in _ports(config, controller_port):
+        if port in seen:
+            raise PreflightError(f"{what} and {seen[port]} would both use port {port}; set {variable} to another port")
+        seen[port] = what
+        if not _port_free(config.host, port):
+            raise PreflightError(
+                f"port {port} ({what}) on {config.host} is already in use; "
+                f"stop what listens there or set {variable} to a free port"
+            )
+
+
+def _port_free(host: str, port: int) -> bool:
+    # SO_REUSEADDR (create_server's default), as every server here sets it:
+    # a port with only TIME_WAIT connections left is free for them too.
+    try:
+        with socket.create_server((host, port)):
+            return True
+    except OSError:
+        return False
+
+
+def _check_binaries(config: StackConfig) -> None:
+    try:
+        check_java()  # JAVA_HOME or PATH, and Java 17+
+        find_bin_dir()  # CLINIC_PG_BIN, /usr/lib/postgresql/*/bin or PATH
+    except InfraError as exc:
+        raise PreflightError(str(exc)) from None
+    lib_dir = LocalKafka(config.state_dir, config.kafka_port, config.host).lib_dir
+    if jars_marker(lib_dir) != pom_hash() and shutil.which("mvn") is None:
+        raise PreflightError("mvn not found on PATH; it fetches the Kafka jars once (apt-get install maven)")
+
+
+def clinic_command() -> Path:
+    """The `clinic` console script of the Python running us (the project venv)."""
+    return Path(sys.executable).parent / "clinic"
+
+
+def _check_clinic_command() -> None:
+    if not clinic_command().exists():
+        raise PreflightError(f"{clinic_command()} not found; start the stack with `make run`, "
+                             "which installs the project into .venv/ first")
+
+
+# --- the run ----------------------------------------------------------------
+
+
+def run(config: StackConfig) -> int:
+    pg = LocalPostgres(config.state_dir, config.pg_port, host=config.host)
+    kafka = LocalKafka(config.state_dir, config.kafka_port, host=config.host)
+    sup = Supervisor(shutdown_budget=SHUTDOWN_BUDGET)
+    with sup.handling_signals():
+        try:
+            start_all(sup, config, pg, kafka)
+            sup.run()
+        except ShutdownRequested as signal_name:
+            log.info("%s received: stopping", signal_name)
+        finally:
+            sup.shutdown()
+    log.info("everything stopped")
+    return 0
+
+
+def start_all(sup: Supervisor, config: StackConfig, pg: LocalPostgres, kafka: LocalKafka) -> None:
+    pg.ensure_initialized()
+    sup.start(ManagedProcess("postgres", pg.start, ready_fn=pg.wait_ready, stop_fn=pg.stop,
+                             tier=0, grace=PG_GRACE, log_path=config.logs_dir / "postgres.log"))
+    pg.bootstrap()
+
+    kafka.ensure_jars()
+    kafka.ensure_formatted()
+    sup.start(ManagedProcess("kafka", kafka.start, ready_fn=kafka.wait_ready, stop_fn=kafka.stop,
+                             tier=1, grace=KAFKA_GRACE, log_path=config.logs_dir / "kafka.log"))
+    kafka.ensure_topics(TOPICS)
+
+    secret_key = os.environ.get("CLINIC_SECRET_KEY") or _local_secret_key(config.state_dir)
+    services = []
+    for svc in SERVICES:
+        env = service_env(config, svc, pg.role_url(svc), secret_key)
+        services.append(_service_process(config, f"{svc}-api", api_argv(svc), env))
+        services.append(_service_process(config, f"{svc}-worker", [str(clinic_command()), "worker", svc], env))
+    for mp in services:
+        sup.start(mp)
+    wait_until_ready(sup, config, services)
+
+    credentials = demo_credentials(config, pg) if config.demo else None
+    print(summary(config, credentials), flush=True)
+
+
+def api_argv(svc: str) -> list[str]:
+    return [sys.executable, "-m", "gunicorn", "--config", "python:infra.gunicorn_conf",
+            f"services.{svc}.app:create_app()"]
+
+
+def _service_process(config: StackConfig, name: str, argv: list[str], env: dict[str, str]) -> ManagedProcess:
+    log_path = config.logs_dir / f"{name}.log"
+    return ManagedProcess(name, lambda: spawn(argv, log_path, env=env, cwd=REPO_ROOT),
+                          tier=2, grace=API_GRACE, log_path=log_path)
+
+
+def service_env(config: StackConfig, svc: str, database_url: str, secret_key: str) -> dict[str, str]:
+    """The environment of one service's API and worker: its own database role only."""
+    env = {k: v for k, v in os.environ.items() if not k.endswith("DATABASE_URL")}
+    env.update(_common_env(config))
+    env.update(
+        CLINIC_SERVICE=svc,
+        CLINIC_BIND=f"{config.host}:{config.api_ports[svc]}",
+        CLINIC_DATABASE_URL=database_url,
+        CLINIC_SECRET_KEY=secret_key,
+        PYTHONUNBUFFERED="1",  # log lines reach the log file as they happen
+    )
+    return env
+
+
+def _common_env(config: StackConfig) -> dict[str, str]:
+    """Settings every process (and `clinic`) derives its defaults from."""
+    env = {
+        "CLINIC_STATE_DIR": str(config.state_dir),
+        "CLINIC_PG_HOST": config.host,
+        "CLINIC_PG_PORT": str(config.pg_port),
+        "CLINIC_KAFKA_BOOTSTRAP": config.kafka_bootstrap,
+    }
+    env.update({f"CLINIC_{svc.upper()}_PORT": str(port) for svc, port in config.api_ports.items()})
+    return env
+
+
+def _local_secret_key(state_dir: Path) -> str:
+    """A random session-signing key per state folder, so that local sessions
+    survive restarts without everyone sharing the settings' public default."""
+    path = state_dir / "secret-key"
+    if not path.exists():
+        _write_private(path, secrets.token_urlsafe(32))
+    return path.read_text().strip()
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with open(fd, "w") as out:
+        os.fchmod(fd, 0o600)  # also when the file existed with looser modes
+        out.write(text)
+
+
+# --- readiness --------------------------------------------------------------
+
+
+def wait_until_ready(sup: Supervisor, config: StackConfig, services: list[ManagedProcess]) -> None:
+    """Until every API answers 200 on /readyz, supervising meanwhile."""
+    deadline = time.monotonic() + READY_TIMEOUT
+    pending = {svc: f"http://{config.host}:{config.api_ports[svc]}/readyz" for svc in SERVICES}
+    last_answer = dict.fromkeys(SERVICES, "no answer yet")
+    while pending:
+        for svc, url in list(pending.items()):
+            ok, last_answer[svc] = probe(url)
+            if ok:
+                log.info("%s is ready", svc)
+                del pending[svc]
+        for mp in services:
+            if mp.exits >= GIVE_UP_AFTER_EXITS:
+                raise StartError(f"{mp.name} keeps exiting ({mp.last_exit}) before the stack is ready; read {mp.log_path}")
+        if pending and time.monotonic() >= deadline:
+            svc = next(iter(pending))
+            raise StartError(
+                f"{svc} did not become ready within {READY_TIMEOUT:g} s (GET {pending[svc]}: {last_answer[svc]}); "
+                f"read {config.logs_dir / (svc + '-api.log')}"
+            )
+        if pending:
+            sup.sleep(0.5)
+
+
+def probe(url: str) -> tuple[bool, str]:
+    """(True, ...) if url answers 200; else (False, what it answered)."""
+    # No proxy: an http_proxy in the environment must not see local probes.
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(url, timeout=2) as response:
+            return response.status == 200, f"HTTP {response.status}"
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        return False, f"HTTP {exc.code}"
+    except (urllib.error.URLError, OSError) as exc:
+        return False, str(getattr(exc, "reason", exc))
+
+
+# --- demo data and the summary ----------------------------------------------
+
+
+def demo_credentials(config: StackConfig, pg: LocalPostgres) -> str | None:
+    """Seed the demo data once per state folder and return what the seed
+    printed. Keys are stored only as hashes, so the printout is kept (mode
+    600) to show again on later starts."""
+    path = config.state_dir / "demo-credentials.txt"
+    if path.exists():
+        return path.read_text()
+    seed_log = config.logs_dir / "demo-seed.log"
+    env = {k: v for k, v in os.environ.items() if not k.endswith("DATABASE_URL")}
+    env.update(_common_env(config), CLINIC_ADMIN_DATABASE_URL=pg.admin_url())
+    log.info("seeding demo data (CLINIC_DEMO=0 skips this)")
+    with open(seed_log, "ab") as errors:
+        result = subprocess.run([str(clinic_command()), "demo", "seed"], env=env, cwd=REPO_ROOT,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors,
+                                timeout=SEED_TIMEOUT, process_group=0)
+    if result.returncode != 0:
+        log.warning("demo seed failed (exit code %d); the stack runs without demo data; read %s",
+                    result.returncode, seed_log)
+        return None
+    text = result.stdout.decode()
+    _write_private(path, text)
+    return text
+
+
+def summary(config: StackConfig, credentials: str | None) -> str:
+    def url(svc: str, path: str) -> str:
+        return f"http://{config.host}:{config.api_ports[svc]}{path}"
+
+    lines = [
+        "",
+        "Clinic referral stack is running. Ctrl-C stops it.",
+        f"  kiosk page     {url('intake', '/kiosk')}",
+        f"  queue page     {url('referral', '/queue')}",
+        "  OpenAPI        " + "  ".join(url(svc, "/openapi.json") for svc in SERVICES),
+        f"  Kafka          {config.kafka_bootstrap}",
+        f"  PostgreSQL     {config.host}:{config.pg_port}, database clinic",
+        f"  logs           {config.logs_dir}/",
+        f"  credentials    {clinic_command()} kiosk add NAME | staff add NAME --role scheduler|admin",
+    ]
+    if credentials:
+        lines += ["", f"Demo credentials (kept in {config.state_dir / 'demo-credentials.txt'}):",
+                  credentials.rstrip()]
+    elif config.demo:
+        lines += ["", "No demo data: the demo seed failed (see logs/demo-seed.log)."]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

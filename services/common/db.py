@@ -1,0 +1,78 @@
+"""Connection pools and per-service SQL migrations."""
+from __future__ import annotations
+
+import logging
+from importlib import resources
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+log = logging.getLogger(__name__)
+
+# How long a request may wait for a connection before we answer 503: short, so that
+# kiosks see "unavailable" at once when PostgreSQL is down instead of hanging.
+POOL_TIMEOUT_S = 3.0
+CONNECT_TIMEOUT_S = 3
+
+
+def make_pool(url: str, *, max_size: int = 4, name: str = "pool") -> ConnectionPool:
+    """A pool opened without waiting, so a process starts even while the database is down."""
+    pool = ConnectionPool(
+        url,
+        min_size=1,
+        max_size=max_size,
+        open=False,
+        name=name,
+        timeout=POOL_TIMEOUT_S,
+        reconnect_timeout=0,  # keep trying forever; readiness reports the outage
+        check=ConnectionPool.check_connection,  # drop connections killed by a PostgreSQL restart
+        kwargs={"connect_timeout": CONNECT_TIMEOUT_S, "application_name": name},
+    )
+    pool.open(wait=False)
+    return pool
+
+
+def connect(url: str, **kwargs) -> psycopg.Connection:
+    return psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT_S, **kwargs)
+
+
+def _sql_files(package: str) -> list[tuple[str, str]]:
+    folder = resources.files(package).joinpath("migrations")
+    files = sorted(f for f in folder.iterdir() if f.name.endswith(".sql"))
+    return [(f.name.removesuffix(".sql"), f.read_text(encoding="utf-8")) for f in files]
+
+
+def migration_files(package: str, schema: str) -> list[tuple[str, str]]:
+    """(version, sql) pairs: the shared outbox/inbox tables first, then `<package>/migrations/NNN_*.sql`."""
+    shared = [(v, sql.replace("{schema}", schema)) for v, sql in _sql_files("services.common")]
+    return shared + _sql_files(package)
+
+
+def apply_migrations(conn: psycopg.Connection, schema: str, package: str) -> list[str]:
+    """Apply pending migrations in one transaction.
+
+    The advisory lock makes a second process that starts at the same moment wait
+    and then find nothing left to do, instead of racing on CREATE TABLE.
+    """
+    applied: list[str] = []
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"migrations:{schema}",))
+        conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {schema}.schema_migrations ("
+            " version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        done = {r[0] for r in conn.execute(f"SELECT version FROM {schema}.schema_migrations")}
+        for version, sql in migration_files(package, schema):
+            if version in done:
+                continue
+            conn.execute(sql)
+            conn.execute(f"INSERT INTO {schema}.schema_migrations (version) VALUES (%s)", (version,))
+            applied.append(version)
+    if applied:
+        log.info("migrations applied", extra={"schema": schema, "versions": applied})
+    return applied
+
+
+def pending_migrations(conn: psycopg.Connection, schema: str, package: str) -> list[str]:
+    done = {r[0] for r in conn.execute(f"SELECT version FROM {schema}.schema_migrations")}
+    return [v for v, _ in migration_files(package, schema) if v not in done]

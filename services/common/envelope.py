@@ -1,0 +1,81 @@
+"""CloudEvents 1.0 envelope (structured JSON mode) and W3C trace context."""
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import uuid
+from datetime import datetime, timezone
+
+from marshmallow import INCLUDE, Schema, ValidationError, fields, validate
+
+TRACEPARENT_RE = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
+
+
+class InvalidEvent(Exception):
+    """A message that can never be processed: it goes to the dead-letter topic."""
+
+
+class CloudEventSchema(Schema):
+    class Meta:
+        unknown = INCLUDE  # CloudEvents allows extension attributes
+
+    specversion = fields.String(required=True, validate=validate.Equal("1.0"))
+    id = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    source = fields.String(required=True, validate=validate.Length(min=1))
+    type = fields.String(required=True, validate=validate.Length(min=1))
+    time = fields.AwareDateTime(required=True, format="iso")
+    subject = fields.String(required=True)
+    datacontenttype = fields.String(required=True, validate=validate.Equal("application/json"))
+    data = fields.Dict(required=True)
+
+
+def new_event(*, type: str, source: str, subject: str, data: dict, event_id: str | None = None) -> dict:
+    return {
+        "specversion": "1.0",
+        "id": event_id or str(uuid.uuid4()),
+        "source": source,
+        "type": type,
+        "time": datetime.now(timezone.utc).isoformat(),
+        "subject": subject,
+        "datacontenttype": "application/json",
+        "data": data,
+    }
+
+
+def encode(event: dict) -> bytes:
+    return json.dumps(event, separators=(",", ":"), default=str).encode()
+
+
+def decode(value: bytes | None) -> dict:
+    """Parse and validate a message value; raise InvalidEvent naming what is wrong."""
+    if value is None:
+        raise InvalidEvent("empty message value")
+    try:
+        raw = json.loads(value)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidEvent(f"not JSON: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise InvalidEvent("event is not a JSON object")
+    try:
+        CloudEventSchema().load(raw)
+    except ValidationError as exc:
+        raise InvalidEvent(f"not a CloudEvent: {json.dumps(exc.messages, sort_keys=True)}") from exc
+    return raw
+
+
+def new_traceparent() -> str:
+    return f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
+
+
+def child_traceparent(parent: str | None) -> str:
+    """Same trace id (one report across three services), a new span id for this hop."""
+    match = TRACEPARENT_RE.match(parent or "")
+    if not match:
+        return new_traceparent()
+    return f"00-{match.group(1)}-{secrets.token_hex(8)}-{match.group(3)}"
+
+
+def trace_id(traceparent: str | None) -> str | None:
+    match = TRACEPARENT_RE.match(traceparent or "")
+    return match.group(1) if match else None

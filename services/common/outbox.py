@@ -1,0 +1,147 @@
+"""Transactional outbox: events are written with the state they announce, then relayed.
+
+Each service schema has the same table (created by its first migration):
+
+    outbox(id bigserial PK, event_id uuid UNIQUE, topic, key, payload jsonb,
+           traceparent, created_at, sent_at)
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from . import envelope, metrics
+from .db import connect
+from .kafka_io import make_producer
+
+log = logging.getLogger(__name__)
+
+BATCH_SIZE = 500
+IDLE_WAIT_S = 1.0  # fallback poll when a NOTIFY was missed (e.g. while reconnecting)
+
+
+def outbox_channel(schema: str) -> str:
+    return f"{schema}_outbox"
+
+
+def add_event(cur: psycopg.Cursor, schema: str, *, topic: str, key: str, event: dict, traceparent: str) -> None:
+    """Record an event in the caller's transaction; NOTIFY is delivered only if it commits."""
+    cur.execute(
+        f"INSERT INTO {schema}.outbox (event_id, topic, key, payload, traceparent)"
+        " VALUES (%s, %s, %s, %s, %s)",
+        (event["id"], topic, key, Jsonb(event), traceparent),
+    )
+    cur.execute(f"NOTIFY {outbox_channel(schema)}")
+
+
+def unsent_count(conn: psycopg.Connection, schema: str) -> int:
+    return conn.execute(f"SELECT count(*) FROM {schema}.outbox WHERE sent_at IS NULL").fetchone()[0]
+
+
+class OutboxRelay:
+    """Publishes unsent outbox rows with an idempotent producer, then marks them sent.
+
+    Rows are claimed with FOR UPDATE SKIP LOCKED so that several relays (one per worker
+    process) share the work without publishing the same row concurrently. A crash after
+    publishing but before marking re-publishes the row: consumers deduplicate by event id.
+    """
+
+    def __init__(self, database_url: str, schema: str, kafka_bootstrap: str, client_id: str):
+        self.database_url = database_url
+        self.schema = schema
+        self.kafka_bootstrap = kafka_bootstrap
+        self.client_id = client_id
+        self._producer = None
+
+    def run(self, stop: threading.Event) -> None:
+        backoff = 0.5
+        while not stop.is_set():
+            try:
+                self._run_connected(stop)
+                backoff = 0.5
+            except (psycopg.OperationalError, OSError) as exc:
+                log.warning("outbox relay waiting for the database", extra={"error": str(exc)})
+            except Exception:  # a broker outage or a bug: log, back off, go on
+                log.exception("outbox relay failed; retrying")
+            stop.wait(backoff)
+            backoff = min(backoff * 2, 5.0)
+        self._close_producer()
+
+    def _run_connected(self, stop: threading.Event) -> None:
+        with connect(self.database_url, autocommit=True) as listen_conn, connect(self.database_url) as conn:
+            listen_conn.execute(f"LISTEN {outbox_channel(self.schema)}")
+            while not stop.is_set():
+                while self.publish_batch(conn) == BATCH_SIZE and not stop.is_set():
+                    pass
+                metrics.OUTBOX_UNSENT.labels(self.schema).set(unsent_count(conn, self.schema))
+                conn.commit()
+                # Wake on NOTIFY; the timeout is only a safety net.
+                for _ in listen_conn.notifies(timeout=IDLE_WAIT_S, stop_after=1):
+                    pass
+
+    def producer(self):
+        if self._producer is None:
+            self._producer = make_producer(self.kafka_bootstrap, self.client_id)
+        return self._producer
+
+    def publish_batch(self, conn: psycopg.Connection) -> int:
+        with conn.transaction():
+            rows = conn.execute(
+                f"SELECT id, topic, key, payload, traceparent FROM {self.schema}.outbox"
+                " WHERE sent_at IS NULL ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
+                (BATCH_SIZE,),
+            ).fetchall()
+            if not rows:
+                return 0
+            try:
+                producer = self.producer()
+                futures = [
+                    producer.send(
+                        topic,
+                        key=key.encode(),
+                        value=envelope.encode(payload),
+                        headers=[("traceparent", (tp or "").encode()), ("content-type", b"application/cloudevents+json")],
+                    )
+                    for _id, topic, key, payload, tp in rows
+                ]
+                producer.flush(timeout=30)
+                for future in futures:
+                    future.get(timeout=30)  # raises if any send failed: the whole batch is retried
+            except Exception:
+                # Recreate the producer after a failure so its idempotence state starts clean.
+                self._close_producer()
+                raise
+            conn.execute(
+                f"UPDATE {self.schema}.outbox SET sent_at = now() WHERE id = ANY(%s)",
+                ([r[0] for r in rows],),
+            )
+        metrics.EVENTS_PUBLISHED.labels(self.schema).inc(len(rows))
+        return len(rows)
+
+    def _close_producer(self) -> None:
+        if self._producer is not None:
+            try:
+                self._producer.close(timeout=5)
+            except Exception:
+                log.warning("producer close failed", exc_info=True)
+            self._producer = None
+
+
+def start_relay_thread(relay: OutboxRelay, stop: threading.Event) -> threading.Thread:
+    thread = threading.Thread(target=relay.run, args=(stop,), name=f"outbox-relay-{relay.schema}", daemon=True)
+    thread.start()
+    return thread
+
+
+def wait_until_drained(conn: psycopg.Connection, schema: str, timeout: float) -> bool:
+    """Test and ops helper: True once every outbox row is sent."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if unsent_count(conn, schema) == 0:
+            return True
+        time.sleep(0.2)
+    return False

@@ -1,0 +1,130 @@
+"""The Flask scaffolding every service shares: app + OpenAPI, pool, errors, health, metrics."""
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+
+from flask import Blueprint, Flask, Response, g, jsonify, request
+from flask_smorest import Api
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from psycopg_pool import ConnectionPool
+
+from . import metrics
+from .db import apply_migrations, make_pool
+from .errors import register_error_handlers
+from .logs import configure_logging
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 64 * 1024
+
+
+@dataclass
+class ServiceContext:
+    settings: Settings
+    pool: ConnectionPool
+    migrations_package: str
+    migrated: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def ensure_migrated(self) -> None:
+        """Apply migrations once; retried lazily by /readyz while the database is down."""
+        if self.migrated:
+            return
+        with self._lock:
+            if self.migrated:
+                return
+            with self.pool.connection() as conn:
+                apply_migrations(conn, self.settings.service, self.migrations_package)
+            self.migrated = True
+
+
+def kafka_reachable(bootstrap: str, timeout: float = 1.0) -> bool:
+    for address in bootstrap.split(","):
+        host, _, port = address.strip().rpartition(":")
+        try:
+            with socket.create_connection((host, int(port)), timeout=timeout):
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def health_blueprint(ctx: ServiceContext) -> Blueprint:
+    bp = Blueprint("health", __name__)
+
+    @bp.get("/healthz")
+    def healthz():
+        return jsonify(status="ok")
+
+    @bp.get("/readyz")
+    def readyz():
+        checks = {"database": "ok", "migrations": "ok", "kafka": "ok"}
+        try:
+            ctx.ensure_migrated()
+            with ctx.pool.connection(timeout=2) as conn:
+                conn.execute("SELECT 1")
+        except Exception as exc:  # any failure here means "not ready", never a 500
+            checks["database"] = f"unavailable: {type(exc).__name__}"
+            checks["migrations"] = "ok" if ctx.migrated else "pending"
+        if not kafka_reachable(ctx.settings.kafka_bootstrap):
+            checks["kafka"] = "unreachable"
+        ready = all(v == "ok" for v in checks.values())
+        return jsonify(status="ready" if ready else "not_ready", checks=checks), 200 if ready else 503
+
+    @bp.get("/metrics")
+    def prometheus_metrics():
+        return Response(generate_latest(), mimetype=CONTENT_TYPE_LATEST)
+
+    return bp
+
+
+def _instrument(app: Flask, service: str) -> None:
+    @app.before_request
+    def start_timer():
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def record(response):
+        endpoint = request.url_rule.rule if request.url_rule else "unmatched"
+        metrics.HTTP_REQUESTS.labels(service, endpoint, request.method, response.status_code).inc()
+        if "started" in g:
+            metrics.HTTP_LATENCY.labels(service, endpoint, request.method).observe(time.perf_counter() - g.started)
+        return response
+
+
+def build_app(settings: Settings, *, title: str, migrations_package: str, import_name: str) -> Flask:
+    configure_logging(settings.service)
+    app = Flask(import_name)
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Strict",
+        SESSION_COOKIE_NAME=f"clinic_{settings.service}_session",
+        API_TITLE=title,
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH=None,
+        JSON_SORT_KEYS=False,
+    )
+    pool = make_pool(settings.database_url, name=f"{settings.service}-api")
+    ctx = ServiceContext(settings=settings, pool=pool, migrations_package=migrations_package)
+    app.extensions["clinic"] = ctx
+    api = Api(app, spec_kwargs={"components": {"securitySchemes": {
+        "bearer": {"type": "http", "scheme": "bearer"}}}, "security": [{"bearer": []}]})
+    app.extensions["clinic_api"] = api
+    register_error_handlers(app)  # after Api(): ours replace flask-smorest's error format
+    app.register_blueprint(health_blueprint(ctx))
+    _instrument(app, settings.service)
+    try:
+        ctx.ensure_migrated()
+    except Exception as exc:
+        log.warning("migrations deferred: database unavailable", extra={"error": type(exc).__name__})
+    return app

@@ -1,0 +1,65 @@
+"""A service worker process: the outbox relay in a thread, the inbox consumer in the main thread."""
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+
+from .db import apply_migrations, make_pool
+from .inbox import Handler, InboxConsumer
+from .logs import configure_logging
+from .outbox import OutboxRelay, start_relay_thread
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def migrate_when_possible(pool, schema: str, package: str, stop: threading.Event) -> None:
+    delay = 0.5
+    while not stop.is_set():
+        try:
+            with pool.connection() as conn:
+                apply_migrations(conn, schema, package)
+            return
+        except Exception as exc:
+            log.warning("waiting for the database to apply migrations", extra={"error": type(exc).__name__})
+            stop.wait(delay)
+            delay = min(delay * 2, 5.0)
+
+
+def install_stop_signals(stop: threading.Event) -> None:
+    def handle(signum, _frame):
+        log.info("stopping", extra={"signal": signum})
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
+
+
+def run_worker(settings: Settings, *, migrations_package: str, handlers: dict[str, Handler],
+               stop: threading.Event | None = None) -> None:
+    configure_logging(settings.service)
+    stop = stop or threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        install_stop_signals(stop)
+    pool = make_pool(settings.database_url, max_size=2, name=f"{settings.service}-worker")
+    try:
+        migrate_when_possible(pool, settings.service, migrations_package, stop)
+        relay = OutboxRelay(settings.database_url, settings.service, settings.kafka_bootstrap,
+                            client_id=f"{settings.service}-relay")
+        relay_thread = start_relay_thread(relay, stop)
+        log.info("worker started", extra={"topics": list(handlers)})
+        consumer = InboxConsumer(service=settings.service, pool=pool, kafka_bootstrap=settings.kafka_bootstrap,
+                                 group_id=f"clinic-{settings.service}", handlers=handlers)
+        while handlers and not stop.is_set():
+            try:
+                consumer.run(stop)
+            except Exception as exc:  # broker unreachable at start, or a lost connection
+                log.warning("consumer restarting", extra={"error": f"{type(exc).__name__}: {exc}"})
+                stop.wait(2.0)
+        stop.wait()
+        stop.set()
+        relay_thread.join(timeout=15)
+    finally:
+        pool.close()
+        log.info("worker stopped")

@@ -1,0 +1,80 @@
+"""GET /kiosk, the touch-screen form patients fill in, and GET /kiosk/setup, where staff
+store the kiosk key on the device once.
+
+Both are static pages: kiosk.js sends the report to POST /v1/reports with the key kept in
+the browser's localStorage, so no patient data and no key ever pass through these routes.
+The choices offered come from the API schema's enumerations, so the form cannot drift from it.
+"""
+from __future__ import annotations
+
+from flask import Blueprint, render_template
+
+from . import schemas
+
+kiosk_blp = Blueprint(
+    "kiosk", __name__,
+    template_folder="templates",
+    static_folder="static",
+    static_url_path="/kiosk/static",
+)
+
+# Plain words for the schema's values, in the order the schema lists them.
+LOCATION_WORDS = {
+    "groin": "Groin",
+    "inner_hip": "Inside of the hip",
+    "outer_hip": "Outside of the hip",
+    "upper_thigh": "Upper thigh",
+    "buttock": "Buttock",
+}
+SIDE_WORDS = {"left": "Left hip", "right": "Right hip", "both": "Both hips"}
+ONSET_WORDS = {"sudden": "Suddenly", "gradual": "Gradually, over time"}
+MEASURE_WORDS = {
+    "rest": "Rest",
+    "activity_reduction": "Doing less sport or activity",
+    "ice": "Ice on the sore area",
+    "stretching": "Stretching",
+    "strengthening": "Strengthening exercises",
+}
+# The 0-10 numeric rating scale of PainSchema.severity, one big button per number.
+SEVERITIES = range(0, 11)
+
+# A page may only load its own files, and may only talk to its own origin: a script
+# injected into a shared kiosk must not be able to send patient data or the key elsewhere.
+# form-action 'none': the form is only ever sent by kiosk.js, never as a native GET that
+# would put patient data in a URL.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "connect-src 'self'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'"
+)
+
+
+def _choices(values: tuple[str, ...], words: dict[str, str]) -> list[tuple[str, str]]:
+    return [(value, words[value]) for value in values]
+
+
+@kiosk_blp.get("/kiosk")
+def kiosk_form():
+    return render_template(
+        "kiosk.html",
+        page="form",
+        locations=_choices(schemas.PAIN_LOCATIONS, LOCATION_WORDS),
+        sides=_choices(schemas.SIDES, SIDE_WORDS),
+        onsets=_choices(schemas.ONSETS, ONSET_WORDS),
+        measures=_choices(schemas.HOME_CARE_MEASURES, MEASURE_WORDS),
+        severities=[(str(n), str(n)) for n in SEVERITIES],
+        limits={"mrn": schemas.MRN_MAX, "name": schemas.NAME_MAX, "sport": schemas.SPORT_MAX,
+                "days": schemas.HOME_CARE_DAYS_MAX},
+    )
+
+
+@kiosk_blp.get("/kiosk/setup")
+def kiosk_setup():
+    return render_template("kiosk.html", page="setup")
+
+
+@kiosk_blp.after_request
+def _page_headers(response):
+    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response

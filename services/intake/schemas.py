@@ -1,0 +1,366 @@
+"""Request schemas of the intake API: the symptom report a kiosk sends to `POST /v1/reports`.
+
+Validation is strict on purpose: kiosks are third-party clients, and a value that
+marshmallow would quietly coerce ("7" -> 7, 1 -> True, 7.5 -> 7) could change a
+triage decision. Every schema refuses unknown keys.
+
+"Today" (UTC) bounds two dates. It comes from a callable so tests can pin it:
+`ReportSchema(today=lambda: date(2026, 11, 26))`; the default is `utc_today`.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates, validates_schema
+
+PAIN_LOCATIONS = ("groin", "inner_hip", "outer_hip", "upper_thigh", "buttock")
+SIDES = ("left", "right", "both")
+ONSETS = ("sudden", "gradual")
+HOME_CARE_MEASURES = ("rest", "activity_reduction", "ice", "stretching", "strengthening")
+IMPROVING = ("yes", "no", "not_tried")
+
+MRN_MAX = 64
+NAME_MAX = 100
+SPORT_MAX = 60
+MAX_AGE_YEARS = 130
+HOME_CARE_DAYS_MAX = 3650
+
+# `date.fromisoformat` also takes "20261120" and "2026-W47-5"; the contract means calendar dates.
+_CALENDAR_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+# E.164: a plus, a country code that does not start with 0, at most 15 digits in all.
+_E164 = re.compile(r"\+[1-9][0-9]{6,14}")
+_PHONE_SEPARATORS = str.maketrans("", "", " -.()")
+
+REPORT_EXAMPLE = {
+    "patient": {
+        "mrn": "MRN-0042",
+        "given_name": "Ana",
+        "family_name": "Silva",
+        "birth_date": "1991-04-02",
+        "phone": "+15550100",
+    },
+    "activity": {"sport": "running", "high_impact": True},
+    "pain": {
+        "locations": ["groin"],
+        "side": "left",
+        "severity": 8,
+        "onset": "sudden",
+        "started_on": "2026-11-20",
+        "direct_trauma": True,
+    },
+    "function": {"joint_locking": False, "instability": False, "persistent_dysfunction": False},
+    "home_care": {"measures": ["rest", "ice"], "days": 21, "improving": "no"},
+}
+
+
+def utc_today() -> date:
+    """Today's calendar date in UTC, the contract's meaning of "today"."""
+    return datetime.now(UTC).date()
+
+
+def _years_before(day: date, years: int) -> date:
+    try:
+        return day.replace(year=day.year - years)
+    except ValueError:  # 29 February in a year without one
+        return day.replace(year=day.year - years, day=28)
+
+
+def _check_past_date(value: date, today: date) -> None:
+    """A date that has happened: not later than tomorrow in UTC, not beyond a lifetime ago."""
+    # Tomorrow, because a kiosk east of UTC may already be a day ahead (contract: started_on).
+    latest = today + timedelta(days=1)
+    if value > latest:
+        raise ValidationError(f"Cannot be in the future (latest: {latest.isoformat()}).")
+    if value < _years_before(today, MAX_AGE_YEARS):
+        raise ValidationError(f"Cannot be more than {MAX_AGE_YEARS} years ago.")
+
+
+# --- fields ---------------------------------------------------------------------------
+
+
+class _Text(fields.String):
+    """One line of text: surrounding spaces trimmed, blank refused.
+
+    Control characters and lone surrogates are refused because they cannot be shown on
+    a kiosk or a scheduler's page, and PostgreSQL rejects NUL in text outright.
+    """
+
+    default_error_messages = {
+        "invalid": "Must be text.",
+        "blank": "Must not be blank.",
+        "control": "Must not contain line breaks or control characters.",
+    }
+
+    def _deserialize(self, value, attr, data, **kwargs) -> str:
+        if not isinstance(value, str):  # String would also take bytes
+            raise self.make_error("invalid")
+        text = value.strip()
+        if not text:
+            raise self.make_error("blank")
+        if any(unicodedata.category(char) in ("Cc", "Cs") for char in text):
+            raise self.make_error("control")
+        return text
+
+
+class _Choice(fields.String):
+    """A string from a fixed list; a wrong type gets the same helpful message as a wrong value."""
+
+    def __init__(self, choices: tuple[str, ...], **kwargs):
+        message = "Must be one of: " + ", ".join(choices) + "."
+        error_messages = {"invalid": message, **kwargs.pop("error_messages", {})}
+        super().__init__(validate=validate.OneOf(choices, error=message), error_messages=error_messages, **kwargs)
+
+
+class _Phone(fields.String):
+    """An international (E.164) number; spaces, dashes, dots and brackets are dropped."""
+
+    default_error_messages = {
+        "invalid": "Must be a phone number in international format, like +15550100.",
+    }
+
+    def _deserialize(self, value, attr, data, **kwargs) -> str:
+        if not isinstance(value, str):
+            raise self.make_error("invalid")
+        number = value.translate(_PHONE_SEPARATORS)
+        if not _E164.fullmatch(number):
+            raise self.make_error("invalid")
+        return number
+
+
+class _StrictBoolean(fields.Boolean):
+    """Only JSON true/false: marshmallow's Boolean would also take "yes", 1, "off"..."""
+
+    default_error_messages = {"invalid": "Must be true or false."}
+
+    def _deserialize(self, value, attr, data, **kwargs) -> bool:
+        if value is True or value is False:
+            return value
+        raise self.make_error("invalid")
+
+
+def _yes_no_unsure(description: str) -> _StrictBoolean:
+    # null means "not sure", but the question must have been asked, so the key is required.
+    return _StrictBoolean(
+        required=True,
+        allow_none=True,
+        error_messages={
+            "invalid": "Must be true, false or null (not sure).",
+            "required": "This field is required (send null for not sure).",
+        },
+        metadata={"description": description + " null means not sure.", "example": False},
+    )
+
+
+class _CalendarDate(fields.Date):
+    default_error_messages = {"invalid": "Must be a date in the form YYYY-MM-DD."}
+
+    def _deserialize(self, value, attr, data, **kwargs) -> date:
+        if not isinstance(value, str) or not _CALENDAR_DATE.fullmatch(value):
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+def _whole_number(low: int, high: int, **kwargs) -> fields.Integer:
+    message = f"Must be a whole number from {low} to {high}."
+    # strict: "7" and 7.5 are refused; marshmallow's Number already refuses true/false.
+    return fields.Integer(
+        strict=True,
+        validate=validate.Range(min=low, max=high, error=message),
+        error_messages={"invalid": message},
+        **kwargs,
+    )
+
+
+def _distinct(message: str) -> Callable[[list], None]:
+    def check(values: list) -> None:
+        if len(set(values)) != len(values):
+            raise ValidationError(message)
+
+    return check
+
+
+# --- schemas --------------------------------------------------------------------------
+
+
+class _StrictSchema(Schema):
+    """Refuses unknown keys and carries the injectable clock."""
+
+    # No Meta.title/description on these schemas: apispec then omits `additionalProperties: false`.
+    # Sections are described on the Nested fields instead.
+    class Meta:
+        unknown = RAISE
+
+    def __init__(self, *args, today: Callable[[], date] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._use_clock(today or utc_today)
+
+    def _use_clock(self, today: Callable[[], date]) -> None:
+        # marshmallow builds nested schemas itself, so hand them the same clock.
+        self.today = today
+        for field in self.fields.values():
+            if isinstance(field, fields.Nested) and isinstance(field.schema, _StrictSchema):
+                field.schema._use_clock(today)
+
+
+class PatientSchema(_StrictSchema):
+    mrn = _Text(
+        required=True,
+        validate=validate.Length(max=MRN_MAX, error=f"Must be at most {MRN_MAX} characters."),
+        metadata={"description": "Medical record number, as printed on the patient's card.", "example": "MRN-0042"},
+    )
+    given_name = _Text(
+        required=True,
+        validate=validate.Length(max=NAME_MAX, error=f"Must be at most {NAME_MAX} characters."),
+        metadata={"description": "Given (first) name.", "example": "Ana"},
+    )
+    family_name = _Text(
+        required=True,
+        validate=validate.Length(max=NAME_MAX, error=f"Must be at most {NAME_MAX} characters."),
+        metadata={"description": "Family name.", "example": "Silva"},
+    )
+    birth_date = _CalendarDate(
+        required=True,
+        metadata={
+            "description": f"Date of birth. Not later than tomorrow in UTC, not more than {MAX_AGE_YEARS} years ago.",
+            "example": "1991-04-02",
+        },
+    )
+    phone = _Phone(
+        load_default=None,
+        metadata={
+            "description": "Optional phone number in international (E.164) format; spaces and dashes are dropped.",
+            "example": "+15550100",
+        },
+    )
+
+    @validates("birth_date")
+    def _plausible_birth_date(self, value: date, **_kwargs) -> None:
+        _check_past_date(value, self.today())
+
+
+class ActivitySchema(_StrictSchema):
+    sport = _Text(
+        required=True,
+        validate=validate.Length(max=SPORT_MAX, error=f"Must be at most {SPORT_MAX} characters."),
+        metadata={"description": "Main sport or activity, in the patient's words.", "example": "running"},
+    )
+    high_impact = _StrictBoolean(
+        required=True,
+        metadata={"description": "Whether it is high-impact (running, jumping, field sports).", "example": True},
+    )
+
+
+class PainSchema(_StrictSchema):
+    locations = fields.List(
+        _Choice(PAIN_LOCATIONS),
+        required=True,
+        validate=[
+            validate.Length(min=1, max=5, error="Must list 1 to 5 locations."),
+            _distinct("Each location may be listed only once."),
+        ],
+        error_messages={"invalid": "Must be a list of locations."},
+        metadata={
+            "description": "Where it hurts: 1 to 5 different locations.",
+            "example": ["groin"],
+            "uniqueItems": True,
+        },
+    )
+    side = _Choice(SIDES, required=True, metadata={"description": "Which hip.", "example": "left"})
+    severity = _whole_number(
+        0, 10, required=True,
+        metadata={"description": "Pain on the 0-10 numeric rating scale (7-10 is severe).", "example": 8},
+    )
+    onset = _Choice(
+        ONSETS, required=True,
+        metadata={"description": "Whether the pain came on suddenly or gradually.", "example": "sudden"},
+    )
+    started_on = _CalendarDate(
+        required=True,
+        metadata={
+            "description": "When the pain started. Not later than tomorrow in UTC (kiosks sit in many time zones).",
+            "example": "2026-11-20",
+        },
+    )
+    direct_trauma = _yes_no_unsure("Whether a fall, collision or blow to the hip came first.")
+
+    @validates("started_on")
+    def _plausible_start(self, value: date, **_kwargs) -> None:
+        _check_past_date(value, self.today())
+
+
+class FunctionSchema(_StrictSchema):
+    joint_locking = _yes_no_unsure("Whether the hip locks or catches.")
+    instability = _yes_no_unsure('Whether the hip "gives way".')
+    persistent_dysfunction = _yes_no_unsure("Whether running, walking or climbing stairs has been hard for weeks.")
+
+
+class HomeCareSchema(_StrictSchema):
+    measures = fields.List(
+        _Choice(HOME_CARE_MEASURES),
+        required=True,
+        validate=_distinct("Each measure may be listed only once."),
+        error_messages={"invalid": "Must be a list of measures."},
+        metadata={
+            "description": "Measures tried at home, each at most once; may be empty.",
+            "example": ["rest", "ice"],
+            "uniqueItems": True,
+        },
+    )
+    days = _whole_number(
+        0, HOME_CARE_DAYS_MAX, required=True,
+        metadata={"description": "For how many days the measures have been tried.", "example": 21},
+    )
+    improving = _Choice(
+        IMPROVING, required=True,
+        metadata={"description": "Whether the pain improves with the measures.", "example": "no"},
+    )
+
+    # Not skipped on field errors, so that a wrong `days` does not hide a wrong `improving`;
+    # each check looks only at values that passed their own validation.
+    @validates_schema(skip_on_field_errors=False)
+    def _consistent(self, data: dict, **_kwargs) -> None:
+        if "measures" not in data:
+            return
+        errors = {}
+        if not data["measures"]:
+            if data.get("days", 0) != 0:
+                errors["days"] = ["Must be 0 when no home care measures were tried."]
+            if data.get("improving", "not_tried") != "not_tried":
+                errors["improving"] = ["Must be not_tried when no home care measures were tried."]
+        elif data.get("improving") == "not_tried":
+            errors["improving"] = ["Must be yes or no when home care measures were tried."]
+        if errors:
+            raise ValidationError(errors)
+
+
+class ReportSchema(_StrictSchema):
+    """The body of `POST /v1/reports`. Load it to get plain dicts with `datetime.date` values."""
+
+    patient = fields.Nested(PatientSchema, required=True, metadata={"description": "Who the report is about."})
+    activity = fields.Nested(ActivitySchema, required=True, metadata={"description": "The patient's sport."})
+    pain = fields.Nested(PainSchema, required=True, metadata={"description": "Where and how it hurts."})
+    function = fields.Nested(
+        FunctionSchema,
+        required=True,
+        metadata={"description": "How the hip works: true, false, or null for not sure; every key is required."},
+    )
+    home_care = fields.Nested(
+        HomeCareSchema,
+        required=True,
+        metadata={
+            "description": "What was tried at home. With no measures, days is 0 and improving is not_tried; "
+            "with some, improving is yes or no."
+        },
+    )
+
+    @validates_schema(skip_on_field_errors=False)
+    def _pain_after_birth(self, data: dict, **_kwargs) -> None:
+        # Only valid values reach here; a section with errors may be partial or absent.
+        born = (data.get("patient") or {}).get("birth_date")
+        started = (data.get("pain") or {}).get("started_on")
+        if born and started and started < born:
+            raise ValidationError({"pain": {"started_on": ["Cannot be before the birth date."]}})

@@ -1,0 +1,598 @@
+/* The kiosk pages, in plain JavaScript (no framework, no build step).
+
+   /kiosk/setup: staff paste the kiosk key once; it is checked and kept in localStorage.
+   /kiosk: the patient form. It sends POST /v1/reports with that key, shows a 422's field
+   errors next to their fields, and then polls GET /v1/reports/<id> for the outcome.
+
+   The kiosk is shared: patient data lives only in the form and the outcome screen, and both
+   are cleared after sending, on "Start a new report", and after inactivity. */
+(function () {
+  "use strict";
+
+  const KEY_STORAGE = "clinic.kioskKey";
+  const POLL_MS = 2000;
+  const REQUEST_TIMEOUT_MS = 15000;
+  const OUTCOME_IDLE_MS = 2 * 60 * 1000;
+  const FORM_IDLE_MS = 3 * 60 * 1000;
+  const FORM_IDLE_GRACE_MS = 30 * 1000;
+  const SLOW_OUTCOME_MS = 60 * 1000;
+  // The kiosk stops polling once the patient has what they came for; a waitlisted referral
+  // may still be booked later, but the clinic contacts the patient then.
+  const SETTLED = ["referred", "waitlisted", "closed"];
+
+  const CARE_WORDS = {
+    urgent: "See a clinician promptly",
+    specialist: "See a specialist",
+    self_care: "Care for it at home",
+  };
+
+  const $ = (id) => document.getElementById(id);
+
+  // --- the stored key ----------------------------------------------------------------
+  // localStorage can throw (storage disabled, private mode): treat that as "no key".
+  function storedKey() {
+    try { return window.localStorage.getItem(KEY_STORAGE); } catch (e) { return null; }
+  }
+  function storeKey(key) { window.localStorage.setItem(KEY_STORAGE, key); }
+  function forgetKey() {
+    try { window.localStorage.removeItem(KEY_STORAGE); } catch (e) { /* nothing stored then */ }
+  }
+
+  // crypto.randomUUID exists only in secure contexts (https, localhost); kiosks on a clinic
+  // LAN may use plain http, where getRandomValues still works.
+  function uuid4() {
+    if (window.crypto.randomUUID) return window.crypto.randomUUID();
+    const b = window.crypto.getRandomValues(new Uint8Array(16));
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    const hex = Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+    return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+  }
+
+  // fetch with a deadline: a request that hangs must end in "please try again".
+  async function request(url, options) {
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), REQUEST_TIMEOUT_MS);
+    try {
+      return await fetch(url, { ...options, signal: controller.signal, cache: "no-store" });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async function jsonOrNull(response) {
+    try { return await response.json(); } catch (e) { return null; }
+  }
+
+  // =====================================================================================
+  // /kiosk/setup
+  // =====================================================================================
+  function initSetup() {
+    const form = $("setup-form");
+    const input = $("kiosk-key");
+    const error = $("kiosk-key-error");
+    const state = $("setup-state");
+    const save = $("setup-save");
+
+    function showState() {
+      const isSet = Boolean(storedKey());
+      state.textContent = isSet
+        ? "This kiosk is set up. To change its key, paste the new key below."
+        : "This kiosk is not set up yet.";
+      state.hidden = false;
+      $("setup-actions").hidden = !isSet;
+    }
+
+    function showError(message) {
+      error.textContent = message;
+      error.hidden = !message;
+      input.setAttribute("aria-invalid", message ? "true" : "false");
+      input.setAttribute("aria-describedby", message ? "kiosk-key-hint kiosk-key-error" : "kiosk-key-hint");
+      if (message) input.focus();
+    }
+
+    // An empty report tells a kiosk key from anything else without storing anything:
+    // POST /v1/reports checks the key first (401), then validates the body (422).
+    async function keyIsAccepted(key) {
+      const response = await request("/v1/reports", {
+        method: "POST",
+        headers: { "Authorization": "Bearer " + key, "Content-Type": "application/json" },
+        body: "{}",
+      });
+      if (response.status === 422) return true;
+      if (response.status === 401) return false;
+      throw new Error("unexpected status " + response.status);
+    }
+
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const key = input.value.trim();
+      if (!key) { showError("Paste the kiosk key first."); return; }
+      save.disabled = true;
+      showError("");
+      try {
+        if (!(await keyIsAccepted(key))) {
+          showError("This key was not accepted. Check that you copied all of it, and that it has not been revoked.");
+          return;
+        }
+        storeKey(key);
+        input.value = "";
+        showState();
+        state.textContent = "Saved. This kiosk is set up.";
+        $("setup-actions").querySelector("a").focus();
+      } catch (e) {
+        showError("Could not check the key (the intake service did not answer). The key was not saved; try again.");
+      } finally {
+        save.disabled = false;
+      }
+    });
+
+    $("setup-forget").addEventListener("click", () => {
+      forgetKey();
+      showState();
+      state.textContent = "The key was removed. This kiosk is not set up.";
+      input.focus();
+    });
+
+    form.hidden = false;
+    showState();
+  }
+
+  // =====================================================================================
+  // /kiosk
+  // =====================================================================================
+  function initForm() {
+    const form = $("report-form");
+    const outcome = $("outcome");
+    const sendButton = $("send");
+    const idleDialog = $("idle-dialog");
+
+    let attempt = null;       // {json, key}: the body last sent and its Idempotency-Key
+    let sending = false;
+    let poll = null;          // {reportId, timer, started, last}
+    let idleTimer = null;
+    let graceTimer = null;
+
+    // --- reading the form ----------------------------------------------------------------
+    const field = (name) => form.elements.namedItem(name);
+    const text = (name) => field(name).value.trim();
+    const checkedValue = (name) => {
+      const box = form.querySelector(`input[name="${name}"]:checked`);
+      return box ? box.value : null;
+    };
+    const checkedValues = (name) =>
+      Array.from(form.querySelectorAll(`input[name="${name}"]:checked`), (box) => box.value);
+
+    // Day, month and year boxes to YYYY-MM-DD. The API checks the date itself; an incomplete
+    // one is left out of the body (the API then says the field is required) and `local`
+    // keeps a plainer message for it.
+    function dateValue(path, local) {
+      const parts = ["day", "month", "year"].map((part) => text(`${path}.${part}`));
+      const [day, month, year] = parts;
+      if (parts.every((part) => part === "")) return undefined;
+      if (!/^\d{1,2}$/.test(day) || !/^\d{1,2}$/.test(month) || !/^\d{4}$/.test(year)) {
+        local[path] = "Enter the day, the month and the year as numbers, for example 2 4 1991.";
+        return undefined;
+      }
+      return `${year}-${month.padStart(2, "0")}-${day.padStart(2, "0")}`;
+    }
+
+    const YES_NO = { yes: true, no: false };
+    const YES_NO_UNSURE = { yes: true, no: false, unsure: null };
+
+    // Leaves out what was not answered, so the API names it as required.
+    function put(target, key, value) {
+      if (value !== undefined && value !== null && value !== "") target[key] = value;
+    }
+    function putAnswer(target, key, answer, meanings) {
+      if (answer !== null && answer in meanings) target[key] = meanings[answer];
+    }
+
+    function readForm() {
+      const local = {};
+      const patient = {}, activity = {}, pain = {}, fn = {}, homeCare = {};
+      put(patient, "mrn", text("patient.mrn"));
+      put(patient, "given_name", text("patient.given_name"));
+      put(patient, "family_name", text("patient.family_name"));
+      put(patient, "birth_date", dateValue("patient.birth_date", local));
+      put(patient, "phone", text("patient.phone"));
+
+      put(activity, "sport", text("activity.sport"));
+      putAnswer(activity, "high_impact", checkedValue("activity.high_impact"), YES_NO);
+
+      const locations = checkedValues("pain.locations");
+      if (locations.length) pain.locations = locations;
+      put(pain, "side", checkedValue("pain.side"));
+      const severity = checkedValue("pain.severity");
+      if (severity !== null) pain.severity = Number(severity);
+      put(pain, "onset", checkedValue("pain.onset"));
+      put(pain, "started_on", dateValue("pain.started_on", local));
+      putAnswer(pain, "direct_trauma", checkedValue("pain.direct_trauma"), YES_NO_UNSURE);
+
+      for (const name of ["joint_locking", "instability", "persistent_dysfunction"]) {
+        putAnswer(fn, name, checkedValue(`function.${name}`), YES_NO_UNSURE);
+      }
+
+      // Consistent by construction: nothing tried means 0 days and "not tried".
+      homeCare.measures = checkedValues("home_care.measures");
+      if (homeCare.measures.length === 0) {
+        homeCare.days = 0;
+        homeCare.improving = "not_tried";
+      } else {
+        const days = text("home_care.days");
+        if (days !== "") homeCare.days = /^\d+$/.test(days) ? Number(days) : days;
+        put(homeCare, "improving", checkedValue("home_care.improving"));
+      }
+
+      const body = { patient, activity, pain, function: fn, home_care: homeCare };
+      return { body, local };
+    }
+
+    function formHasAnswers() {
+      return Array.from(form.elements).some((el) =>
+        (el.type === "checkbox" || el.type === "radio") ? el.checked : (el.tagName === "INPUT" && el.value !== ""));
+    }
+
+    function syncHomeCare() {
+      const tried = checkedValues("home_care.measures").length > 0;
+      $("home-care-follow-up").hidden = !tried;
+    }
+
+    // --- field errors ---------------------------------------------------------------------
+    // The API's messages are written for any client; a few are said more plainly here.
+    function plainMessage(container, message) {
+      if (/^This field is required/.test(message)) {
+        return (container && container.dataset.requiredMessage) || "Please answer this question.";
+      }
+      if (container && "date" in container.dataset && /^Must be a date/.test(message)) {
+        return "Enter a real date, for example 2 4 1991.";
+      }
+      return message;
+    }
+
+    // "pain.locations.1" belongs to the "pain.locations" question: climb until one matches.
+    function containerFor(path) {
+      const parts = path ? path.split(".") : [];
+      while (parts.length) {
+        const found = form.querySelector(`[data-field="${CSS.escape(parts.join("."))}"]`);
+        if (found) return found;
+        parts.pop();
+      }
+      return null;
+    }
+
+    const inputsOf = (container) => Array.from(container.querySelectorAll("input"));
+
+    function focusTarget(container) {
+      const inputs = inputsOf(container);
+      return inputs.find((el) => el.checked) || inputs[0];
+    }
+
+    function setDescribedBy(el, id, on) {
+      const ids = (el.getAttribute("aria-describedby") || "").split(/\s+/).filter((x) => x && x !== id);
+      if (on) ids.push(id);
+      if (ids.length) el.setAttribute("aria-describedby", ids.join(" "));
+      else el.removeAttribute("aria-describedby");
+    }
+
+    function clearErrors() {
+      for (const container of form.querySelectorAll(".question.has-error")) {
+        container.classList.remove("has-error");
+        const slot = container.querySelector(".field-error");
+        slot.hidden = true;
+        slot.textContent = "";
+        const describe = container.tagName === "FIELDSET" ? [container] : inputsOf(container);
+        describe.forEach((el) => setDescribedBy(el, slot.id, false));
+        inputsOf(container).forEach((el) => el.removeAttribute("aria-invalid"));
+      }
+      $("error-summary").hidden = true;
+      $("error-summary-list").replaceChildren();
+    }
+
+    function showFieldErrors(fields, local) {
+      clearErrors();
+      // One message per question, in the order the questions appear on the screen.
+      const byContainer = new Map();
+      const loose = [];
+      for (const { field: path, message } of fields) {
+        const container = containerFor(path);
+        const words = (container && local[container.dataset.field]) || plainMessage(container, message);
+        if (!container) loose.push(words);
+        else if (!byContainer.has(container)) byContainer.set(container, words);
+      }
+      const ordered = Array.from(form.querySelectorAll("[data-field]")).filter((c) => byContainer.has(c));
+      const list = $("error-summary-list");
+      for (const container of ordered) {
+        const words = byContainer.get(container);
+        container.classList.add("has-error");
+        const slot = container.querySelector(".field-error");
+        slot.textContent = words;
+        slot.hidden = false;
+        const describe = container.tagName === "FIELDSET" ? [container] : inputsOf(container);
+        describe.forEach((el) => setDescribedBy(el, slot.id, true));
+        inputsOf(container).forEach((el) => el.setAttribute("aria-invalid", "true"));
+
+        const target = focusTarget(container);
+        const link = document.createElement("a");
+        link.href = "#" + target.id;
+        link.textContent = `${container.dataset.label}: ${words}`;
+        link.addEventListener("click", (event) => {
+          event.preventDefault();
+          container.scrollIntoView({ block: "center" });
+          target.focus({ preventScroll: true });
+        });
+        const item = document.createElement("li");
+        item.append(link);
+        list.append(item);
+      }
+      for (const words of loose) {
+        const item = document.createElement("li");
+        item.textContent = words;
+        list.append(item);
+      }
+      const summary = $("error-summary");
+      summary.hidden = false;
+      summary.scrollIntoView({ block: "start" });
+      summary.focus({ preventScroll: true });
+    }
+
+    // --- sending ------------------------------------------------------------------------
+    function showProblem(message, canRetry) {
+      $("send-problem-text").textContent = message;
+      $("send-retry").hidden = !canRetry;
+      $("send-problem").hidden = false;
+      (canRetry ? $("send-retry") : $("send-problem")).focus();
+    }
+    function hideProblem() { $("send-problem").hidden = true; }
+
+    function setSending(on) {
+      sending = on;
+      sendButton.disabled = on;
+      $("send-retry").disabled = on;
+      sendButton.textContent = on ? "Sending…" : "Send my answers";
+    }
+
+    async function send() {
+      if (sending) return;
+      const key = storedKey();
+      if (!key) { showNotSetUp(); return; }
+      const { body, local } = readForm();
+      const json = JSON.stringify(body);
+      // One Idempotency-Key per body: a retry of the same answers reuses it, so a report the
+      // server stored before the connection failed is not stored twice.
+      if (!attempt || attempt.json !== json) attempt = { json, key: uuid4() };
+      hideProblem();
+      setSending(true);
+      let response;
+      try {
+        response = await request("/v1/reports", {
+          method: "POST",
+          headers: {
+            "Authorization": "Bearer " + key,
+            "Content-Type": "application/json",
+            "Idempotency-Key": attempt.key,
+          },
+          body: json,
+        });
+      } catch (e) {
+        setSending(false);
+        showProblem("We could not send your answers just now. Please try again.", true);
+        return;
+      }
+      setSending(false);
+      const data = await jsonOrNull(response);
+      if (response.status === 202 && data && data.report_id) {
+        attempt = null;
+        showOutcome(data.report_id);
+      } else if (response.status === 422 && data && data.error && data.error.fields) {
+        hideProblem();
+        showFieldErrors(data.error.fields, local);
+      } else if (response.status === 401) {
+        showProblem("This kiosk is not set up correctly. Please ask a member of staff for help.", false);
+      } else if (response.status === 409) {
+        attempt = null;   // the key was used for other answers: the next try gets a new one
+        showProblem("We could not send your answers just now. Please try again.", true);
+      } else if (response.status === 503 || response.status === 429 || response.status >= 500) {
+        showProblem("We could not send your answers just now. Please try again.", true);
+      } else {
+        showProblem("Something went wrong. Please ask a member of staff for help.", false);
+      }
+    }
+
+    // --- the outcome ----------------------------------------------------------------------
+    function showOutcome(reportId) {
+      clearForm();
+      form.hidden = true;
+      outcome.hidden = false;
+      $("outcome-title").focus();
+      window.scrollTo(0, 0);
+      poll = { reportId, timer: null, started: Date.now(), last: null };
+      pollOnce();
+      armIdle();
+    }
+
+    async function pollOnce() {
+      const current = poll;
+      if (!current) return;
+      let response = null;
+      try {
+        response = await request(`/v1/reports/${encodeURIComponent(current.reportId)}`, {
+          headers: { "Authorization": "Bearer " + (storedKey() || "") },
+        });
+      } catch (e) {
+        response = null;   // the network hiccuped: try again at the next tick
+      }
+      if (poll !== current) return;   // reset while the request was in flight
+      if (response && (response.status === 401 || response.status === 404)) {
+        note("We could not get the outcome on this screen. Please ask a member of staff.");
+        return;
+      }
+      const report = response && response.ok ? await jsonOrNull(response) : null;
+      if (poll !== current) return;
+      if (report) {
+        renderOutcome(report);
+        if (SETTLED.includes(report.status)) return;
+      }
+      if (Date.now() - current.started > SLOW_OUTCOME_MS && !(report && report.care_level)) {
+        note("This is taking longer than usual. Your answers are safely received: a member of staff can tell you the outcome.");
+      }
+      current.timer = setTimeout(pollOnce, POLL_MS);
+    }
+
+    function note(message) {
+      $("outcome-note").textContent = message;
+      $("outcome-note").hidden = false;
+    }
+
+    function statusWords(report) {
+      switch (report.status) {
+        case "received": return "Your answers have been sent. We are looking at them now…";
+        case "triaged": return "Your answers have been looked at. We are arranging an appointment for you…";
+        case "referred": return "Your appointment is booked.";
+        case "waitlisted": return "You are on the waiting list for an appointment.";
+        case "closed":
+          return report.care_level === "self_care" && !report.referral
+            ? "You do not need an appointment now."
+            : "Your report is closed.";
+        default: return "Your answers have been sent.";
+      }
+    }
+
+    function renderOutcome(report) {
+      // Redraw only on change, so the live status is not announced again every 2 seconds.
+      const snapshot = JSON.stringify(report);
+      if (poll.last === snapshot) return;
+      poll.last = snapshot;
+
+      $("outcome-status").textContent = statusWords(report);
+      const care = $("outcome-care");
+      care.className = "care card" + (report.care_level ? ` care-${report.care_level}` : "");
+      care.hidden = !report.care_level;
+      $("outcome-care-level").textContent = CARE_WORDS[report.care_level] || "";
+      $("outcome-advice").replaceChildren(...(report.advice || []).map((line) => {
+        const item = document.createElement("li");
+        item.textContent = line;
+        return item;
+      }));
+      if (report.care_level) $("outcome-note").hidden = true;
+
+      const referral = report.referral;
+      const appointment = referral && referral.appointment;
+      $("outcome-appointment").hidden = !(appointment && referral.status === "booked");
+      if (appointment) {
+        $("appointment-when").textContent = when(appointment.start, appointment.end);
+        $("appointment-provider").textContent = nameOf(appointment.provider);
+        $("appointment-location").textContent = nameOf(appointment.location);
+      }
+      $("outcome-waitlist").hidden = !(referral && referral.status === "waitlisted");
+    }
+
+    function nameOf(value) {
+      if (value && typeof value === "object") return value.name || "";
+      return value || "";
+    }
+
+    // In the kiosk's own time zone and language, e.g. "Monday 30 November 2026, 09:30 to 10:00".
+    function when(start, end) {
+      const from = new Date(start);
+      if (Number.isNaN(from.getTime())) return start || "";
+      const day = from.toLocaleDateString(undefined, { weekday: "long", day: "numeric", month: "long", year: "numeric" });
+      const time = { hour: "2-digit", minute: "2-digit" };
+      const to = end ? new Date(end) : null;
+      const until = to && !Number.isNaN(to.getTime()) ? " to " + to.toLocaleTimeString(undefined, time) : "";
+      return `${day}, ${from.toLocaleTimeString(undefined, time)}${until}`;
+    }
+
+    // --- clearing -------------------------------------------------------------------------
+    function clearForm() {
+      form.reset();
+      clearErrors();
+      hideProblem();
+      syncHomeCare();
+      attempt = null;
+    }
+
+    function clearOutcome() {
+      if (poll && poll.timer) clearTimeout(poll.timer);
+      poll = null;
+      $("outcome-status").textContent = "Your answers have been sent.";
+      $("outcome-care").hidden = true;
+      $("outcome-care-level").textContent = "";
+      $("outcome-advice").replaceChildren();
+      for (const id of ["appointment-when", "appointment-provider", "appointment-location"]) $(id).textContent = "";
+      $("outcome-appointment").hidden = true;
+      $("outcome-waitlist").hidden = true;
+      $("outcome-note").hidden = true;
+    }
+
+    function startOver() {
+      clearTimeout(idleTimer);
+      clearTimeout(graceTimer);
+      if (idleDialog.open) idleDialog.close();
+      clearOutcome();
+      clearForm();
+      outcome.hidden = true;
+      form.hidden = false;
+      window.scrollTo(0, 0);
+      $("form-title").focus();
+    }
+
+    // --- inactivity: a patient who walks away must not leave their answers on the screen ---
+    function armIdle() {
+      clearTimeout(idleTimer);
+      if (!outcome.hidden) {
+        idleTimer = setTimeout(startOver, OUTCOME_IDLE_MS);
+      } else if (!idleDialog.open) {
+        idleTimer = setTimeout(askStillThere, FORM_IDLE_MS);
+      }
+    }
+
+    function askStillThere() {
+      if (!formHasAnswers()) { armIdle(); return; }
+      idleDialog.showModal();
+      graceTimer = setTimeout(startOver, FORM_IDLE_GRACE_MS);
+    }
+
+    function stillHere() {
+      clearTimeout(graceTimer);
+      if (idleDialog.open) idleDialog.close();
+      armIdle();
+    }
+
+    for (const type of ["pointerdown", "keydown", "input", "focusin"]) {
+      document.addEventListener(type, () => { if (!idleDialog.open) armIdle(); }, { passive: true });
+    }
+    $("idle-stay").addEventListener("click", stillHere);
+    idleDialog.addEventListener("cancel", stillHere);   // Escape also means "still here"
+
+    // A page restored from the back-forward cache would still show the last patient's answers.
+    window.addEventListener("pageshow", (event) => { if (event.persisted) startOver(); });
+
+    function showNotSetUp() {
+      form.hidden = true;
+      outcome.hidden = true;
+      $("not-set-up").hidden = false;
+    }
+
+    form.addEventListener("submit", (event) => { event.preventDefault(); send(); });
+    $("send-retry").addEventListener("click", send);
+    $("new-report").addEventListener("click", startOver);
+    form.addEventListener("change", (event) => {
+      if (event.target.name === "home_care.measures") syncHomeCare();
+    });
+
+    if (!storedKey()) { showNotSetUp(); return; }
+    clearForm();
+    form.hidden = false;
+    armIdle();
+  }
+
+  function init() {
+    $("loading").hidden = true;
+    if (document.body.dataset.page === "setup") initSetup();
+    else initForm();
+  }
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
+  else init();
+})();

@@ -1,0 +1,130 @@
+"""Intake's SQL: kiosks, reports with their outbox event, and the status view."""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from services.common import envelope, outbox
+from services.common.auth import hash_secret
+from services.common.settings import TOPIC_REPORTS
+
+SCHEMA = "intake"
+EVENT_SOURCE = "/clinic/intake"
+REPORT_SUBMITTED = "clinic.report.submitted"
+
+
+@dataclass(frozen=True)
+class Kiosk:
+    kiosk_id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Accepted:
+    report_id: str
+    created: bool
+    conflict: bool = False
+
+
+def find_kiosk(conn: psycopg.Connection, key: str) -> Kiosk | None:
+    row = conn.execute(
+        "SELECT kiosk_id::text, name FROM intake.kiosks WHERE key_hash = %s AND revoked_at IS NULL",
+        (hash_secret(key),),
+    ).fetchone()
+    return Kiosk(*row) if row else None
+
+
+def add_kiosk(conn: psycopg.Connection, name: str, key: str) -> None:
+    conn.execute("INSERT INTO intake.kiosks (name, key_hash) VALUES (%s, %s)", (name, hash_secret(key)))
+
+
+def revoke_kiosk(conn: psycopg.Connection, name: str) -> bool:
+    cur = conn.execute(
+        "UPDATE intake.kiosks SET revoked_at = now() WHERE name = %s AND revoked_at IS NULL", (name,)
+    )
+    return cur.rowcount == 1
+
+
+def display_name(patient: dict) -> str:
+    return f"{patient['given_name']} {patient['family_name']}"
+
+
+def report_event(report_id: str, patient: dict, clinical: dict, submitted_at: str) -> dict:
+    # Downstream needs the clinical answers, and (for referrals) who the patient is;
+    # birth date and phone stay in intake.
+    data = {
+        "report_id": report_id,
+        "submitted_at": submitted_at,
+        "patient": {"mrn": patient["mrn"], "display_name": display_name(patient)},
+        **clinical,
+    }
+    return envelope.new_event(type=REPORT_SUBMITTED, source=EVENT_SOURCE, subject=report_id, data=data)
+
+
+def accept_report(conn: psycopg.Connection, *, kiosk: Kiosk, body: dict, body_hash: str,
+                  idempotency_key: str | None, traceparent: str) -> Accepted:
+    """Store the report and its event in one transaction (nothing is acknowledged before commit)."""
+    patient = body["patient"]
+    clinical = {k: body[k] for k in ("activity", "pain", "function", "home_care")}
+    report_id = str(uuid.uuid4())
+    with conn.transaction():
+        row = conn.execute(
+            "INSERT INTO intake.reports (report_id, kiosk_id, idempotency_key, body_hash, patient, clinical)"
+            " VALUES (%s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT ON CONSTRAINT reports_idempotency DO NOTHING"
+            " RETURNING submitted_at",
+            (report_id, kiosk.kiosk_id, idempotency_key, body_hash, Jsonb(patient), Jsonb(clinical)),
+        ).fetchone()
+        if row is None:
+            # Same kiosk, same key: a retry (same body) or a mistake (another body).
+            existing_id, existing_hash = conn.execute(
+                "SELECT report_id::text, body_hash FROM intake.reports"
+                " WHERE kiosk_id = %s AND idempotency_key = %s",
+                (kiosk.kiosk_id, idempotency_key),
+            ).fetchone()
+            return Accepted(existing_id, created=False, conflict=existing_hash != body_hash)
+        event = report_event(report_id, patient, clinical, row[0].isoformat())
+        with conn.cursor() as cur:
+            outbox.add_event(cur, SCHEMA, topic=TOPIC_REPORTS, key=report_id, event=event,
+                             traceparent=traceparent)
+    return Accepted(report_id, created=True)
+
+
+@dataclass(frozen=True)
+class ReportView:
+    report_id: str
+    kiosk_id: str
+    care_level: str | None
+    advice: list
+    referral: dict | None
+
+
+def get_report(conn: psycopg.Connection, report_id: str) -> ReportView | None:
+    row = conn.execute(
+        "SELECT report_id::text, kiosk_id::text, care_level, advice, referral"
+        " FROM intake.reports WHERE report_id = %s",
+        (report_id,),
+    ).fetchone()
+    return ReportView(*row) if row else None
+
+
+def record_decision(conn: psycopg.Connection, report_id: str, care_level: str, advice: list,
+                    decided_at: str) -> None:
+    conn.execute(
+        "UPDATE intake.reports SET care_level = %s, advice = %s, decided_at = %s, updated_at = now()"
+        " WHERE report_id = %s",
+        (care_level, Jsonb(advice), decided_at, report_id),
+    )
+
+
+def record_referral(conn: psycopg.Connection, report_ids: list[str], snapshot: dict, sequence: int) -> None:
+    """Keep only the newest referral snapshot: an older event arriving late changes nothing."""
+    conn.execute(
+        "UPDATE intake.reports SET referral = %s, referral_sequence = %s, updated_at = now()"
+        " WHERE report_id = ANY(%s::uuid[])"
+        " AND (referral_sequence IS NULL OR referral_sequence < %s)",
+        (Jsonb(snapshot), sequence, report_ids, sequence),
+    )

@@ -1,0 +1,176 @@
+"""The referral use cases: load what the booking policy needs (locked), ask the policy,
+store its answer and announce it through the outbox, all in the caller's transaction.
+
+Concurrency, in short:
+- A slot is claimed with FOR UPDATE SKIP LOCKED (workers pass over each other's slots)
+  and the unique index on referrals.slot_id refuses a double booking outright; the
+  worker lets that error roll back the event, which the consumer then retries.
+- A patient's open referral is locked before a report is linked to it; two first
+  reports racing end in a unique violation on the open-referral index, and the retry
+  links the second report to the referral the first one created.
+- Waitlisting a referral and adding/freeing a slot could pass each other unseen (each
+  commits without seeing the other: a free slot beside a waitlisted referral that fits).
+  Both sides therefore take one transaction-level advisory lock, and the side that is
+  about to waitlist looks for a slot again once it holds it.
+"""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+import psycopg
+
+from services.common import outbox
+from services.common.settings import TOPIC_REFERRAL_EVENTS
+
+from . import domain, events, slot_store, store
+from .domain import ReferralChange, TransitionError
+
+SCHEMA = "referral"
+SLOT_IN_PAST = "slot_in_past"
+
+
+class NotFound(LookupError):
+    """Something the command names does not exist."""
+
+
+class UnknownReferral(NotFound):
+    pass
+
+
+class UnknownSlot(NotFound):
+    pass
+
+
+class UnknownProvider(NotFound):
+    pass
+
+
+class SlotsOverlap(Exception):
+    """New slots overlap stored ones: index of the new slot -> the stored slot it clashes with."""
+
+    def __init__(self, clashes: dict[int, dict]):
+        super().__init__(f"{len(clashes)} new slot(s) overlap existing ones")
+        self.clashes = clashes
+
+
+# -- applying a policy answer ---------------------------------------------------------
+def _announce(conn: psycopg.Connection, change: ReferralChange, now: datetime, traceparent: str) -> None:
+    view = store.referral_view(conn, change.referral.referral_id, now)
+    event = events.referral_event(events.event_type(change), view)
+    with conn.cursor() as cur:
+        outbox.add_event(cur, SCHEMA, topic=TOPIC_REFERRAL_EVENTS, key=view["report_id"], event=event,
+                         traceparent=traceparent)
+
+
+def _apply(conn: psycopg.Connection, change: ReferralChange, now: datetime, traceparent: str,
+           **save) -> None:
+    """Store and announce one change; a slot it frees goes to the waitlist at once."""
+    store.save_change(conn, change, **save)
+    _announce(conn, change, now, traceparent)
+    if change.freed_slot_id is not None:
+        offer_slot(conn, change.freed_slot_id, now, traceparent)
+
+
+def offer_slot(conn: psycopg.Connection, slot_id: str, now: datetime, traceparent: str) -> ReferralChange | None:
+    """Give a newly added or freed slot to the first waitlisted referral whose window holds it."""
+    store.lock_waitlist(conn)
+    slot = store.lock_slot(conn, slot_id)
+    if slot is None or not slot.is_free:
+        return None
+    change = domain.offer_free_slot(slot, store.claim_waitlisted_for(conn, slot, now), now)
+    if change is not None:
+        _apply(conn, change, now, traceparent)
+    return change
+
+
+# -- triage decisions (worker) --------------------------------------------------------
+def apply_decision(conn: psycopg.Connection, decision: events.Decision, now: datetime, traceparent: str) -> None:
+    """Book, waitlist, link or raise for one triage decision, in the caller's transaction."""
+    if store.referral_of_report(conn, decision.report_id) is not None:
+        return  # this report was handled already (a decision replayed under a new event id)
+    open_referral = store.lock_open_referral(conn, decision.patient_mrn)
+    plan = domain.on_new_decision(open_referral, decision.care_level, decision.report_id, now, decision.windows)
+    levels = {decision.report_id: decision.care_level}
+    if isinstance(plan, domain.NothingToDo):
+        return
+    if isinstance(plan, domain.CreateReferral):
+        slot = store.claim_free_slot(conn, now, plan.window_ends_at)
+        if slot is None:
+            store.lock_waitlist(conn)  # see the module docstring
+            slot = store.claim_free_slot(conn, now, plan.window_ends_at)
+        change = domain.create_referral(plan, referral_id=str(uuid.uuid4()), patient_mrn=decision.patient_mrn,
+                                        free_slots=[slot] if slot else [])
+        _apply(conn, change, now, traceparent, created=True, patient_name=decision.patient_name, care_levels=levels)
+        return
+    _apply(conn, plan.change, now, traceparent, care_levels=levels)
+    if plan.needs_placement:
+        _place_within_window(conn, plan.change.referral, now, traceparent)
+
+
+def _place_within_window(conn: psycopg.Connection, referral: domain.Referral, now: datetime,
+                         traceparent: str) -> None:
+    current = store.get_slot(conn, referral.slot_id) if referral.slot_id else None
+    slot = store.claim_free_slot(conn, now, referral.window_ends_at)
+    change = domain.place_within_window(referral, current, [slot] if slot else [], now)
+    if change is not None:
+        _apply(conn, change, now, traceparent)
+
+
+# -- schedulers' commands (API) -------------------------------------------------------
+def _locked_referral(conn: psycopg.Connection, referral_id: str) -> domain.Referral:
+    referral = store.lock_referral(conn, referral_id)
+    if referral is None:
+        raise UnknownReferral(referral_id)
+    return referral
+
+
+def reschedule(conn: psycopg.Connection, referral_id: str, slot_id: str, *, actor: str, now: datetime,
+               traceparent: str) -> None:
+    """Book a waitlisted referral into a free slot, or move a booked one there (any window)."""
+    try:
+        with conn.transaction():
+            referral = _locked_referral(conn, referral_id)
+            slot = store.lock_slot(conn, slot_id)
+            if slot is None:
+                raise UnknownSlot(slot_id)
+            change = domain.reschedule(referral, slot, now, actor=actor)
+            if slot.start < now:
+                raise TransitionError(SLOT_IN_PAST, f"slot {slot_id} has already started")
+            _apply(conn, change, now, traceparent)
+    except psycopg.errors.UniqueViolation:
+        # Only reachable if a booking path forgot to lock the slot: the index still holds.
+        raise TransitionError(domain.SLOT_TAKEN, f"slot {slot_id} is already booked") from None
+
+
+def cancel(conn: psycopg.Connection, referral_id: str, reason: str, *, actor: str, now: datetime,
+           traceparent: str) -> None:
+    with conn.transaction():
+        referral = _locked_referral(conn, referral_id)
+        _apply(conn, domain.cancel(referral, reason, now=now, actor=actor), now, traceparent)
+
+
+def complete(conn: psycopg.Connection, referral_id: str, *, actor: str, now: datetime, traceparent: str) -> None:
+    with conn.transaction():
+        referral = _locked_referral(conn, referral_id)
+        _apply(conn, domain.complete(referral, now=now, actor=actor), now, traceparent)
+
+
+# -- slots (admin, demo) --------------------------------------------------------------
+def add_slots(conn: psycopg.Connection, provider_id: str, ranges: list[tuple[datetime, datetime]], *,
+              now: datetime, traceparent: str, skip_existing: bool = False) -> list[str]:
+    """Add slots, all or nothing, and offer each (earliest first) to the waitlist; their ids.
+
+    skip_existing leaves out slots that overlap stored ones instead of refusing them all."""
+    with conn.transaction():
+        if slot_store.get_provider(conn, provider_id) is None:
+            raise UnknownProvider(provider_id)
+        store.lock_waitlist(conn)  # see the module docstring
+        if not skip_existing:
+            clashes = slot_store.overlapping(conn, provider_id, ranges)
+            if clashes:
+                raise SlotsOverlap(clashes)
+        slot_ids = slot_store.insert_slots(conn, provider_id, ranges, skip_existing=skip_existing)
+        for slot_id in slot_ids:
+            offer_slot(conn, slot_id, now, traceparent)
+    return slot_ids

@@ -1,0 +1,277 @@
+"""Referral's SQL for referrals: loading them as policy values (locked when they are about
+to change), storing a policy `ReferralChange`, the queue and the read views.
+
+Every booking path locks the slot row before giving it to a referral; the unique index on
+referrals.slot_id is the backstop that makes a double booking fail, whatever the code does.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import dict_row
+
+from .domain import URGENT, Referral, ReferralChange, Slot, is_breached
+
+# Every open/close path that could leave a free slot and a waitlisted referral passing
+# each other takes this lock (see booking.py); arbitrary key, b"rfwaitls".
+WAITLIST_LOCK_KEY = 0x726677616974_6C73
+
+# Loaded into a policy value: report ids in link order, the first one opened the referral.
+_REFERRAL = """r.referral_id::text, r.patient_mrn, r.priority, r.status, r.created_at, r.window_ends_at,
+    r.slot_id::text,
+    ARRAY(SELECT rr.report_id::text FROM referral.referral_reports rr
+          WHERE rr.referral_id = r.referral_id ORDER BY rr.position)"""
+
+_SLOT = "s.slot_id::text, s.provider_id::text, s.start_at, s.end_at"
+
+
+def _referral(row) -> Referral:
+    referral_id, mrn, priority, status, created_at, window_ends_at, slot_id, report_ids = row
+    return Referral(referral_id=referral_id, patient_mrn=mrn, priority=priority, status=status,
+                    created_at=created_at, window_ends_at=window_ends_at, slot_id=slot_id,
+                    report_ids=tuple(report_ids))
+
+
+def care_level_of(priority: str) -> str:
+    """A referral's care level follows its priority (a raise to urgent raises both)."""
+    return "urgent" if priority == URGENT else "specialist"
+
+
+# -- locks and loads --------------------------------------------------------------------
+def lock_waitlist(conn: psycopg.Connection) -> None:
+    conn.execute("SELECT pg_advisory_xact_lock(%s)", (WAITLIST_LOCK_KEY,))
+
+
+def referral_of_report(conn: psycopg.Connection, report_id: str) -> str | None:
+    row = conn.execute("SELECT referral_id::text FROM referral.referral_reports WHERE report_id = %s",
+                       (report_id,)).fetchone()
+    return row[0] if row else None
+
+
+def lock_open_referral(conn: psycopg.Connection, patient_mrn: str) -> Referral | None:
+    row = conn.execute(
+        f"SELECT {_REFERRAL} FROM referral.referrals r"
+        " WHERE r.patient_mrn = %s AND r.status IN ('booked', 'waitlisted') FOR UPDATE OF r",
+        (patient_mrn,),
+    ).fetchone()
+    return _referral(row) if row else None
+
+
+def lock_referral(conn: psycopg.Connection, referral_id: str) -> Referral | None:
+    row = conn.execute(f"SELECT {_REFERRAL} FROM referral.referrals r WHERE r.referral_id = %s FOR UPDATE OF r",
+                       (referral_id,)).fetchone()
+    return _referral(row) if row else None
+
+
+def lock_slot(conn: psycopg.Connection, slot_id: str) -> Slot | None:
+    """The slot, locked, with who holds it read *after* the lock was granted.
+
+    Two statements on purpose: in one, the holder would be read from the snapshot taken
+    before a concurrent booking committed and released the lock."""
+    row = conn.execute(f"SELECT {_SLOT} FROM referral.slots s WHERE s.slot_id = %s FOR UPDATE OF s",
+                       (slot_id,)).fetchone()
+    if row is None:
+        return None
+    holder = conn.execute("SELECT referral_id::text FROM referral.referrals WHERE slot_id = %s",
+                          (slot_id,)).fetchone()
+    return Slot(*row, booked_by=holder[0] if holder else None)
+
+
+def get_slot(conn: psycopg.Connection, slot_id: str) -> Slot | None:
+    row = conn.execute(
+        f"SELECT {_SLOT}, (SELECT r.referral_id::text FROM referral.referrals r WHERE r.slot_id = s.slot_id)"
+        " FROM referral.slots s WHERE s.slot_id = %s",
+        (slot_id,),
+    ).fetchone()
+    return Slot(*row[:4], booked_by=row[4]) if row else None
+
+
+def claim_free_slot(conn: psycopg.Connection, now: datetime, until: datetime) -> Slot | None:
+    """Lock the earliest free pain-management slot starting in [now, until], or None.
+
+    SKIP LOCKED: a slot another transaction is booking right now is passed over rather
+    than waited for. If that transaction's booking commits between our snapshot and our
+    lock, our insert hits the unique index and the whole event is retried."""
+    row = conn.execute(
+        f"SELECT {_SLOT} FROM referral.slots s"
+        " JOIN referral.providers p ON p.provider_id = s.provider_id"
+        " WHERE p.specialty = 'pain_management' AND s.start_at >= %s AND s.start_at <= %s"
+        "   AND NOT EXISTS (SELECT 1 FROM referral.referrals r WHERE r.slot_id = s.slot_id)"
+        " ORDER BY s.start_at, s.slot_id LIMIT 1 FOR UPDATE OF s SKIP LOCKED",
+        (now, until),
+    ).fetchone()
+    return Slot(*row) if row else None
+
+
+def claim_waitlisted_for(conn: psycopg.Connection, slot: Slot, now: datetime) -> list[Referral]:
+    """Lock the first waitlisted referral (urgent, then oldest) whose window holds the slot.
+
+    Returned as a list for the policy, which makes the final choice."""
+    if slot.start < now:
+        return []  # a slot that has started is never booked automatically
+    row = conn.execute(
+        f"SELECT {_REFERRAL} FROM referral.referrals r"
+        " WHERE r.status = 'waitlisted' AND r.window_ends_at >= %s"
+        " ORDER BY r.priority_rank, r.created_at, r.referral_id LIMIT 1 FOR UPDATE OF r SKIP LOCKED",
+        (slot.start,),
+    ).fetchone()
+    return [_referral(row)] if row else []
+
+
+# -- storing a change -------------------------------------------------------------------
+def save_change(conn: psycopg.Connection, change: ReferralChange, *, created: bool = False,
+                patient_name: str | None = None, care_levels: dict[str, str] | None = None,
+                linked_at: datetime | None = None) -> int:
+    """Store the changed referral, its new report links and history entries; the new version.
+
+    `care_levels` gives the care level of each report the change links for the first time.
+    A slot already held by another referral, or a second open referral for the patient,
+    raises psycopg.errors.UniqueViolation: the caller's transaction is then void."""
+    referral, entries = change.referral, change.history
+    if created:
+        conn.execute(
+            "INSERT INTO referral.referrals (referral_id, patient_mrn, patient_display_name, priority, status,"
+            " slot_id, created_at, window_ends_at, version, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (referral.referral_id, referral.patient_mrn, patient_name, referral.priority, referral.status,
+             referral.slot_id, referral.created_at, referral.window_ends_at, len(entries), entries[-1].at),
+        )
+        version = len(entries)
+        known = 0
+    else:
+        version = conn.execute(
+            "UPDATE referral.referrals SET priority = %s, status = %s, slot_id = %s, window_ends_at = %s,"
+            " version = version + %s, updated_at = %s WHERE referral_id = %s RETURNING version",
+            (referral.priority, referral.status, referral.slot_id, referral.window_ends_at, len(entries),
+             entries[-1].at, referral.referral_id),
+        ).fetchone()[0]
+        known = conn.execute("SELECT count(*) FROM referral.referral_reports WHERE referral_id = %s",
+                             (referral.referral_id,)).fetchone()[0]
+    new_reports = referral.report_ids[known:]
+    if new_reports:
+        levels = care_levels or {}
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO referral.referral_reports (report_id, referral_id, position, care_level, linked_at)"
+                " VALUES (%s, %s, %s, %s, %s)",
+                [(report_id, referral.referral_id, known + i, levels[report_id], linked_at or entries[-1].at)
+                 for i, report_id in enumerate(new_reports)],
+            )
+    first = version - len(entries) + 1
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO referral.referral_history (referral_id, sequence, at, actor, action, from_status,"
+            " to_status, reason, from_slot_id, to_slot_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            [(e.referral_id, first + i, e.at, e.actor, e.action, e.from_status, e.to_status, e.reason,
+              e.from_slot_id, e.to_slot_id) for i, e in enumerate(entries)],
+        )
+    return version
+
+
+# -- read views -------------------------------------------------------------------------
+_VIEW = """r.referral_id::text, r.patient_mrn, r.patient_display_name, r.priority, r.status,
+    r.created_at, r.window_ends_at, r.updated_at, r.version, r.priority_rank,
+    ARRAY(SELECT rr.report_id::text FROM referral.referral_reports rr
+          WHERE rr.referral_id = r.referral_id ORDER BY rr.position) AS report_ids,
+    s.slot_id::text AS slot_id, s.start_at, s.end_at, p.name AS provider, p.location
+    FROM referral.referrals r
+    LEFT JOIN referral.slots s ON s.slot_id = r.slot_id
+    LEFT JOIN referral.providers p ON p.provider_id = s.provider_id"""
+
+
+def _utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+def _view(row: dict, now: datetime) -> dict:
+    appointment = None
+    if row["slot_id"] is not None:
+        appointment = {"slot_id": row["slot_id"], "start": _utc(row["start_at"]), "end": _utc(row["end_at"]),
+                       "provider": row["provider"], "location": row["location"]}
+    referral = Referral(referral_id=row["referral_id"], patient_mrn=row["patient_mrn"], priority=row["priority"],
+                        status=row["status"], created_at=row["created_at"], window_ends_at=row["window_ends_at"],
+                        slot_id=row["slot_id"], report_ids=tuple(row["report_ids"]))
+    return {
+        "referral_id": row["referral_id"],
+        "report_id": row["report_ids"][0],
+        "report_ids": list(row["report_ids"]),
+        "patient": {"mrn": row["patient_mrn"], "display_name": row["patient_display_name"]},
+        "care_level": care_level_of(row["priority"]),
+        "priority": row["priority"],
+        "status": row["status"],
+        "created_at": _utc(row["created_at"]),
+        "updated_at": _utc(row["updated_at"]),
+        "window_ends_at": _utc(row["window_ends_at"]),
+        "breached": is_breached(referral, now),
+        "appointment": appointment,
+        "sequence": row["version"],
+        "priority_rank": row["priority_rank"],
+    }
+
+
+def referral_view(conn: psycopg.Connection, referral_id: str, now: datetime) -> dict | None:
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(f"SELECT {_VIEW} WHERE r.referral_id = %s", (referral_id,)).fetchone()
+    return _view(row, now) if row else None
+
+
+def history(conn: psycopg.Connection, referral_id: str) -> list[dict]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(
+            "SELECT sequence, at, actor, action, from_status, to_status, reason,"
+            " from_slot_id::text, to_slot_id::text FROM referral.referral_history"
+            " WHERE referral_id = %s ORDER BY sequence",
+            (referral_id,),
+        ).fetchall()
+    return [{**row, "at": _utc(row["at"])} for row in rows]
+
+
+@dataclass(frozen=True)
+class QueueFilter:
+    status: str | None = None      # one status, or "open" (booked or waitlisted)
+    priority: str | None = None
+    report_id: str | None = None
+
+
+QueueKey = tuple[int, datetime, str]  # (priority rank, created_at, referral_id): the sort key
+
+
+def queue_page(conn: psycopg.Connection, filters: QueueFilter, *, after: QueueKey | None, limit: int,
+               now: datetime) -> tuple[list[dict], QueueKey | None]:
+    """One page of the queue, urgent first then oldest, and the key to continue after.
+
+    Keyset pagination on (priority_rank, created_at, referral_id), which one of the
+    referrals_queue* indexes matches for every filter shape, so a page costs the same at
+    any depth. One row more than asked tells whether there is a next page."""
+    where: list[sql.Composable] = []
+    params: list = []
+    if filters.status == "open":
+        where.append(sql.SQL("r.status IN ('booked', 'waitlisted')"))  # the partial index's predicate
+    elif filters.status:
+        where.append(sql.SQL("r.status = %s"))
+        params.append(filters.status)
+    if filters.priority:
+        where.append(sql.SQL("r.priority_rank = %s"))
+        params.append(0 if filters.priority == URGENT else 1)
+    if filters.report_id:
+        where.append(sql.SQL("r.referral_id = (SELECT rr.referral_id FROM referral.referral_reports rr"
+                             " WHERE rr.report_id = %s)"))
+        params.append(filters.report_id)
+    if after is not None:
+        where.append(sql.SQL("(r.priority_rank, r.created_at, r.referral_id) > (%s, %s, %s)"))
+        params.extend(after)
+    query = sql.SQL("SELECT {view} {where} ORDER BY r.priority_rank, r.created_at, r.referral_id LIMIT %s").format(
+        view=sql.SQL(_VIEW),
+        where=sql.SQL("WHERE ") + sql.SQL(" AND ").join(where) if where else sql.SQL(""),
+    )
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(query, [*params, limit + 1]).fetchall()
+    items = [_view(row, now) for row in rows[:limit]]
+    next_key = None
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        next_key = (last["priority_rank"], last["created_at"], last["referral_id"])
+    return items, next_key
+

@@ -1,0 +1,361 @@
+"""Checks parsed rule-file data and builds a RuleSet, all or nothing.
+
+Every problem found is collected with the path of the entry it is in (for
+example "rules[3].when.op"), so one load names everything a clinician has to
+fix; if there is any, RuleFileError is raised and no RuleSet exists.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections.abc import Mapping
+from types import MappingProxyType
+
+from . import checking
+from .checking import Problems, describe
+from .condition_parser import ConditionScope, parse_condition
+from .conditions import Always, Condition, IncludesAny
+from .errors import RuleFileError
+from .ruleset import Note, PossibleCause, ReferralTerms, Rule, RuleSet
+from .vocabulary import ALWAYS, CARE_LEVELS, FIELDS, LOCATIONS, OTHERWISE, REFERRAL_PRIORITIES
+
+TOP_LEVEL_KEYS = ("rules_version", "settings", "referral", "unknown_answers", "rules",
+                  "likely_source", "possible_causes", "notes", "advice", "consult_may_offer")
+OPTIONAL_TOP_LEVEL_KEYS = ("source_document",)
+
+# Settings the code relies on, with the range that makes sense for each
+# (low, high); a file may add more whole-number settings for its own rules.
+REQUIRED_SETTINGS: dict[str, tuple[int, int | None]] = {
+    "severe_pain_min": (1, 10),
+    "home_care_days_min": (1, None),
+    "persistent_pain_days_min": (1, None),
+    "urgent_window_days": (1, None),
+    "routine_window_days": (1, None),
+}
+LEVELS_WITH_REFERRAL = ("urgent", "specialist")
+
+_RULE_ID = re.compile(r"[A-Z][A-Z0-9]*(-[A-Z0-9]+)*")
+_SNAKE_ID = re.compile(r"[a-z][a-z0-9_]*")
+
+def _keys(node: object) -> tuple:
+    """Any key is allowed (the caller checks each one)."""
+    return tuple(node) if isinstance(node, Mapping) else ()
+
+
+# Marks the `when: otherwise` rule while building (its Rule.condition is None).
+_FALLBACK = object()
+
+
+def build_rule_set(data: object, origin: str = "rule file") -> RuleSet:
+    builder = _Builder()
+    rule_set = builder.build(data)
+    if builder.problems:
+        raise RuleFileError(builder.problems.items, origin)
+    return rule_set
+
+
+class _Builder:
+    def __init__(self) -> None:
+        self.problems = Problems()
+        self.settings: dict[str, int | None] = {}   # None: declared but refused
+
+    def build(self, data: object) -> RuleSet | None:
+        top = checking.mapping(self.problems, data, "rule file", TOP_LEVEL_KEYS, OPTIONAL_TOP_LEVEL_KEYS)
+        if top is None:
+            return None
+        version = checking.text(self.problems, top.get("rules_version"), "rules_version")
+        if "source_document" in top:
+            checking.text(self.problems, top["source_document"], "source_document")
+        self._settings(top.get("settings"))
+        unknown_texts = self._unknown_answers(top.get("unknown_answers"))
+        rules, fields_read = self._rules(top.get("rules"))
+        self._check_unknown_texts_cover(unknown_texts, fields_read)
+        joint, soft_tissue = self._likely_source(top.get("likely_source"))
+        causes, cause_ids = self._possible_causes(top.get("possible_causes"))
+        notes = self._notes(top.get("notes"), cause_ids)
+        advice = self._advice(top.get("advice"))
+        consult_levels, consult_line, consult_options = self._consult_may_offer(top.get("consult_may_offer"))
+        referral = self._referral(top.get("referral"))
+        if self.problems:
+            return None
+
+        advice_by_level = {
+            level: tuple(line for line, levels in advice if level in levels)
+            + ((consult_line,) if level in consult_levels else ())
+            for level in CARE_LEVELS
+        }
+        return RuleSet(
+            version=version,
+            settings=MappingProxyType(dict(self.settings)),
+            rules=tuple(rules),
+            unknown_answer_texts=MappingProxyType(unknown_texts),
+            joint_locations=joint,
+            soft_tissue_locations=soft_tissue,
+            possible_causes=tuple(causes),
+            notes=tuple(notes),
+            advice_by_level=MappingProxyType(advice_by_level),
+            consult_options=consult_options,
+            referral_by_level=MappingProxyType(referral),
+            content=MappingProxyType(dict(top)),
+        )
+
+    # -- settings and texts -------------------------------------------------
+
+    def _settings(self, node: object) -> None:
+        settings = checking.mapping(self.problems, node, "settings", REQUIRED_SETTINGS, optional=_keys(node))
+        if settings is None:
+            return
+        for name, value in settings.items():
+            path = f"settings.{name}"
+            if not (isinstance(name, str) and _SNAKE_ID.fullmatch(name)):
+                self.problems.add(path, "setting names are lower_snake_case")
+                continue
+            self.settings[name] = self._setting_value(value, path, REQUIRED_SETTINGS.get(name, (0, None)))
+
+    def _setting_value(self, value: object, path: str, bounds: tuple[int, int | None]) -> int | None:
+        if not isinstance(value, int) or isinstance(value, bool):
+            self.problems.add(path, f"expected a whole number, got {describe(value)}")
+            return None
+        low, high = bounds
+        if value < low or (high is not None and value > high):
+            allowed = f"{low}..{high}" if high is not None else f">= {low}"
+            self.problems.add(path, f"{value} is out of range ({allowed})")
+            return None
+        return value
+
+    def _text(self, node: object, path: str) -> str | None:
+        """Non-empty text with its {setting} placeholders filled in."""
+        text = checking.text(self.problems, node, path)
+        if text is None:
+            return None
+        try:
+            names = [name for _, name, _, _ in string.Formatter().parse(text) if name is not None]
+        except ValueError as error:
+            self.problems.add(path, f"bad {{placeholder}} ({error}); write {{{{ or }}}} for a brace")
+            return None
+        unknown = [name for name in names if name not in self.settings]
+        for name in unknown:
+            self.problems.add(path, f"unknown setting {{{name}}} in text")
+        if unknown or any(self.settings[name] is None for name in names):
+            return None
+        try:
+            return text.format_map(self.settings)
+        except (ValueError, TypeError) as error:
+            self.problems.add(path, f"bad {{placeholder}} ({error})")
+            return None
+
+    def _unknown_answers(self, node: object) -> dict[str, str]:
+        texts = checking.mapping(self.problems, node, "unknown_answers", (), optional=_keys(node))
+        result: dict[str, str] = {}
+        for name, value in (texts or {}).items():
+            path = f"unknown_answers.{name}"
+            if name not in FIELDS:
+                self.problems.add(path, f"unknown field {describe(name)}")
+                continue
+            text = self._text(value, path)
+            if text is not None:
+                result[name] = text
+        return result
+
+    def _check_unknown_texts_cover(self, texts: Mapping[str, str], fields_read: Mapping[str, str]) -> None:
+        for name, where in fields_read.items():
+            if name not in texts:
+                self.problems.add(f"unknown_answers.{name}",
+                                  f"missing: {where} reads this field, and a reason must be able "
+                                  "to say when its answer was unknown")
+
+    # -- rules --------------------------------------------------------------
+
+    def _rules(self, node: object) -> tuple[list[Rule], dict[str, str]]:
+        scope = ConditionScope(self.problems, self.settings)
+        entries = checking.sequence(self.problems, node, "rules") or []
+        rules: list[Rule] = []
+        first_seen: dict[str, str] = {}
+        fallbacks: list[str] = []
+        for index, entry in enumerate(entries):
+            path = f"rules[{index}]"
+            fields = checking.mapping(self.problems, entry, path, ("id", "level", "when", "reason", "source"))
+            if fields is None:
+                continue
+            rule_id = self._id(fields.get("id"), f"{path}.id", _RULE_ID, "UPPER-KEBAB-CASE", first_seen)
+            level = checking.one_of(self.problems, fields.get("level"), f"{path}.level", CARE_LEVELS, "level")
+            condition = self._rule_when(fields.get("when"), f"{path}.when", scope)
+            reason = self._text(fields.get("reason"), f"{path}.reason")
+            source = checking.sources(self.problems, fields.get("source"), f"{path}.source")
+            if condition is _FALLBACK:
+                fallbacks.append(path)
+            if None not in (rule_id, level, condition, reason):
+                rules.append(Rule(rule_id, level, None if condition is _FALLBACK else condition, reason, source))
+        if entries and len(fallbacks) != 1:
+            found = ", ".join(fallbacks) if fallbacks else "none"
+            self.problems.add("rules", f"exactly one rule must have `when: {OTHERWISE}` "
+                                       f"(what applies when no other rule fires); found {found}")
+        return rules, scope.fields_read
+
+    def _rule_when(self, node: object, path: str, scope: ConditionScope) -> object:
+        if node == OTHERWISE:
+            return _FALLBACK
+        if node == ALWAYS:
+            self.problems.add(path, f"`{ALWAYS}` is for possible causes and notes; a rule needs a "
+                                    f"condition, or `{OTHERWISE}`")
+            return None
+        if isinstance(node, str):
+            self.problems.add(path, f"unknown keyword {node!r} (use a condition, or `{OTHERWISE}`)")
+            return None
+        return parse_condition(node, path, scope)
+
+    def _id(self, node: object, path: str, pattern: re.Pattern, style: str, first_seen: dict[str, str]) -> str | None:
+        if not (isinstance(node, str) and pattern.fullmatch(node)):
+            self.problems.add(path, f"expected an id in {style}, got {describe(node)}")
+            return None
+        if node in first_seen:
+            self.problems.add(path, f"duplicate id {node!r} (first used at {first_seen[node]})")
+            return None
+        first_seen[node] = path.removesuffix(".id")   # name the entry, not its id key
+        return node
+
+    # -- what every decision also carries -------------------------------------
+
+    def _likely_source(self, node: object) -> tuple[Condition | None, Condition | None]:
+        groups = checking.mapping(self.problems, node, "likely_source", ("joint", "soft_tissue"))
+        if groups is None:
+            return None, None
+        owner: dict[str, str] = {}
+        conditions: dict[str, Condition | None] = {}
+        for group in ("joint", "soft_tissue"):
+            path = f"likely_source.{group}"
+            fields = checking.mapping(self.problems, groups.get(group), path, ("locations", "source"))
+            conditions[group] = None
+            if fields is None:
+                continue
+            checking.sources(self.problems, fields.get("source"), f"{path}.source")
+            locations = checking.sequence(self.problems, fields.get("locations"), f"{path}.locations") or []
+            mine = set()
+            for i, location in enumerate(locations):
+                item_path = f"{path}.locations[{i}]"
+                if checking.one_of(self.problems, location, item_path, LOCATIONS, "location") is None:
+                    continue
+                if location in owner:
+                    self.problems.add(item_path, f"{location!r} is already in likely_source.{owner[location]}")
+                    continue
+                owner[location] = group
+                mine.add(location)
+            if mine:
+                conditions[group] = IncludesAny("pain.locations", frozenset(mine))
+        for location in LOCATIONS:
+            if location not in owner:
+                self.problems.add("likely_source", f"location {location!r} belongs to no group")
+        return conditions["joint"], conditions["soft_tissue"]
+
+    def _possible_causes(self, node: object) -> tuple[list[PossibleCause], frozenset[str]]:
+        scope = ConditionScope(self.problems, self.settings)
+        entries = checking.sequence(self.problems, node, "possible_causes") or []
+        causes: list[PossibleCause] = []
+        first_seen: dict[str, str] = {}
+        for index, entry in enumerate(entries):
+            path = f"possible_causes[{index}]"
+            fields = checking.mapping(self.problems, entry, path, ("id", "name", "when", "source"))
+            if fields is None:
+                continue
+            cause_id = self._id(fields.get("id"), f"{path}.id", _SNAKE_ID, "lower_snake_case", first_seen)
+            name = self._text(fields.get("name"), f"{path}.name")
+            condition = self._listing_when(fields.get("when"), f"{path}.when", scope)
+            source = checking.sources(self.problems, fields.get("source"), f"{path}.source")
+            if None not in (cause_id, name, condition):
+                causes.append(PossibleCause(cause_id, name, condition, source))
+        # ids of refused entries count too, so notes do not repeat the problem
+        return causes, frozenset(first_seen)
+
+    def _notes(self, node: object, cause_ids: frozenset[str]) -> list[Note]:
+        scope = ConditionScope(self.problems, self.settings, cause_ids=cause_ids)
+        entries = checking.sequence(self.problems, node, "notes", allow_empty=True) or []
+        notes: list[Note] = []
+        first_seen: dict[str, str] = {}
+        for index, entry in enumerate(entries):
+            path = f"notes[{index}]"
+            fields = checking.mapping(self.problems, entry, path, ("id", "text", "when", "source"))
+            if fields is None:
+                continue
+            note_id = self._id(fields.get("id"), f"{path}.id", _SNAKE_ID, "lower_snake_case", first_seen)
+            text = self._text(fields.get("text"), f"{path}.text")
+            condition = self._listing_when(fields.get("when"), f"{path}.when", scope)
+            source = checking.sources(self.problems, fields.get("source"), f"{path}.source")
+            if None not in (note_id, text, condition):
+                notes.append(Note(note_id, text, condition, source))
+        return notes
+
+    def _listing_when(self, node: object, path: str, scope: ConditionScope) -> Condition | None:
+        if node == ALWAYS:
+            return Always()
+        if node == OTHERWISE:
+            self.problems.add(path, f"`{OTHERWISE}` is for rules only; use a condition or `{ALWAYS}`")
+            return None
+        if isinstance(node, str):
+            self.problems.add(path, f"unknown keyword {node!r} (use a condition, or `{ALWAYS}`)")
+            return None
+        return parse_condition(node, path, scope)
+
+    # -- advice, consult, referral ------------------------------------------
+
+    def _levels(self, node: object, path: str) -> frozenset[str]:
+        entries = checking.sequence(self.problems, node, path) or []
+        levels = [checking.one_of(self.problems, level, f"{path}[{i}]", CARE_LEVELS, "level")
+                  for i, level in enumerate(entries)]
+        return frozenset(level for level in levels if level is not None)
+
+    def _advice(self, node: object) -> list[tuple[str, frozenset[str]]]:
+        entries = checking.sequence(self.problems, node, "advice") or []
+        advice = []
+        for index, entry in enumerate(entries):
+            path = f"advice[{index}]"
+            fields = checking.mapping(self.problems, entry, path, ("text", "levels"), optional=("source",))
+            if fields is None:
+                continue
+            text = self._text(fields.get("text"), f"{path}.text")
+            levels = self._levels(fields.get("levels"), f"{path}.levels")
+            if "source" in fields:
+                checking.sources(self.problems, fields["source"], f"{path}.source")
+            if text is not None:
+                advice.append((text, levels))
+        return advice
+
+    def _consult_may_offer(self, node: object) -> tuple[frozenset[str], str, tuple[str, ...]]:
+        fields = checking.mapping(self.problems, node, "consult_may_offer", ("levels", "lead_in", "options"))
+        if fields is None:
+            return frozenset(), "", ()
+        levels = self._levels(fields.get("levels"), "consult_may_offer.levels")
+        lead_in = self._text(fields.get("lead_in"), "consult_may_offer.lead_in") or ""
+        options = []
+        for index, entry in enumerate(checking.sequence(self.problems, fields.get("options"),
+                                                        "consult_may_offer.options") or []):
+            path = f"consult_may_offer.options[{index}]"
+            option = checking.mapping(self.problems, entry, path, ("name", "source"))
+            if option is None:
+                continue
+            name = self._text(option.get("name"), f"{path}.name")
+            checking.sources(self.problems, option.get("source"), f"{path}.source")
+            if name is not None:
+                options.append(name)
+        line = f"{lead_in} {', '.join(options)}."
+        return levels, line, tuple(options)
+
+    def _referral(self, node: object) -> dict[str, ReferralTerms]:
+        fields = checking.mapping(self.problems, node, "referral", LEVELS_WITH_REFERRAL)
+        terms: dict[str, ReferralTerms] = {}
+        for level in LEVELS_WITH_REFERRAL:
+            if fields is None or level not in fields:
+                continue
+            path = f"referral.{level}"
+            entry = checking.mapping(self.problems, fields[level], path, ("priority", "window_setting"))
+            if entry is None:
+                continue
+            priority = checking.one_of(self.problems, entry.get("priority"), f"{path}.priority",
+                                       REFERRAL_PRIORITIES, "priority")
+            window = entry.get("window_setting")
+            if not (isinstance(window, str) and window in self.settings):
+                self.problems.add(f"{path}.window_setting", f"unknown setting {describe(window)}")
+                continue
+            if priority is not None and self.settings[window] is not None:
+                terms[level] = ReferralTerms(priority, self.settings[window])
+        return terms

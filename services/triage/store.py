@@ -1,0 +1,56 @@
+"""Triage's SQL: decisions (one per report) and their outbox event."""
+from __future__ import annotations
+
+from datetime import date
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from services.common import envelope, outbox
+from services.common.settings import TOPIC_DECISIONS
+
+SCHEMA = "triage"
+EVENT_SOURCE = "/clinic/triage"
+DECISION_MADE = "clinic.triage.decided"
+
+
+def save_decision(conn: psycopg.Connection, *, report_id: str, decision: dict, input_snapshot: dict,
+                  assessed_on: date, patient: dict, traceparent: str) -> bool:
+    """Insert the decision and its event; False when the report already had one."""
+    row = conn.execute(
+        "INSERT INTO triage.decisions (report_id, care_level, rules_version, fired, likely_source,"
+        " possible_causes, notes, advice, input_snapshot, assessed_on)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        " ON CONFLICT (report_id) DO NOTHING RETURNING decided_at",
+        (report_id, decision["care_level"], decision["rules_version"], Jsonb(decision["fired"]),
+         decision["likely_source"], Jsonb(decision["possible_causes"]), Jsonb(decision["notes"]),
+         Jsonb(decision["advice"]), Jsonb(input_snapshot), assessed_on),
+    ).fetchone()
+    if row is None:
+        return False
+    data = {"report_id": report_id, **decision, "decided_at": row[0].isoformat(),
+            # passed through for the referral service, which books for a person
+            "patient": patient}
+    event = envelope.new_event(type=DECISION_MADE, source=EVENT_SOURCE, subject=report_id, data=data)
+    with conn.cursor() as cur:
+        outbox.add_event(cur, SCHEMA, topic=TOPIC_DECISIONS, key=report_id, event=event,
+                         traceparent=traceparent)
+    return True
+
+
+def get_decision(conn: psycopg.Connection, report_id: str) -> dict | None:
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "SELECT report_id::text, care_level, rules_version, fired, likely_source, possible_causes,"
+            " notes, advice, decided_at, input_snapshot, assessed_on FROM triage.decisions WHERE report_id = %s",
+            (report_id,),
+        ).fetchone()
+
+
+def stored_inputs(conn: psycopg.Connection):
+    """Every stored decision's input and level, for the rule-change preview (streamed)."""
+    with conn.cursor(name="preview", row_factory=dict_row) as cur:
+        cur.execute("SELECT report_id::text, care_level, rules_version, input_snapshot, assessed_on"
+                    " FROM triage.decisions ORDER BY decided_at")
+        yield from cur

@@ -1,0 +1,290 @@
+"""The rule file: what the shipped one holds, and bad files refused naming the entry."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+
+import pytest
+import yaml
+
+from services.triage.domain import RuleFileError, decide, default_rules_path, load_rules
+
+TODAY = date(2026, 11, 26)
+GUIDE = Path(__file__).resolve().parents[3] / "shared" / "clinical" / "hip-pain-guide.txt"
+
+# The rule table of care-rules.md.
+SPEC_RULES = {
+    "URG-SEVERE": "urgent",
+    "URG-SUDDEN": "urgent",
+    "URG-TRAUMA": "urgent",
+    "SPC-LOCKING": "specialist",
+    "SPC-INSTABILITY": "specialist",
+    "SPC-NOT-IMPROVING": "specialist",
+    "SPC-PERSISTENT-PAIN": "specialist",
+    "SPC-DYSFUNCTION": "specialist",
+    "SELF-CARE": "self_care",
+}
+
+
+@pytest.fixture(scope="module")
+def shipped_text() -> str:
+    return default_rules_path().read_text(encoding="utf-8")
+
+
+@pytest.fixture
+def content(shipped_text) -> dict:
+    return yaml.safe_load(shipped_text)
+
+
+def as_text(data: dict) -> str:
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+
+
+# -- the shipped file -----------------------------------------------------------------
+
+
+def test_shipped_file_holds_the_rules_of_care_rules_md():
+    rules = load_rules(default_rules_path())
+    assert rules.version == "2026-11-1"
+    assert {rule.id: rule.level for rule in rules.rules} == SPEC_RULES
+    assert [rule.id for rule in rules.rules] == list(SPEC_RULES)
+    assert rules.fallback.id == "SELF-CARE"
+    assert all(rule.source and rule.reason for rule in rules.rules)
+
+
+def test_thresholds_are_settings():
+    rules = load_rules(default_rules_path())
+    assert dict(rules.settings) == {"severe_pain_min": 7, "home_care_days_min": 14,
+                                    "persistent_pain_days_min": 42, "urgent_window_days": 2,
+                                    "routine_window_days": 14}
+    assert rules.referral_for("urgent").to_dict() == {"priority": "urgent", "within_days": 2}
+    assert rules.referral_for("specialist").to_dict() == {"priority": "routine", "within_days": 14}
+    assert rules.referral_for("self_care") is None
+    assert rules.consult_options == ("diagnosis of the source of the pain", "medication",
+                                     "corticosteroid injections", "trigger point injections", "nerve blocks")
+
+
+def test_as_dict_is_the_file_content_json_ready_and_a_copy(shipped_text):
+    rules = load_rules(default_rules_path())
+    content = rules.as_dict()
+    assert content == yaml.safe_load(shipped_text)
+    assert json.loads(json.dumps(content)) == content
+    content["rules"].clear()
+    assert rules.as_dict()["rules"]
+
+
+def _quotes(node) -> list[str]:
+    if isinstance(node, dict):
+        found = []
+        for key, value in node.items():
+            if key == "source" and isinstance(value, str):
+                found.append(value)
+            elif key == "source" and isinstance(value, list):
+                found.extend(value)
+            else:
+                found.extend(_quotes(value))
+        return found
+    if isinstance(node, list):
+        return [quote for item in node for quote in _quotes(item)]
+    return []
+
+
+@pytest.mark.skipif(not GUIDE.exists(), reason="the source guide is not beside this checkout")
+def test_every_source_is_quoted_word_for_word_from_the_guide(content):
+    guide = GUIDE.read_text(encoding="utf-8")
+    quotes = _quotes(content)
+    assert len(quotes) > 20
+    assert [quote for quote in quotes if quote not in guide] == []
+
+
+@pytest.mark.parametrize("how", ["path", "str-path", "traversable", "text"])
+def test_loads_from_a_path_or_from_text(tmp_path, shipped_text, how):
+    copy = tmp_path / "rules.yaml"
+    copy.write_text(shipped_text, encoding="utf-8")
+    source = {"path": copy, "str-path": str(copy), "traversable": default_rules_path(),
+              "text": shipped_text}[how]
+    assert load_rules(source).as_dict() == yaml.safe_load(shipped_text)
+
+
+def test_a_setting_changes_the_decision_without_code(content):
+    content["settings"]["severe_pain_min"] = 8
+    rules = load_rules(as_text(content))
+    body = {"pain": {"locations": ["groin"], "side": "left", "severity": 7, "onset": "gradual",
+                     "started_on": "2026-11-20", "direct_trauma": False},
+            "function": {"joint_locking": False, "instability": False, "persistent_dysfunction": False},
+            "home_care": {"measures": [], "days": 0, "improving": "not_tried"},
+            "activity": {"sport": "running", "high_impact": False}}
+    assert decide(body, rules, TODAY).care_level == "self_care"
+    body["pain"]["severity"] = 8
+    decision = decide(body, rules, TODAY)
+    assert decision.care_level == "urgent"
+    assert "8 or more out of 10" in decision.fired[0].reason
+
+
+# -- bad files are refused, naming the entry ------------------------------------------------
+
+
+def rule(content: dict, rule_id: str) -> dict:
+    return next(entry for entry in content["rules"] if entry["id"] == rule_id)
+
+
+def _set(path: str, value) -> Callable[[dict], None]:
+    """A change to the content at a dotted path with [i] indexes."""
+    def change(content: dict) -> None:
+        *parents, last = _steps(path)
+        node = content
+        for step in parents:
+            node = node[step]
+        node[last] = value
+    return change
+
+
+def _delete(path: str) -> Callable[[dict], None]:
+    def change(content: dict) -> None:
+        *parents, last = _steps(path)
+        node = content
+        for step in parents:
+            node = node[step]
+        del node[last]
+    return change
+
+
+def _steps(path: str) -> list:
+    steps = []
+    for part in path.split("."):
+        name, *indexes = part.replace("]", "").split("[")
+        steps.append(name)
+        steps.extend(int(index) for index in indexes)
+    return steps
+
+
+BAD_FILES = [
+    pytest.param(_set("rules[0].when.op", "=>"), "rules[0].when.op: unknown operator '=>'", id="unknown-op"),
+    pytest.param(_set("rules[5].when.all[0].op", "=="), "rules[5].when.all[0].op: unknown operator '=='",
+                 id="unknown-op-nested"),
+    pytest.param(_set("rules[2].level", "emergency"), "rules[2].level: unknown level 'emergency'",
+                 id="unknown-level"),
+    pytest.param(_delete("rules[4].reason"), "rules[4].reason: missing", id="missing-reason"),
+    pytest.param(_set("rules[4].reason", "  "), "rules[4].reason: expected non-empty text", id="empty-reason"),
+    pytest.param(_delete("rules[1].source"), "rules[1].source: missing", id="missing-source"),
+    pytest.param(_set("rules[4].id", "SPC-LOCKING"),
+                 "rules[4].id: duplicate id 'SPC-LOCKING' (first used at rules[3])", id="duplicate-id"),
+    pytest.param(_set("settings.severe_pain_min", "7"),
+                 "settings.severe_pain_min: expected a whole number, got '7' (str)", id="threshold-text"),
+    pytest.param(_set("settings.home_care_days_min", 14.5),
+                 "settings.home_care_days_min: expected a whole number, got 14.5 (float)", id="threshold-float"),
+    pytest.param(_set("settings.persistent_pain_days_min", True),
+                 "settings.persistent_pain_days_min: expected a whole number, got True (bool)",
+                 id="threshold-bool"),
+    pytest.param(_set("settings.severe_pain_min", 11), "settings.severe_pain_min: 11 is out of range (1..10)",
+                 id="threshold-out-of-range"),
+    pytest.param(_delete("settings.urgent_window_days"), "settings.urgent_window_days: missing",
+                 id="missing-setting"),
+    pytest.param(_set("rules[0].when.setting", "severe_pain_mni"),
+                 "rules[0].when.setting: unknown setting 'severe_pain_mni'", id="unknown-setting"),
+    pytest.param(_set("rules[0].when.field", "pain.severe"), "rules[0].when.field: unknown field 'pain.severe'",
+                 id="unknown-field"),
+    pytest.param(_set("rules[3].when.is", "true"), "rules[3].when.is: unknown test 'true' (str)",
+                 id="is-true-not-allowed"),
+    pytest.param(_set("rules[3].when", {"field": "function.joint_locking", "op": ">=", "setting": "severe_pain_min"}),
+                 "rules[3].when: function.joint_locking is a yes/no field: test it with is", id="test-of-wrong-kind"),
+    pytest.param(_set("rules[1].when.in", ["abrupt"]),
+                 "rules[1].when.in[0]: unknown value for pain.onset 'abrupt'", id="unknown-choice-value"),
+    pytest.param(_set("rules[5].when.all[1].in", [False]), "(quote yes/no in YAML)", id="unquoted-no"),
+    pytest.param(_set("rules[5].when", {"all": []}), "rules[5].when.all: must not be empty", id="empty-all"),
+    pytest.param(_set("rules[5].when", {"some": []}),
+                 "rules[5].when: expected a condition with one of: all, any, field, cause", id="unknown-combinator"),
+    pytest.param(_set("rules[0].when.cause", "bursitis"), "rules[0].when.cause: `cause:` may only be used in notes",
+                 id="cause-in-rule"),
+    pytest.param(_set("notes[0].when.any[0].cause", "fracture"),
+                 "notes[0].when.any[0].cause: unknown possible cause 'fracture'", id="unknown-cause"),
+    pytest.param(_set("rules[8].when", "always"), "rules[8].when: `always` is for possible causes and notes",
+                 id="always-in-rule"),
+    pytest.param(_set("rules[8].when", {"field": "pain.severity", "op": "<", "setting": "severe_pain_min"}),
+                 "rules: exactly one rule must have `when: otherwise`", id="no-fallback"),
+    pytest.param(_set("rules[7].when", "otherwise"),
+                 "found rules[7], rules[8]", id="two-fallbacks"),
+    pytest.param(_set("possible_causes[0].when", "otherwise"),
+                 "possible_causes[0].when: `otherwise` is for rules only", id="otherwise-in-cause"),
+    pytest.param(_set("rules[2].reasn", "typo"), "rules[2].reasn: unknown key", id="unknown-key-in-rule"),
+    pytest.param(_set("rule_version", "x"), "rule file.rule_version: unknown key", id="unknown-top-level-key"),
+    pytest.param(_set("rules_version", 2026), "rules_version: expected non-empty text, got 2026 (int)",
+                 id="version-not-text"),
+    pytest.param(_set("rules[0].reason", "Pain of {severe_pain} or more."),
+                 "rules[0].reason: unknown setting {severe_pain} in text", id="unknown-placeholder"),
+    pytest.param(_set("rules[0].reason", "Pain of {severe_pain_min or more."),
+                 "rules[0].reason: bad {placeholder}", id="broken-placeholder"),
+    pytest.param(lambda content: content["unknown_answers"].pop("function.joint_locking"),
+                 "unknown_answers.function.joint_locking: missing: rules[3].when reads this field",
+                 id="missing-unknown-answer-text"),
+    pytest.param(_set("likely_source.joint.locations", ["groin"]),
+                 "likely_source: location 'inner_hip' belongs to no group", id="unmapped-location"),
+    pytest.param(_set("likely_source.soft_tissue.locations", ["outer_hip", "upper_thigh", "buttock", "groin"]),
+                 "likely_source.soft_tissue.locations[3]: 'groin' is already in likely_source.joint",
+                 id="location-in-two-groups"),
+    pytest.param(_set("referral.specialist.priority", "soon"), "referral.specialist.priority: unknown priority 'soon'",
+                 id="unknown-priority"),
+    pytest.param(_set("advice[0].levels", ["urgent", "asap"]), "advice[0].levels[1]: unknown level 'asap'",
+                 id="unknown-advice-level"),
+    pytest.param(_set("rules", []), "rules: must not be empty", id="no-rules"),
+]
+
+
+@pytest.mark.parametrize(("change", "expected"), BAD_FILES)
+def test_bad_rule_file_is_refused_naming_the_entry(content, change, expected):
+    change(content)
+    with pytest.raises(RuleFileError) as refused:
+        load_rules(as_text(content))
+    assert expected in str(refused.value)
+    assert any(expected in problem for problem in refused.value.problems)
+
+
+def test_every_problem_is_listed_at_once(content):
+    content["rules"][0]["when"]["op"] = "=>"
+    content["rules"][2]["level"] = "emergency"
+    content["settings"]["routine_window_days"] = "two weeks"
+    with pytest.raises(RuleFileError) as refused:
+        load_rules(as_text(content))
+    assert len(refused.value.problems) == 3
+    message = str(refused.value)
+    for expected in ("rules[0].when.op", "rules[2].level", "settings.routine_window_days"):
+        assert expected in message
+
+
+def test_a_refused_setting_is_reported_once_not_at_every_use(content):
+    content["settings"]["severe_pain_min"] = "seven"
+    with pytest.raises(RuleFileError) as refused:
+        load_rules(as_text(content))
+    assert refused.value.problems == ["settings.severe_pain_min: expected a whole number, got 'seven' (str)"]
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("rules_version: '1'\nrules_version: '2'\n", "duplicate key 'rules_version'"),
+    ("rules: [\n  {id: X\n", "line "),
+    ("- just\n- a list\n", "rule file: expected a mapping"),
+    ("\n", "rule file: expected a mapping, got None"),
+])
+def test_unreadable_yaml_is_refused(text, expected):
+    with pytest.raises(RuleFileError) as refused:
+        load_rules(text)
+    assert expected in str(refused.value)
+
+
+def test_duplicate_key_inside_a_rule_is_refused(shipped_text):
+    doubled = shipped_text.replace("  - id: URG-SUDDEN\n", "  - id: URG-SUDDEN\n    id: URG-SUDDEN-2\n", 1)
+    with pytest.raises(RuleFileError, match="duplicate key 'id'"):
+        load_rules(doubled)
+
+
+def test_a_missing_file_is_refused_with_its_path(tmp_path):
+    missing = tmp_path / "nowhere.yaml"
+    with pytest.raises(RuleFileError, match="nowhere.yaml"):
+        load_rules(missing)
+
+
+def test_something_that_is_neither_path_nor_text_is_a_type_error():
+    with pytest.raises(TypeError):
+        load_rules(42)
