@@ -38,7 +38,7 @@ from infra.kafka.runner import TOPICS, LocalKafka
 from infra.kafka.runner import _check_java as check_java
 from infra.kafka.runner import _marker as jars_marker
 from infra.kafka.runner import _pom_hash as pom_hash
-from infra.postgres import InfraError, LocalPostgres, find_bin_dir
+from infra.postgres import InfraError, LocalPostgres, find_bin_dir, stop_stale
 from infra.supervisor import ManagedProcess, ShutdownRequested, StartError, Supervisor, spawn
 
 log = logging.getLogger("clinic.stack")
@@ -69,6 +69,8 @@ class StackConfig:
     kafka_port: int
     api_ports: Mapping[str, int]
     demo: bool
+    # Kafka jars shared between state folders (tests set it); None: <state>/kafka/lib.
+    kafka_lib_dir: Path | None = None
 
     @property
     def logs_dir(self) -> Path:
@@ -90,7 +92,11 @@ class StackConfig:
                 for svc, default in DEFAULT_API_PORTS.items()
             },
             demo=env.get("CLINIC_DEMO", "1") != "0",
+            kafka_lib_dir=Path(env["CLINIC_KAFKA_LIB_DIR"]) if env.get("CLINIC_KAFKA_LIB_DIR") else None,
         )
+
+    def kafka(self) -> LocalKafka:
+        return LocalKafka(self.state_dir, self.kafka_port, self.host, lib_dir=self.kafka_lib_dir)
 
 
 def _port_from_env(env: Mapping[str, str], name: str, default: int) -> int:
@@ -171,8 +177,16 @@ def _exclusive_lock(state_dir: Path) -> Iterator[None]:
 
 
 def preflight(config: StackConfig) -> None:
-    _check_ports(config)
-    _check_binaries(config)
+    try:
+        # A PostgreSQL left running by a killed `make run` is named as such,
+        # rather than as a mere port in use.
+        stop_stale(config.state_dir)
+        _check_ports(config)
+        check_java()  # JAVA_HOME or PATH, and Java 17+
+        find_bin_dir()  # CLINIC_PG_BIN, /usr/lib/postgresql/*/bin or PATH
+    except InfraError as exc:
+        raise PreflightError(str(exc)) from None
+    _check_mvn(config)
     _check_clinic_command()
 
 
@@ -187,7 +201,7 @@ def _ports(config: StackConfig, controller_port: int) -> list[tuple[int, str, st
 
 
 def _check_ports(config: StackConfig) -> None:
-    controller_port = LocalKafka(config.state_dir, config.kafka_port, config.host).controller_port
+    controller_port = config.kafka().controller_port
     seen: dict[int, str] = {}
     for port, what, variable in _ports(config, controller_port):
         if port in seen:
@@ -210,14 +224,8 @@ def _port_free(host: str, port: int) -> bool:
         return False
 
 
-def _check_binaries(config: StackConfig) -> None:
-    try:
-        check_java()  # JAVA_HOME or PATH, and Java 17+
-        find_bin_dir()  # CLINIC_PG_BIN, /usr/lib/postgresql/*/bin or PATH
-    except InfraError as exc:
-        raise PreflightError(str(exc)) from None
-    lib_dir = LocalKafka(config.state_dir, config.kafka_port, config.host).lib_dir
-    if jars_marker(lib_dir) != pom_hash() and shutil.which("mvn") is None:
+def _check_mvn(config: StackConfig) -> None:
+    if jars_marker(config.kafka().lib_dir) != pom_hash() and shutil.which("mvn") is None:
         raise PreflightError("mvn not found on PATH; it fetches the Kafka jars once (apt-get install maven)")
 
 
@@ -237,7 +245,7 @@ def _check_clinic_command() -> None:
 
 def run(config: StackConfig) -> int:
     pg = LocalPostgres(config.state_dir, config.pg_port, host=config.host)
-    kafka = LocalKafka(config.state_dir, config.kafka_port, host=config.host)
+    kafka = config.kafka()
     sup = Supervisor(shutdown_budget=SHUTDOWN_BUDGET)
     with sup.handling_signals():
         try:
@@ -414,8 +422,8 @@ def summary(config: StackConfig, credentials: str | None) -> str:
         f"  credentials    {clinic_command()} kiosk add NAME | staff add NAME --role scheduler|admin",
     ]
     if credentials:
-        lines += ["", f"Demo credentials (kept in {config.state_dir / 'demo-credentials.txt'}):",
-                  credentials.rstrip()]
+        lines += ["", f"Demo credentials (kept in {config.state_dir / 'demo-credentials.txt'}):"]
+        lines += [f"  {line}" for line in credentials.strip().splitlines()]
     elif config.demo:
         lines += ["", "No demo data: the demo seed failed (see logs/demo-seed.log)."]
     return "\n".join(lines) + "\n"

@@ -112,14 +112,6 @@ def signal_group(mp: ManagedProcess, sig: int) -> None:
         mp.proc.send_signal(sig)
 
 
-def _format_seconds(seconds: float) -> str:
-    return f"{seconds:g}s"
-
-
-def _describe_exit(code: int) -> str:
-    return f"exit code {code}"
-
-
 class Supervisor:
     def __init__(
         self,
@@ -129,14 +121,12 @@ class Supervisor:
         stable_after: float = 60.0,
         poll_interval: float = 0.5,
         shutdown_budget: float = 30.0,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
         self.stable_after = stable_after
         self.poll_interval = poll_interval
         self.shutdown_budget = shutdown_budget
-        self.clock = clock
         self.processes: list[ManagedProcess] = []
         self._critical_depth = 0
         self._stop_signal: int | None = None
@@ -157,10 +147,10 @@ class Supervisor:
                 signal.signal(s, handler)
 
     def _on_signal(self, signum: int, frame: object) -> None:
-        if self._stop_signal is not None:
-            # A second Ctrl-C while stopping: skip the remaining graces.
+        if self._stop_signal is not None or self._stopping:
+            # Ctrl-C while already stopping: skip the remaining graces.
             self._hurry = True
-            log.warning("%s again: killing what is left", signal.Signals(signum).name)
+            log.warning("%s while stopping: killing what is left now", signal.Signals(signum).name)
             return
         self._stop_signal = signum
         if self._critical_depth == 0:
@@ -209,7 +199,7 @@ class Supervisor:
                 mp.pgid = os.getpgid(proc.pid)
             except ProcessLookupError:
                 mp.pgid = None
-            mp.started_at = self.clock()
+            mp.started_at = time.monotonic()
             mp.restart_at = None
         log.info("started %s (pid %d)", mp.name, proc.pid)
 
@@ -227,10 +217,10 @@ class Supervisor:
 
     def sleep(self, seconds: float) -> None:
         """Sleep while still supervising (restarts happen meanwhile)."""
-        end = self.clock() + seconds
+        end = time.monotonic() + seconds
         while True:
             self.poll()
-            left = end - self.clock()
+            left = end - time.monotonic()
             if left <= 0:
                 return
             time.sleep(min(left, self.poll_interval))
@@ -241,8 +231,8 @@ class Supervisor:
             if mp.proc is not None:
                 code = mp.proc.poll()
                 if code is not None:
-                    self._on_exit(mp, _describe_exit(code))
-            elif mp.restart_at is not None and self.clock() >= mp.restart_at:
+                    self._on_exit(mp, f"exit code {code}")
+            elif mp.restart_at is not None and time.monotonic() >= mp.restart_at:
                 self._restart(mp)
 
     def _on_exit(self, mp: ManagedProcess, reason: str) -> None:
@@ -251,15 +241,15 @@ class Supervisor:
             # wrapper) would keep the port or shared memory: clear the group.
             signal_group(mp, signal.SIGKILL)
             self._reap(mp)
-        uptime = self.clock() - mp.started_at
+        uptime = time.monotonic() - mp.started_at
         if uptime >= self.stable_after:
             mp.quick_failures = 0
         delay = min(self.backoff_initial * 2**mp.quick_failures, self.backoff_max)
         mp.quick_failures += 1
         mp.exits += 1
         mp.last_exit = reason
-        mp.restart_at = self.clock() + delay
-        log.warning("restarting %s (%s) in %s", mp.name, reason, _format_seconds(delay))
+        mp.restart_at = time.monotonic() + delay
+        log.warning("restarting %s (%s) in %gs", mp.name, reason, delay)
 
     def _restart(self, mp: ManagedProcess) -> None:
         try:
@@ -267,7 +257,7 @@ class Supervisor:
         except ShutdownRequested:
             raise
         except Exception as exc:
-            mp.started_at = self.clock()
+            mp.started_at = time.monotonic()
             self._on_exit(mp, f"could not start: {exc}")
             return
         if mp.ready_fn is None:
@@ -295,7 +285,7 @@ class Supervisor:
         """Stop everything, highest tier first, within shutdown_budget."""
         self._stopping = True
         self._critical_depth += 1  # from here on, signals only hurry us up
-        deadline = self.clock() + self.shutdown_budget
+        deadline = time.monotonic() + self.shutdown_budget
         tiers = sorted({mp.tier for mp in self.processes}, reverse=True)
         for index, tier in enumerate(tiers):
             members = [mp for mp in self.processes if mp.tier == tier]
@@ -306,7 +296,7 @@ class Supervisor:
 
     def _stop_tier(self, members: list[ManagedProcess], tier_deadline: float) -> None:
         alive = [mp for mp in members if mp.proc is not None]
-        started = self.clock()
+        started = time.monotonic()
         helpers = [self._ask_to_stop(mp) for mp in alive]
         for mp in alive:
             until = min(started + mp.grace, tier_deadline)
@@ -343,5 +333,5 @@ class Supervisor:
             log.warning("stopping %s failed: %s", mp.name, exc)
 
     def _wait_exit(self, mp: ManagedProcess, until: float) -> None:
-        while mp.proc.poll() is None and self.clock() < until and not self._hurry:
+        while mp.proc.poll() is None and time.monotonic() < until and not self._hurry:
             time.sleep(0.05)

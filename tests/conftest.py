@@ -81,3 +81,93 @@ def admin_conn(pg):
 
     with contextlib.closing(psycopg.connect(pg.admin_url(), autocommit=True)) as conn:
         yield conn
+
+
+# -- the whole stack, started as `make run` starts it ----------------------------------------
+class LiveStack:
+    """`python -m infra.stack` in a temporary state folder, on free ports, without demo data."""
+
+    def __init__(self, state_dir: Path, env: dict[str, str]):
+        self.state_dir = state_dir
+        self.env = env
+        self.base_url = {svc: f"http://127.0.0.1:{env[f'CLINIC_{svc.upper()}_PORT']}"
+                         for svc in settings_module.SERVICES}
+        self.proc = None
+
+    def settings(self, service: str = "") -> settings_module.Settings:
+        return settings_module.load(service, env=self.env)
+
+    def kiosk_key(self, name: str | None = None) -> str:
+        import uuid
+
+        from services.cli import kiosk_add
+
+        return kiosk_add(self.settings(), name or f"kiosk-{uuid.uuid4().hex[:8]}")
+
+    def staff_token(self, role: str = "scheduler", name: str | None = None) -> str:
+        import uuid
+
+        from services.cli import staff_add
+
+        return staff_add(self.settings(), name or f"{role}-{uuid.uuid4().hex[:8]}", role)
+
+
+def _wait_ready(stack: LiveStack, timeout: float) -> None:
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    pending = dict(stack.base_url)
+    while pending and time.monotonic() < deadline:
+        if stack.proc.poll() is not None:
+            raise RuntimeError(f"infra.stack exited with {stack.proc.returncode}; see {stack.state_dir}/logs")
+        for svc, url in list(pending.items()):
+            try:
+                with urllib.request.urlopen(f"{url}/readyz", timeout=2) as response:
+                    if response.status == 200:
+                        pending.pop(svc)
+            except OSError:
+                pass
+        time.sleep(0.5)
+    if pending:
+        raise RuntimeError(f"not ready after {timeout}s: {sorted(pending)}; see {stack.state_dir}/logs")
+
+
+@pytest.fixture(scope="session")
+def live_stack():
+    import signal
+    import subprocess
+    import sys
+
+    from infra.postgres import free_port
+
+    state_dir = Path(tempfile.mkdtemp(prefix="clinic-stack-"))
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("CLINIC_")},
+        "CLINIC_STATE_DIR": str(state_dir),
+        "CLINIC_DEMO": "0",
+        "CLINIC_KAFKA_LIB_DIR": str(_kafka_lib_dir()),
+        "CLINIC_PG_PORT": str(free_port()),
+        "CLINIC_KAFKA_PORT": str(free_port()),
+        "CLINIC_INTAKE_PORT": str(free_port()),
+        "CLINIC_TRIAGE_PORT": str(free_port()),
+        "CLINIC_REFERRAL_PORT": str(free_port()),
+        "CLINIC_SECRET_KEY": "test-secret",
+    }
+    env["CLINIC_KAFKA_BOOTSTRAP"] = f"127.0.0.1:{env['CLINIC_KAFKA_PORT']}"
+    env["CLINIC_ADMIN_DATABASE_URL"] = f"postgresql://clinic_admin:clinic_admin@127.0.0.1:{env['CLINIC_PG_PORT']}/clinic"
+    stack = LiveStack(state_dir, env)
+    with open(state_dir / "stack-console.log", "wb") as console:
+        stack.proc = subprocess.Popen([sys.executable, "-m", "infra.stack"], env=env, cwd=REPO,
+                                      stdout=console, stderr=subprocess.STDOUT)
+        try:
+            _wait_ready(stack, timeout=240)
+            yield stack
+        finally:
+            stack.proc.send_signal(signal.SIGTERM)
+            try:
+                stack.proc.wait(timeout=45)
+            except subprocess.TimeoutExpired:
+                stack.proc.kill()
+                stack.proc.wait()
+    shutil.rmtree(state_dir, ignore_errors=True)

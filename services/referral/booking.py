@@ -157,20 +157,35 @@ def complete(conn: psycopg.Connection, referral_id: str, *, actor: str, now: dat
 
 
 # -- slots (admin, demo) --------------------------------------------------------------
-def add_slots(conn: psycopg.Connection, provider_id: str, ranges: list[tuple[datetime, datetime]], *,
-              now: datetime, traceparent: str, skip_existing: bool = False) -> list[str]:
+NewSlot = tuple[str, datetime, datetime]  # (provider_id, start, end)
+
+
+def add_slots(conn: psycopg.Connection, slots: list[NewSlot], *, now: datetime, traceparent: str,
+              skip_existing: bool = False) -> list[str]:
     """Add slots, all or nothing, and offer each (earliest first) to the waitlist; their ids.
 
     skip_existing leaves out slots that overlap stored ones instead of refusing them all."""
+    by_provider: dict[str, list[int]] = {}
+    for index, (provider_id, _start, _end) in enumerate(slots):
+        by_provider.setdefault(provider_id, []).append(index)
     with conn.transaction():
-        if slot_store.get_provider(conn, provider_id) is None:
-            raise UnknownProvider(provider_id)
-        store.lock_waitlist(conn)  # see the module docstring
+        for provider_id in by_provider:
+            if slot_store.get_provider(conn, provider_id) is None:
+                raise UnknownProvider(provider_id)
+        # Also serialises slot additions, so the overlap check below cannot go stale.
+        store.lock_waitlist(conn)
         if not skip_existing:
-            clashes = slot_store.overlapping(conn, provider_id, ranges)
+            clashes = {}
+            for provider_id, indices in by_provider.items():
+                found = slot_store.overlapping(conn, provider_id, [slots[i][1:] for i in indices])
+                clashes.update({indices[k]: slot for k, slot in found.items()})
             if clashes:
                 raise SlotsOverlap(clashes)
-        slot_ids = slot_store.insert_slots(conn, provider_id, ranges, skip_existing=skip_existing)
-        for slot_id in slot_ids:
+        added = []
+        for provider_id, indices in by_provider.items():
+            added += slot_store.insert_slots(conn, provider_id, [slots[i][1:] for i in indices],
+                                             skip_existing=skip_existing)
+        added.sort(key=lambda pair: (pair[1], pair[0]))
+        for slot_id, _start in added:
             offer_slot(conn, slot_id, now, traceparent)
-    return slot_ids
+    return [slot_id for slot_id, _start in added]

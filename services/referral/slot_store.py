@@ -76,8 +76,8 @@ def overlapping(conn: psycopg.Connection, provider_id: str,
 
 
 def insert_slots(conn: psycopg.Connection, provider_id: str, ranges: list[tuple[datetime, datetime]],
-                 *, skip_existing: bool = False) -> list[str]:
-    """Insert the slots; their ids, in start order.
+                 *, skip_existing: bool = False) -> list[tuple[str, datetime]]:
+    """Insert the slots; (slot_id, start) of each, in start order.
 
     skip_existing: a slot overlapping a stored one is left out instead of failing the whole
     insert (psycopg.errors.ExclusionViolation), which makes a repeated seed harmless."""
@@ -90,7 +90,15 @@ def insert_slots(conn: psycopg.Connection, provider_id: str, ranges: list[tuple[
         f"{conflict} RETURNING slot_id::text, start_at",
         (provider_id, [r[0] for r in ranges], [r[1] for r in ranges]),
     ).fetchall()
-    return [slot_id for slot_id, _ in sorted(rows, key=lambda r: (r[1], r[0]))]
+    return sorted(((slot_id, start) for slot_id, start in rows), key=lambda r: (r[1], r[0]))
+
+
+def count_free(conn: psycopg.Connection, provider_id: str, *, since: datetime) -> int:
+    return conn.execute(
+        "SELECT count(*) FROM referral.slots s WHERE s.provider_id = %s AND s.start_at >= %s"
+        " AND NOT EXISTS (SELECT 1 FROM referral.referrals r WHERE r.slot_id = s.slot_id)",
+        (provider_id, since),
+    ).fetchone()[0]
 
 
 def _utc(value: datetime) -> datetime:

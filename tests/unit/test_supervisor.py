@@ -262,3 +262,21 @@ def test_a_signal_inside_a_critical_section_is_deferred_to_its_end(sup):
                 time.sleep(0.05)  # the handler has run by now and must not have raised
                 reached_end = True
     assert reached_end
+
+
+def test_a_signal_during_shutdown_skips_the_remaining_grace(sup, tmp_path):
+    ready = tmp_path / "stubborn.ready"
+    mp = ManagedProcess("stubborn", python_child(tmp_path, "stubborn", STUBBORN, str(ready)),
+                        ready_fn=lambda: wait_for_file(ready), grace=30)
+    sup.start(mp)
+    pid = mp.proc.pid
+    timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
+    began = time.monotonic()
+
+    with sup.handling_signals():
+        timer.start()
+        sup.shutdown()  # no ShutdownRequested: it is already stopping
+    timer.join()
+
+    assert time.monotonic() - began < 5
+    assert not alive(pid)

@@ -10,12 +10,24 @@ class Problems:
 
     def __init__(self) -> None:
         self.items: list[str] = []
+        self._missing: set[str] = set()
 
     def add(self, path: str, message: str) -> None:
-        self.items.append(f"{path}: {message}")
+        if path in self._missing:
+            return   # "missing" already says it; "expected ..., got None" would only repeat it
+        self.items.append(f"{path or 'rule file'}: {message}")
+
+    def missing(self, path: str) -> None:
+        self.add(path, "missing")
+        self._missing.add(path)
 
     def __bool__(self) -> bool:
         return bool(self.items)
+
+
+def join(path: str, key: object) -> str:
+    """Path of a key below `path`; the top level has the empty path."""
+    return f"{path}.{key}" if path else str(key)
 
 
 def describe(value: object) -> str:
@@ -32,10 +44,10 @@ def mapping(problems: Problems, node: object, path: str,
     allowed = set(required) | set(optional)
     for key in node:
         if key not in allowed:
-            problems.add(f"{path}.{key}", f"unknown key (allowed: {', '.join(sorted(allowed))})")
+            problems.add(join(path, key), f"unknown key (allowed: {', '.join(sorted(allowed))})")
     for key in required:
         if key not in node:
-            problems.add(f"{path}.{key}", "missing")
+            problems.missing(join(path, key))
     return node
 
 

@@ -56,7 +56,7 @@ def _only_keys(node: Mapping, path: str, allowed: tuple[str, ...], problems: Pro
         problems.add(f"{path}.{key}", f"unknown key here (this condition takes: {', '.join(allowed)})")
     missing = [key for key in allowed if key not in node]
     for key in missing:
-        problems.add(f"{path}.{key}", "missing")
+        problems.missing(f"{path}.{key}")
     return not extra and not missing
 
 

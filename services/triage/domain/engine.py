@@ -1,4 +1,24 @@
-"""decide(): a symptom report and a rule set in, a decision out. Pure."""
+"""decide(): a symptom report and a rule set in, a decision out. Pure.
+
+How the engine reads the care rules where they leave room (the rule-specific
+readings are commented in care-rules.yaml):
+- Unknown answers - "not sure" (null), a missing key, a wrong type, a value
+  out of range (severity 11, a start date after tomorrow) - make the
+  condition that reads them count as met, and the reason says so. Hence a
+  missing severity fires URG-SEVERE and a missing onset fires URG-SUDDEN: the
+  answer could have been the serious one, and an unknown never lowers the
+  level. Inside `all:` a definite "no" still wins (13 days of home care does
+  not fire SPC-NOT-IMPROVING even if `improving` is unknown).
+- The fallback rule (SELF-CARE) fires only when no other rule fired; all
+  rules that fired are listed in rule-file order, and the most serious level
+  wins.
+- Unknown or partly unreadable locations give likely source `mixed` and keep
+  the stress fracture possible: neither can be ruled out.
+- Advice comes from the rule file per level; for urgent and specialist it
+  also says what the consult may offer. The decision carries the referral
+  terms (priority, window in days) of the rules in force, so the referral
+  service needs no rule file. `decided_at` is stamped by the caller.
+"""
 
 from __future__ import annotations
 

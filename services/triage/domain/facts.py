@@ -22,9 +22,6 @@ class _Unknown:
 
 UNKNOWN = _Unknown()
 
-# A CHOICES fact: the readable values, and whether some items were unreadable.
-ChoicesFact = tuple[frozenset[str], bool]
-
 # The contract lets kiosks send tomorrow's date (time zones); anything later is
 # implausible and read as unknown rather than as "pain just started".
 _FUTURE_DAYS_TOLERATED = 1
@@ -94,6 +91,7 @@ def _days_since(raw: object, today: date) -> object:
 
 
 def _choices(raw: object, field: Field) -> object:
+    """(readable values, whether some items were unreadable), or UNKNOWN."""
     if not isinstance(raw, (list, tuple)) or len(raw) < field.min_items:
         return UNKNOWN
     readable = frozenset(item for item in raw if isinstance(item, str) and item in field.values)

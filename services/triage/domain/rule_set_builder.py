@@ -38,6 +38,7 @@ LEVELS_WITH_REFERRAL = ("urgent", "specialist")
 _RULE_ID = re.compile(r"[A-Z][A-Z0-9]*(-[A-Z0-9]+)*")
 _SNAKE_ID = re.compile(r"[a-z][a-z0-9_]*")
 
+
 def _keys(node: object) -> tuple:
     """Any key is allowed (the caller checks each one)."""
     return tuple(node) if isinstance(node, Mapping) else ()
@@ -61,7 +62,7 @@ class _Builder:
         self.settings: dict[str, int | None] = {}   # None: declared but refused
 
     def build(self, data: object) -> RuleSet | None:
-        top = checking.mapping(self.problems, data, "rule file", TOP_LEVEL_KEYS, OPTIONAL_TOP_LEVEL_KEYS)
+        top = checking.mapping(self.problems, data, "", TOP_LEVEL_KEYS, OPTIONAL_TOP_LEVEL_KEYS)
         if top is None:
             return None
         version = checking.text(self.problems, top.get("rules_version"), "rules_version")

@@ -1,0 +1,172 @@
+"""The kiosk form in a real headless Chromium, against the live stack (intake, triage and
+referral processes over real PostgreSQL and Kafka): a patient fills it in and sees the outcome.
+"""
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+KIOSK_SCREEN = {"width": 1080, "height": 1920}  # portrait kiosk
+# The outcome travels intake -> Kafka -> triage -> Kafka -> intake; generous for a busy CI box.
+OUTCOME_TIMEOUT_MS = 30_000
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    from playwright.sync_api import sync_playwright
+
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (make deps)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(chromium):
+    # A fresh context per test: its own, empty localStorage, like a new kiosk.
+    context = chromium.new_context(viewport=KIOSK_SCREEN)
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def kiosk_url(live_stack):
+    return live_stack.base_url["intake"] + "/kiosk"
+
+
+def set_up_kiosk(page, kiosk_url: str, key: str) -> None:
+    """What staff do once per device: paste the key on /kiosk/setup."""
+    page.goto(kiosk_url + "/setup")
+    page.get_by_label("Kiosk key").fill(key)
+    page.get_by_role("button", name="Check and save the key").click()
+    page.get_by_text("Saved. This kiosk is set up.").wait_for()
+    page.get_by_role("link", name="Open the kiosk form").click()
+    page.get_by_role("heading", name="Tell us about your hip pain").wait_for()
+
+
+def choose(page, question: str, answer: str) -> None:
+    page.get_by_role("group", name=question).get_by_label(answer, exact=True).check()
+
+
+def fill_date(page, question: str, day: date) -> None:
+    group = page.get_by_role("group", name=question)
+    group.get_by_label("Day").fill(str(day.day))
+    group.get_by_label("Month").fill(str(day.month))
+    group.get_by_label("Year").fill(str(day.year))
+
+
+def fill_self_care_report(page, *, birth_date: date | None = None, location: str | None = "Outside of the hip") -> None:
+    """The rules' worked example 1: a runner, outer hip, severity 4, gradual, 5 days, nothing
+    tried at home: care at home, no referral."""
+    today = datetime.now(UTC).date()
+    page.get_by_label("Medical record number (MRN)").fill("MRN-KIOSK-1")
+    page.get_by_label("First name").fill("Ana")
+    page.get_by_label("Last name").fill("Silva")
+    fill_date(page, "Date of birth", birth_date or today.replace(year=today.year - 30))
+    page.get_by_label("Your main sport or activity").fill("running")
+    choose(page, "Is it a high-impact sport, with running or jumping?", "Yes")
+    if location:
+        page.get_by_label(location).check()
+    choose(page, "Which side?", "Left hip")
+    choose(page, "How bad is the pain?", "4")
+    choose(page, "How did the pain start?", "Gradually, over time")
+    fill_date(page, "When did the pain start?", today - timedelta(days=5))
+    choose(page, "Did a fall, a collision or a blow to the hip come before the pain?", "No")
+    choose(page, "Does your hip lock or catch?", "No")
+    choose(page, "Does your hip give way?", "No")
+    choose(page, "Have running, walking or climbing stairs been hard for weeks?", "No")
+
+
+def test_a_patient_sends_a_report_and_sees_the_outcome(page, live_stack, kiosk_url):
+    from playwright.sync_api import expect
+
+    page.goto(kiosk_url)
+    expect(page.get_by_role("heading", name="This kiosk is not set up")).to_be_visible()
+
+    set_up_kiosk(page, kiosk_url, live_stack.kiosk_key())
+    fill_self_care_report(page)
+    page.get_by_role("button", name="Send my answers").click()
+
+    expect(page.get_by_role("heading", name="Thank you")).to_be_visible()
+    expect(page.locator("#outcome-care-level")).to_have_text("Care for it at home", timeout=OUTCOME_TIMEOUT_MS)
+    expect(page.locator("#outcome-advice li").first).to_be_visible()
+    expect(page.locator("#outcome-status")).to_have_text("You do not need an appointment now.")
+
+    # The next patient gets an empty form: nothing of this one lingers.
+    page.get_by_role("button", name="Start a new report").click()
+    expect(page.get_by_label("Medical record number (MRN)")).to_have_value("")
+    expect(page.locator("#outcome-advice li")).to_have_count(0)
+
+
+def test_field_errors_appear_next_to_their_fields(page, live_stack, kiosk_url):
+    from playwright.sync_api import expect
+
+    set_up_kiosk(page, kiosk_url, live_stack.kiosk_key())
+    future = datetime.now(UTC).date() + timedelta(days=30)
+    fill_self_care_report(page, birth_date=future, location=None)
+    page.get_by_role("button", name="Send my answers").click()
+
+    summary = page.get_by_role("alert").filter(has_text="Please check these answers")
+    expect(summary).to_be_focused()
+    locations = page.get_by_role("group", name="Where does it hurt?")
+    expect(locations.locator(".field-error")).to_have_text("Choose at least one place where it hurts.")
+    expect(locations.get_by_label("Groin")).to_have_attribute("aria-invalid", "true")
+    expect(locations).to_have_accessible_description(
+        "Choose every place that hurts. Choose at least one place where it hurts.")
+    birth = page.get_by_role("group", name="Date of birth")
+    expect(birth.locator(".field-error")).to_contain_text("Cannot be in the future")
+    expect(page.get_by_role("group", name="Which side?").locator(".field-error")).to_be_hidden()
+
+    # The summary's links take the patient to the field.
+    summary.get_by_role("link", name="Where it hurts: Choose at least one place where it hurts.").click()
+    expect(locations.get_by_label("Groin")).to_be_focused()
+    expect(page.get_by_role("heading", name="Thank you")).to_be_hidden()
+
+
+def test_a_failed_send_is_retried_with_the_same_idempotency_key(page, live_stack, kiosk_url):
+    from playwright.sync_api import expect
+
+    set_up_kiosk(page, kiosk_url, live_stack.kiosk_key())
+    sent = []
+
+    def service_unavailable_once(route):
+        sent.append(route.request.headers.get("idempotency-key"))
+        if len(sent) == 1:
+            route.fulfill(status=503, content_type="application/json",
+                          body=json.dumps({"error": {"code": "unavailable", "message": "Retry shortly."}}))
+        else:
+            route.continue_()
+
+    page.route("**/v1/reports", service_unavailable_once)
+    fill_self_care_report(page)
+    page.get_by_role("button", name="Send my answers").click()
+    expect(page.get_by_text("We could not send your answers just now. Please try again.")).to_be_visible()
+    page.get_by_role("button", name="Try again").click()
+
+    expect(page.get_by_role("heading", name="Thank you")).to_be_visible()
+    assert len(sent) == 2 and sent[0] == sent[1] and sent[0]
+
+
+def test_an_unattended_form_is_cleared(page, live_stack, kiosk_url):
+    from playwright.sync_api import expect
+
+    page.clock.install()
+    set_up_kiosk(page, kiosk_url, live_stack.kiosk_key())
+    page.get_by_label("First name").fill("Ana")
+    page.clock.fast_forward("03:01")
+    expect(page.get_by_role("dialog", name="Are you still there?")).to_be_visible()
+    page.clock.fast_forward("00:31")
+    expect(page.get_by_role("dialog")).to_be_hidden()
+    expect(page.get_by_label("First name")).to_have_value("")

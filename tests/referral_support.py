@@ -1,0 +1,141 @@
+"""Helpers and fixtures for the referral service's integration, API and browser tests.
+
+The session database is shared by every test (and other services' tests), and the
+booking looks at every pain-management slot. So each test lives in its own "time bubble":
+a `now` far in the future, 60 days away from any other test's, passed explicitly to the
+use cases. Its slots and windows then never meet another test's.
+"""
+from __future__ import annotations
+
+import itertools
+import uuid
+import warnings
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+
+# kafka-python 3.0 calls the deprecated importlib.resources.read_text while it is first
+# imported, which the test suite's "warnings are errors" turns into a collection error.
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import kafka  # noqa: F401
+
+from services.common.db import apply_migrations
+from services.common.envelope import new_event, new_traceparent
+from services.common.inbox import Delivery
+from services.common.settings import TOPIC_DECISIONS
+from services.referral import booking, slot_store, worker
+from services.referral.events import parse_decision
+from services.referral.domain import DEFAULT_WINDOWS
+
+BUBBLE_ORIGIN = datetime(2300, 1, 1, 8, 0, tzinfo=UTC)
+BUBBLE_SPACING = timedelta(days=60)
+_bubbles = itertools.count(1)
+
+
+def next_bubble() -> datetime:
+    return BUBBLE_ORIGIN + next(_bubbles) * BUBBLE_SPACING
+
+
+@pytest.fixture(scope="session")
+def referral_settings(settings_for, pg):
+    import contextlib
+
+    # The bootstrap creates btree_gist; say so here too, in case an older bootstrap ran.
+    with contextlib.closing(psycopg.connect(pg.admin_url(), autocommit=True)) as admin:
+        admin.execute("CREATE EXTENSION IF NOT EXISTS btree_gist WITH SCHEMA public")
+    settings = settings_for("referral")
+    with psycopg.connect(settings.database_url) as conn:
+        apply_migrations(conn, "referral", "services.referral")
+    return settings
+
+
+@pytest.fixture
+def ref_conn(referral_settings):
+    """A connection as the referral role; each use case runs in its own transaction."""
+    with psycopg.connect(referral_settings.database_url, autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture
+def now():
+    return next_bubble()
+
+
+def new_provider(conn, name: str | None = None) -> dict:
+    return slot_store.add_provider(conn, name or f"Pain clinic {uuid.uuid4()}", "pain_management",
+                                   "Room 1")
+
+
+def add_slots(conn, provider: dict, starts: list[datetime], now: datetime, minutes: int = 30) -> list[str]:
+    """Slots at the given starts (added as an admin would: offered to the waitlist)."""
+    return booking.add_slots(conn, [(provider["provider_id"], s, s + timedelta(minutes=minutes)) for s in starts],
+                             now=now, traceparent=new_traceparent())
+
+
+def decision_event(care_level: str, mrn: str, report_id: str | None = None, name: str = "Ana Silva",
+                   within_days: int | None = None) -> dict:
+    report_id = report_id or str(uuid.uuid4())
+    priority = {"urgent": "urgent", "specialist": "routine"}.get(care_level)
+    terms = None if priority is None else {
+        "priority": priority,
+        "within_days": within_days or (2 if priority == "urgent" else 14)}
+    data = {"report_id": report_id, "care_level": care_level, "rules_version": "test", "fired": [],
+            "likely_source": "joint", "possible_causes": [], "notes": [], "advice": [],
+            "referral": terms, "decided_at": datetime.now(UTC).isoformat(),
+            "patient": {"mrn": mrn, "display_name": name}}
+    return new_event(type="clinic.triage.decided", source="/clinic/triage", subject=report_id, data=data)
+
+
+TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+def decide(conn, care_level: str, mrn: str, now: datetime, report_id: str | None = None,
+           name: str = "Ana Silva") -> str:
+    """Run the worker's handler for one decision, in one transaction (as the inbox does); the report id."""
+    event = decision_event(care_level, mrn, report_id, name)
+    delivery = Delivery(topic=TOPIC_DECISIONS, partition=0, offset=0, key=event["data"]["report_id"],
+                        traceparent=TRACEPARENT)
+    with conn.transaction():
+        worker.on_decision(conn, event, delivery, now=now)
+    return event["data"]["report_id"]
+
+
+def apply(conn, care_level: str, mrn: str, now: datetime, report_id: str | None = None) -> str:
+    """The use case without the transaction: for tests that hold transactions open themselves."""
+    event = decision_event(care_level, mrn, report_id)
+    booking.apply_decision(conn, parse_decision(event, DEFAULT_WINDOWS), now, new_traceparent())
+    return event["data"]["report_id"]
+
+
+def mrn() -> str:
+    return f"MRN-{uuid.uuid4().hex[:12]}"
+
+
+def referral_for_report(conn, report_id: str) -> dict | None:
+    row = conn.execute(
+        "SELECT r.referral_id::text, r.status, r.priority, r.slot_id::text, r.window_ends_at, r.created_at,"
+        " r.version FROM referral.referrals r JOIN referral.referral_reports rr USING (referral_id)"
+        " WHERE rr.report_id = %s",
+        (report_id,),
+    ).fetchone()
+    if row is None:
+        return None
+    keys = ("referral_id", "status", "priority", "slot_id", "window_ends_at", "created_at", "version")
+    return dict(zip(keys, row))
+
+
+def outbox_events(conn, referral_id: str) -> list[tuple[str, str, dict, str]]:
+    """(type, key, data, traceparent) of the referral's events, in the order written."""
+    rows = conn.execute(
+        "SELECT payload, key, traceparent FROM referral.outbox WHERE payload->>'subject' = %s ORDER BY id",
+        (referral_id,),
+    ).fetchall()
+    return [(payload["type"], key, payload["data"], tp) for payload, key, tp in rows]
+
+
+def staff_token(settings, role: str) -> str:
+    from services.cli import staff_add
+
+    return staff_add(settings, f"{role}-{uuid.uuid4().hex[:8]}", role)
