@@ -17,10 +17,11 @@ bind = [os.environ.get("CLINIC_BIND", "127.0.0.1:8000")]
 # (and a slow client would block a whole process); the handlers spend their
 # time waiting on PostgreSQL, so a few threads per process serve concurrent
 # requests at little memory. Two processes keep the API up while one is being
-# replaced. The app factory sizes its connection pool to `threads`.
+# replaced. `threads` matches the pool's max_size (services/common/db.py), so
+# a request thread never waits for a connection another thread holds.
 worker_class = "gthread"
-workers = int(os.environ.get("CLINIC_WEB_WORKERS", "2"))
-threads = int(os.environ.get("CLINIC_WEB_THREADS", "4"))
+workers = 2
+threads = 4
 
 # The app (its pools, producers, threads) is built in each worker after the
 # fork, never in the arbiter: sockets and threads do not survive fork().

@@ -112,6 +112,12 @@ def signal_group(mp: ManagedProcess, sig: int) -> None:
         mp.proc.send_signal(sig)
 
 
+def _with_log_hint(message: str, mp: ManagedProcess) -> str:
+    if mp.log_path is None or str(mp.log_path) in message:
+        return message
+    return f"{message}; read {mp.log_path}"
+
+
 class Supervisor:
     def __init__(
         self,
@@ -189,7 +195,7 @@ class Supervisor:
         except ShutdownRequested:
             raise
         except Exception as exc:
-            raise StartError(f"{mp.name} did not become ready: {exc}{self._read_log_hint(mp)}") from exc
+            raise StartError(f"{mp.name} did not become ready: {_with_log_hint(str(exc), mp)}") from exc
 
     def _spawn(self, mp: ManagedProcess) -> None:
         with self._critical():
@@ -202,10 +208,6 @@ class Supervisor:
             mp.started_at = time.monotonic()
             mp.restart_at = None
         log.info("started %s (pid %d)", mp.name, proc.pid)
-
-    @staticmethod
-    def _read_log_hint(mp: ManagedProcess) -> str:
-        return f"; read {mp.log_path}" if mp.log_path else ""
 
     # --- supervising ---------------------------------------------------
 

@@ -68,6 +68,24 @@ def staff_revoke(settings, name: str) -> None:
             raise CommandError(f"no active staff member named {name!r}")
 
 
+# -- triage rule files ---------------------------------------------------------------------
+def rules_preview(settings, path: str) -> str:
+    """Check a candidate rule file, then show what it would change in the stored decisions."""
+    from pathlib import Path
+
+    from services.triage import preview, store
+    from services.triage.domain import RuleFileError, default_rules_path, load_rules
+
+    try:
+        candidate = load_rules(Path(path))
+    except RuleFileError as exc:  # names every bad entry, e.g. "rules[0].when.op: unknown operator"
+        raise CommandError(str(exc)) from None
+    current = load_rules(default_rules_path())
+    with _service_conn(settings, "triage") as conn:
+        summary = preview.compare(store.stored_inputs(conn), current, candidate)
+    return preview.render(summary, path)
+
+
 # -- argument parsing ---------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="clinic", description=__doc__)
@@ -91,6 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     kafka = sub.add_parser("kafka", help="Kafka administration").add_subparsers(dest="action", required=True)
     kafka.add_parser("topics", help="create the topics and their dead-letter topics")
+
+    rules = sub.add_parser("rules", help="triage rule files").add_subparsers(dest="action", required=True)
+    rules.add_parser("preview", help="check a candidate rule file and show how it would change the stored"
+                     " decisions").add_argument("file")
 
     demo = sub.add_parser("demo", help="demo data").add_subparsers(dest="action", required=True)
     demo.add_parser("seed", help="demo kiosk, staff and a provider with a week of slots")
@@ -119,6 +141,8 @@ def run(args: argparse.Namespace) -> None:
         from services import ops
 
         ops.create_topics(settings)
+    elif args.command == "rules":
+        print(rules_preview(settings, args.file))
     elif args.command == "demo":
         from services import demo
 

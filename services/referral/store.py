@@ -238,13 +238,12 @@ class QueueFilter:
 QueueKey = tuple[int, datetime, str]  # (priority rank, created_at, referral_id): the sort key
 
 
-def queue_page(conn: psycopg.Connection, filters: QueueFilter, *, after: QueueKey | None, limit: int,
-               now: datetime) -> tuple[list[dict], QueueKey | None]:
-    """One page of the queue, urgent first then oldest, and the key to continue after.
+def queue_query(filters: QueueFilter, *, after: QueueKey | None, limit: int) -> tuple[sql.Composed, list]:
+    """The queue's SQL and parameters (one row more than `limit`, to tell if a next page exists).
 
     Keyset pagination on (priority_rank, created_at, referral_id), which one of the
     referrals_queue* indexes matches for every filter shape, so a page costs the same at
-    any depth. One row more than asked tells whether there is a next page."""
+    any depth: no sort, no offset."""
     where: list[sql.Composable] = []
     params: list = []
     if filters.status == "open":
@@ -266,12 +265,18 @@ def queue_page(conn: psycopg.Connection, filters: QueueFilter, *, after: QueueKe
         view=sql.SQL(_VIEW),
         where=sql.SQL("WHERE ") + sql.SQL(" AND ").join(where) if where else sql.SQL(""),
     )
+    return query, [*params, limit + 1]
+
+
+def queue_page(conn: psycopg.Connection, filters: QueueFilter, *, after: QueueKey | None, limit: int,
+               now: datetime) -> tuple[list[dict], QueueKey | None]:
+    """One page of the queue, urgent first then oldest, and the key to continue after."""
+    query, params = queue_query(filters, after=after, limit=limit)
     with conn.cursor(row_factory=dict_row) as cur:
-        rows = cur.execute(query, [*params, limit + 1]).fetchall()
+        rows = cur.execute(query, params).fetchall()
     items = [_view(row, now) for row in rows[:limit]]
     next_key = None
     if len(rows) > limit:
         last = rows[limit - 1]
         next_key = (last["priority_rank"], last["created_at"], last["referral_id"])
     return items, next_key
-

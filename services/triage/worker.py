@@ -1,35 +1,42 @@
 """Triage worker: decides each reported case and publishes the decision."""
 from __future__ import annotations
 
+from datetime import timezone
 from functools import partial
 
 from services.common import envelope
 from services.common import settings as settings_module
-from services.common.inbox import Delivery
+from services.common.inbox import Delivery, Handler
 from services.common.settings import TOPIC_REPORTS
 from services.common.worker import run_worker
 
 from . import store
-from .domain import decide, load_rules, default_rules_path
+from .domain import RuleSet, decide, default_rules_path, load_rules
 from .events import parse_report_event
 
 CLINICAL_KEYS = ("activity", "pain", "function", "home_care")
 
 
-def on_report(rules, conn, event: dict, delivery: Delivery) -> None:
+def on_report(rules: RuleSet, conn, event: dict, delivery: Delivery) -> None:
+    """Runs inside the consumer's transaction (with the inbox row): decision + outbox event."""
     data = parse_report_event(event)
     report_id = str(data["report_id"])
     snapshot = {k: data[k] for k in CLINICAL_KEYS}
-    # Pain duration counts to the day the patient reported, so that a replay of this
-    # decision later gives the same answer.
-    assessed_on = data["submitted_at"].date()
+    # Pain duration counts to the day the patient reported ("today" in UTC, as the contract
+    # says), not to the day we happen to process it, so a replay later gives the same answer.
+    assessed_on = data["submitted_at"].astimezone(timezone.utc).date()
     decision = decide(snapshot, rules, today=assessed_on).to_dict()
     store.save_decision(conn, report_id=report_id, decision=decision, input_snapshot=snapshot,
                         assessed_on=assessed_on, patient=dict(data["patient"]),
                         traceparent=envelope.child_traceparent(delivery.traceparent))
 
 
+def handlers(rules: RuleSet) -> dict[str, Handler]:
+    """Topic -> handler; tests wire their own InboxConsumer with these."""
+    return {TOPIC_REPORTS: partial(on_report, rules)}
+
+
 def main() -> None:
     rules = load_rules(default_rules_path())  # a bad rule file stops the worker here, at start
     run_worker(settings_module.load("triage"), migrations_package="services.triage",
-               handlers={TOPIC_REPORTS: partial(on_report, rules)})
+               handlers=handlers(rules))

@@ -126,7 +126,7 @@ def test_field_errors_appear_next_to_their_fields(page, live_stack, kiosk_url):
     expect(locations).to_have_accessible_description(
         "Choose every place that hurts. Choose at least one place where it hurts.")
     birth = page.get_by_role("group", name="Date of birth")
-    expect(birth.locator(".field-error")).to_contain_text("Cannot be in the future")
+    expect(birth.locator(".field-error")).to_have_text("This date cannot be in the future.")
     expect(page.get_by_role("group", name="Which side?").locator(".field-error")).to_be_hidden()
 
     # The summary's links take the patient to the field.
@@ -170,3 +170,17 @@ def test_an_unattended_form_is_cleared(page, live_stack, kiosk_url):
     page.clock.fast_forward("00:31")
     expect(page.get_by_role("dialog")).to_be_hidden()
     expect(page.get_by_label("First name")).to_have_value("")
+
+
+def test_the_outcome_screen_clears_itself(page, live_stack, kiosk_url):
+    from playwright.sync_api import expect
+
+    page.clock.install()
+    set_up_kiosk(page, kiosk_url, live_stack.kiosk_key())
+    fill_self_care_report(page)
+    page.get_by_role("button", name="Send my answers").click()
+    expect(page.get_by_role("heading", name="Thank you")).to_be_visible()
+    page.clock.fast_forward("02:01")
+    expect(page.get_by_role("heading", name="Tell us about your hip pain")).to_be_visible()
+    expect(page.get_by_role("heading", name="Thank you")).to_be_hidden()
+    expect(page.get_by_label("Medical record number (MRN)")).to_have_value("")

@@ -244,8 +244,10 @@
       if (/^This field is required/.test(message)) {
         return (container && container.dataset.requiredMessage) || "Please answer this question.";
       }
-      if (container && "date" in container.dataset && /^Must be a date/.test(message)) {
-        return "Enter a real date, for example 2 4 1991.";
+      if (container && "date" in container.dataset) {
+        if (/^Must be a date/.test(message)) return "Enter a real date: the day, the month and the year.";
+        // "(latest: 2026-11-27)" is for API clients in other time zones, not for a patient.
+        if (/^Cannot be in the future/.test(message)) return "This date cannot be in the future.";
       }
       return message;
     }
@@ -531,6 +533,7 @@
       if (idleDialog.open) idleDialog.close();
       clearOutcome();
       clearForm();
+      if (!storedKey()) { showNotSetUp(); return; }
       outcome.hidden = true;
       form.hidden = false;
       window.scrollTo(0, 0);

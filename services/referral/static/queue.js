@@ -13,9 +13,13 @@
     filters: $("#filters"), body: $("#queue-body"), empty: $("#empty"), more: $("#more"),
     status: $("#status"), alert: $("#alert"), updated: $("#updated"),
   };
-  const when = new Intl.DateTimeFormat(undefined, {
-    weekday: "short", day: "numeric", month: "short", hour: "2-digit", minute: "2-digit", timeZoneName: "short",
-  });
+  const whenOptions = { weekday: "short", day: "numeric", month: "short", hour: "2-digit", minute: "2-digit",
+                        timeZoneName: "short" };
+  const thisYear = new Intl.DateTimeFormat(undefined, whenOptions);
+  const otherYear = new Intl.DateTimeFormat(undefined, { ...whenOptions, year: "numeric" });
+  const when = { // the year only when it is not this one
+    format: (ms) => (new Date(ms).getFullYear() === new Date().getFullYear() ? thisYear : otherYear).format(ms),
+  };
   const clock = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
   const clockSeconds = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
 

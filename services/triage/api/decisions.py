@@ -21,7 +21,10 @@ class FiredSchema(Schema):
 
 
 class DecisionSchema(Schema):
-    report_id = fields.UUID()
+    """The contract's fields, plus `report_id`. The stored input snapshot and `assessed_on`
+    stay out: they serve replay and rule previews, and a decision reads without them."""
+
+    report_id = fields.UUID(metadata={"description": "extension: the report decided"})
     care_level = fields.String(metadata={"example": "urgent"})
     rules_version = fields.String(metadata={"example": "2026-11-1"})
     fired = fields.List(fields.Nested(FiredSchema))
@@ -51,6 +54,8 @@ def get_decision(report_id):
 
 @blp.route("/v1/rules", methods=["GET"])
 @require_staff()
-@blp.response(200, description="The rule file in force, as loaded")
+@blp.response(200, description="The rule file in force, as loaded (its `rules_version` is the one"
+                               " new decisions record)")
+@blp.alt_response(401, description="No valid staff token")
 def get_rules():
     return current_app.extensions["triage_rules"].as_dict()

@@ -1,0 +1,166 @@
+"""Helpers and fixtures for the triage service's integration tests.
+
+The session database and broker are shared with every other test, so each test makes
+its own report ids and looks only at rows and messages carrying them.
+"""
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+import warnings
+from datetime import date, datetime, timedelta, timezone
+
+import psycopg
+import pytest
+
+# kafka-python 3.0.12 calls the deprecated importlib.resources.read_text (and through it
+# open_text) while it is first imported; the suite's "warnings are errors" would make that a
+# collection error. Only those two messages, only for this import.
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message=r"(read_text|open_text) is deprecated", category=DeprecationWarning)
+    import kafka  # noqa: F401
+
+from kafka import KafkaConsumer, TopicPartition
+
+from services.common.db import apply_migrations, make_pool
+from services.common.envelope import new_traceparent
+from services.common.inbox import Delivery, InboxConsumer
+from services.common.kafka_io import make_producer
+from services.common.outbox import OutboxRelay, start_relay_thread
+from services.common.settings import TOPIC_REPORTS
+from services.intake.store import report_event as intake_report_event
+from services.triage import worker
+from services.triage.domain import default_rules_path, load_rules
+
+ASSESSED_ON = date(2026, 11, 26)
+
+
+@pytest.fixture(scope="session")
+def rules():
+    return load_rules(default_rules_path())
+
+
+@pytest.fixture(scope="session")
+def triage_settings(settings_for):
+    settings = settings_for("triage")
+    with psycopg.connect(settings.database_url) as conn:
+        apply_migrations(conn, "triage", "services.triage")
+    return settings
+
+
+@pytest.fixture
+def triage_conn(triage_settings):
+    """A connection as the triage role; each use case runs in its own transaction."""
+    with psycopg.connect(triage_settings.database_url, autocommit=True) as conn:
+        yield conn
+
+
+# -- reports ---------------------------------------------------------------------------------
+def clinical(*, severity: int = 4, onset: str = "gradual", trauma: bool | None = False,
+             locations: tuple[str, ...] = ("outer_hip",), locking: bool | None = False,
+             instability: bool | None = False, dysfunction: bool | None = False,
+             pain_days: int = 5, home_days: int = 0, improving: str = "not_tried",
+             high_impact: bool | None = True, today: date = ASSESSED_ON) -> dict:
+    """The clinical part of a report body (what intake puts in its event)."""
+    return {
+        "activity": {"sport": "running", "high_impact": high_impact},
+        "pain": {"locations": list(locations), "side": "left", "severity": severity, "onset": onset,
+                 "started_on": (today - timedelta(days=pain_days)).isoformat(), "direct_trauma": trauma},
+        "function": {"joint_locking": locking, "instability": instability,
+                     "persistent_dysfunction": dysfunction},
+        "home_care": {"measures": ["rest", "ice"] if home_days else [], "days": home_days,
+                      "improving": improving},
+    }
+
+
+def report_event(answers: dict, *, report_id: str | None = None,
+                 submitted_at: datetime | None = None) -> dict:
+    """A report event exactly as intake builds it."""
+    report_id = report_id or str(uuid.uuid4())
+    submitted_at = submitted_at or datetime(2026, 11, 26, 9, 30, tzinfo=timezone.utc)
+    patient = {"mrn": f"MRN-{uuid.uuid4().hex[:10]}", "given_name": "Ana", "family_name": "Silva",
+               "birth_date": "1991-04-02", "phone": "+15550100"}
+    return intake_report_event(report_id, patient, answers, submitted_at.isoformat())
+
+
+def decide_as_worker(conn, rules, event: dict) -> None:
+    """The worker's handler, in one transaction, without Kafka (nor the inbox row)."""
+    delivery = Delivery(topic=TOPIC_REPORTS, partition=0, offset=0, key=event["subject"],
+                        traceparent=new_traceparent())
+    with conn.transaction():
+        worker.on_report(rules, conn, event, delivery)
+
+
+# -- Kafka -----------------------------------------------------------------------------------
+def produce(bootstrap: str, topic: str, messages: list[tuple[str, bytes]], traceparent: str | None = None) -> None:
+    """(key, value) pairs, in order; the same key keeps them in one partition, in that order."""
+    traceparent = traceparent or new_traceparent()
+    producer = make_producer(bootstrap, f"triage-test-{uuid.uuid4().hex[:6]}")
+    try:
+        for key, value in messages:
+            producer.send(topic, key=key.encode(), value=value,
+                          headers=[("traceparent", traceparent.encode())]).get(timeout=30)
+    finally:
+        producer.close(timeout=5)
+
+
+def read_topic(bootstrap: str, topic: str, keys: set[str]) -> list:
+    """Every message on the topic so far whose key is one of `keys`, in offset order."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
+                             client_id="triage-test-reader")
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        end = consumer.end_offsets(partitions)
+        found = []
+        deadline = time.monotonic() + 30
+        while any(consumer.position(tp) < end[tp] for tp in partitions):
+            assert time.monotonic() < deadline, f"could not read {topic} to its end"
+            for messages in consumer.poll(timeout_ms=500).values():
+                found += [m for m in messages if m.key and m.key.decode() in keys]
+        return sorted(found, key=lambda m: (m.partition, m.offset))
+    finally:
+        consumer.close()
+
+
+class TriageWorker:
+    """What `clinic worker triage` runs (inbox consumer + outbox relay), with its own
+    consumer group so that other tests' committed offsets do not matter."""
+
+    def __init__(self, settings, rules):
+        self.settings = settings
+        self.group_id = f"triage-test-{uuid.uuid4().hex[:8]}"
+        self.stop = threading.Event()
+        self.pool = make_pool(settings.database_url, max_size=2, name="triage-test-worker")
+        self.consumer = InboxConsumer(service="triage", pool=self.pool, kafka_bootstrap=settings.kafka_bootstrap,
+                                      group_id=self.group_id, handlers=worker.handlers(rules))
+        self.relay = OutboxRelay(settings.database_url, "triage", settings.kafka_bootstrap,
+                                 client_id="triage-test-relay")
+        self.threads: list[threading.Thread] = []
+
+    def __enter__(self) -> TriageWorker:
+        self.threads.append(start_relay_thread(self.relay, self.stop))
+        consumer_thread = threading.Thread(target=self.consumer.run, args=(self.stop,), daemon=True,
+                                           name="triage-test-consumer")
+        consumer_thread.start()
+        self.threads.append(consumer_thread)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout=30)
+        self.pool.close()
+
+
+def wait_for(query, conn, params, until, timeout: float = 60.0):
+    """Poll a query until `until(rows)` holds; the rows."""
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = conn.execute(query, params).fetchall()
+        if until(rows):
+            return rows
+        assert time.monotonic() < deadline, f"timed out waiting for: {query} {params} (last: {rows})"
+        time.sleep(0.2)
