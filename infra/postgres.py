@@ -292,9 +292,11 @@ class LocalPostgres:
                  self.host, self.port, self.data_dir, self.log_path)
         # The child keeps its own copy of the log fd; ours is closed right away.
         with open(self.log_path, "ab") as out:
+            # Its own process group: a Ctrl-C in the terminal must reach the supervisor
+            # only, which stops the services before the database they write to.
             self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out,
                                           stderr=subprocess.STDOUT, cwd=self.pg_dir,
-                                          **user.popen_kwargs())
+                                          process_group=0, **user.popen_kwargs())
         return self._proc
 
     def _check_ownership(self, user: RunAs) -> None:

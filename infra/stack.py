@@ -35,9 +35,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from infra.kafka.runner import TOPICS, LocalKafka
-from infra.kafka.runner import _check_java as check_java
-from infra.kafka.runner import _marker as jars_marker
-from infra.kafka.runner import _pom_hash as pom_hash
+from infra.kafka.runner import check_java
+from infra.kafka.runner import marker as jars_marker
+from infra.kafka.runner import pom_hash
 from infra.postgres import InfraError, LocalPostgres, find_bin_dir, stop_stale
 from infra.supervisor import ManagedProcess, ShutdownRequested, StartError, Supervisor, spawn
 

@@ -133,6 +133,22 @@ def _wait_ready(stack: LiveStack, timeout: float) -> None:
         raise RuntimeError(f"not ready after {timeout}s: {sorted(pending)}; see {stack.state_dir}/logs")
 
 
+def free_port_pair() -> int:
+    """A free port whose next port is free too (the Kafka controller listens there)."""
+    import socket
+
+    from infra.postgres import free_port
+
+    while True:
+        port = free_port()
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port
+
+
 @pytest.fixture(scope="session")
 def live_stack():
     import signal
@@ -148,7 +164,7 @@ def live_stack():
         "CLINIC_DEMO": "0",
         "CLINIC_KAFKA_LIB_DIR": str(_kafka_lib_dir()),
         "CLINIC_PG_PORT": str(free_port()),
-        "CLINIC_KAFKA_PORT": str(free_port()),
+        "CLINIC_KAFKA_PORT": str(free_port_pair()),
         "CLINIC_INTAKE_PORT": str(free_port()),
         "CLINIC_TRIAGE_PORT": str(free_port()),
         "CLINIC_REFERRAL_PORT": str(free_port()),
@@ -157,17 +173,19 @@ def live_stack():
     env["CLINIC_KAFKA_BOOTSTRAP"] = f"127.0.0.1:{env['CLINIC_KAFKA_PORT']}"
     env["CLINIC_ADMIN_DATABASE_URL"] = f"postgresql://clinic_admin:clinic_admin@127.0.0.1:{env['CLINIC_PG_PORT']}/clinic"
     stack = LiveStack(state_dir, env)
-    with open(state_dir / "stack-console.log", "wb") as console:
-        stack.proc = subprocess.Popen([sys.executable, "-m", "infra.stack"], env=env, cwd=REPO,
-                                      stdout=console, stderr=subprocess.STDOUT)
-        try:
-            _wait_ready(stack, timeout=240)
-            yield stack
-        finally:
-            stack.proc.send_signal(signal.SIGTERM)
+    try:
+        with open(state_dir / "stack-console.log", "wb") as console:
+            stack.proc = subprocess.Popen([sys.executable, "-m", "infra.stack"], env=env, cwd=REPO,
+                                          stdout=console, stderr=subprocess.STDOUT)
             try:
-                stack.proc.wait(timeout=45)
-            except subprocess.TimeoutExpired:
-                stack.proc.kill()
-                stack.proc.wait()
-    shutil.rmtree(state_dir, ignore_errors=True)
+                _wait_ready(stack, timeout=240)
+                yield stack
+            finally:
+                stack.proc.send_signal(signal.SIGTERM)
+                try:
+                    stack.proc.wait(timeout=45)
+                except subprocess.TimeoutExpired:
+                    stack.proc.kill()
+                    stack.proc.wait()
+    finally:
+        shutil.rmtree(state_dir, ignore_errors=True)

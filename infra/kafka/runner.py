@@ -103,12 +103,12 @@ class LocalKafka:
 
     def ensure_jars(self) -> None:
         """Copy the pom's jars into lib_dir, unless they are already there for this pom."""
-        _check_java()
-        want = _pom_hash()
-        if _marker(self.lib_dir) == want:
+        check_java()
+        want = pom_hash()
+        if marker(self.lib_dir) == want:
             return
         with _file_lock(self.lib_dir.with_name(self.lib_dir.name + ".lock")):
-            if _marker(self.lib_dir) == want:  # another process fetched them meanwhile
+            if marker(self.lib_dir) == want:  # another process fetched them meanwhile
                 return
             _fetch_jars(self.lib_dir, want)
 
@@ -311,7 +311,7 @@ def _java() -> str:
     return found
 
 
-def _check_java() -> None:
+def check_java() -> None:
     result = subprocess.run([_java(), "-version"], capture_output=True, text=True)
     # e.g. openjdk version "17.0.15" 2025-04-15 (or "1.8.0_392" for Java 8)
     match = re.search(r'version "(?:1\.)?(\d+)', result.stderr)
@@ -320,11 +320,11 @@ def _check_java() -> None:
         raise InfraError(f"Kafka needs Java {MIN_JAVA}+, found {found} ({_java()})")
 
 
-def _pom_hash() -> str:
+def pom_hash() -> str:
     return hashlib.sha256(POM.read_bytes()).hexdigest()
 
 
-def _marker(lib_dir: Path) -> str | None:
+def marker(lib_dir: Path) -> str | None:
     try:
         return (lib_dir / MARKER).read_text().strip()
     except OSError:

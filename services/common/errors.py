@@ -8,6 +8,7 @@ import logging
 
 import psycopg
 from flask import Flask, jsonify
+from marshmallow import Schema, fields
 from psycopg_pool import PoolTimeout
 from werkzeug.exceptions import HTTPException
 
@@ -28,6 +29,29 @@ CODES_BY_STATUS = {
     429: "too_many_requests",
     503: "unavailable",
 }
+
+
+class FieldErrorSchema(Schema):
+    field = fields.String(required=True, metadata={
+        "description": 'Path of the failing field, e.g. "pain.severity" or "pain.locations.1"; '
+                       '"" for the body as a whole.',
+        "example": "pain.severity"})
+    message = fields.String(required=True, metadata={"example": "Must be a whole number from 0 to 10."})
+
+
+class ErrorDetailSchema(Schema):
+    code = fields.String(required=True, metadata={"description": "Machine-readable error code.",
+                                                  "example": "validation_failed"})
+    message = fields.String(required=True, metadata={"description": "What went wrong, for people.",
+                                                     "example": "Some fields are not valid."})
+    field_errors = fields.List(fields.Nested(FieldErrorSchema), data_key="fields", metadata={
+        "description": "With 422 only: every failing field, by path."})
+
+
+class ErrorSchema(Schema):
+    """The body of every error answer (documents what error_response() writes)."""
+
+    error = fields.Nested(ErrorDetailSchema, required=True)
 
 
 class ApiError(Exception):

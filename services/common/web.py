@@ -14,13 +14,18 @@ from psycopg_pool import ConnectionPool
 
 from . import metrics
 from .db import apply_migrations, make_pool
-from .errors import register_error_handlers
+from .errors import ErrorSchema, register_error_handlers
 from .logs import configure_logging
 from .settings import Settings
 
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 64 * 1024
+
+
+class ClinicApi(Api):
+    # The error answers the OpenAPI documents describe: ours, not flask-smorest's default.
+    ERROR_SCHEMA = ErrorSchema
 
 
 @dataclass
@@ -99,7 +104,7 @@ def _instrument(app: Flask, service: str) -> None:
 
 def build_app(settings: Settings, *, title: str, migrations_package: str, import_name: str) -> Flask:
     configure_logging(settings.service)
-    app = Flask(import_name)
+    app = Flask(import_name, static_folder=None)  # pages register their own static routes
     app.config.update(
         SECRET_KEY=settings.secret_key,
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
@@ -117,7 +122,7 @@ def build_app(settings: Settings, *, title: str, migrations_package: str, import
     pool = make_pool(settings.database_url, name=f"{settings.service}-api")
     ctx = ServiceContext(settings=settings, pool=pool, migrations_package=migrations_package)
     app.extensions["clinic"] = ctx
-    api = Api(app, spec_kwargs={"components": {"securitySchemes": {
+    api = ClinicApi(app, spec_kwargs={"components": {"securitySchemes": {
         "bearer": {"type": "http", "scheme": "bearer"}}}, "security": [{"bearer": []}]})
     app.extensions["clinic_api"] = api
     register_error_handlers(app)  # after Api(): ours replace flask-smorest's error format

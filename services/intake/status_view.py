@@ -5,6 +5,9 @@ the status is always recomputed from the stored facts rather than stepped like a
 """
 from __future__ import annotations
 
+REPORT_STATUSES = ("received", "triaged", "referred", "waitlisted", "closed")
+
+# contract.md: "booked is referred, waitlisted is waitlisted, cancelled or completed is closed".
 REFERRAL_STATUS_TO_REPORT_STATUS = {
     "booked": "referred",
     "waitlisted": "waitlisted",
@@ -14,6 +17,11 @@ REFERRAL_STATUS_TO_REPORT_STATUS = {
 
 
 def derive_status(care_level: str | None, referral_status: str | None) -> str:
+    """The report's status from what is known so far, whatever order it was learnt in.
+
+    The referral, once there is one, decides (even before the decision that led to it has
+    arrived); a decision without a referral is final only for self care.
+    """
     if referral_status:
         return REFERRAL_STATUS_TO_REPORT_STATUS.get(referral_status, "referred")
     if care_level == "self_care":

@@ -113,10 +113,12 @@ def get_report(conn: psycopg.Connection, report_id: str) -> ReportView | None:
 
 def record_decision(conn: psycopg.Connection, report_id: str, care_level: str, advice: list,
                     decided_at: str) -> None:
+    """Triage makes one decision per report; should another ever come, the newest wins,
+    whatever order they arrive in."""
     conn.execute(
         "UPDATE intake.reports SET care_level = %s, advice = %s, decided_at = %s, updated_at = now()"
-        " WHERE report_id = %s",
-        (care_level, Jsonb(advice), decided_at, report_id),
+        " WHERE report_id = %s AND (decided_at IS NULL OR decided_at <= %s::timestamptz)",
+        (care_level, Jsonb(advice), decided_at, report_id, decided_at),
     )
 
 

@@ -2,6 +2,7 @@
 and concurrent handlers cannot break them."""
 from __future__ import annotations
 
+import contextlib
 import threading
 import uuid
 from datetime import timedelta
@@ -29,6 +30,21 @@ pytestmark = pytest.mark.integration
 D = timedelta(days=1)
 
 
+@pytest.fixture
+def scratch(ref_conn):
+    """The referral connection inside a transaction that is rolled back: rows written
+    behind the code's back (no reports, no history) must not reach other tests' queues."""
+    with ref_conn.transaction(force_rollback=True):
+        yield ref_conn
+
+
+@contextlib.contextmanager
+def refused(conn, error, match=None):
+    """pytest.raises around a savepoint, so the test's transaction goes on afterwards."""
+    with pytest.raises(error, match=match), conn.transaction():
+        yield
+
+
 def _insert_referral(conn, patient: str, status: str, slot_id: str | None, now):
     conn.execute(
         "INSERT INTO referral.referrals (referral_id, patient_mrn, patient_display_name, priority, status, slot_id,"
@@ -37,30 +53,30 @@ def _insert_referral(conn, patient: str, status: str, slot_id: str | None, now):
     )
 
 
-def test_the_database_refuses_a_double_booking_even_when_the_code_is_bypassed(ref_conn, now):
-    slot = add_slots(ref_conn, new_provider(ref_conn), [now + D], now)[0]
-    _insert_referral(ref_conn, mrn(), "booked", slot, now)
-    with pytest.raises(errors.UniqueViolation, match="referrals_slot_booked_once"):
-        _insert_referral(ref_conn, mrn(), "booked", slot, now)
+def test_the_database_refuses_a_double_booking_even_when_the_code_is_bypassed(scratch, now):
+    slot = add_slots(scratch, new_provider(scratch), [now + D], now)[0]
+    _insert_referral(scratch, mrn(), "booked", slot, now)
+    with refused(scratch, errors.UniqueViolation, match="referrals_slot_booked_once"):
+        _insert_referral(scratch, mrn(), "booked", slot, now)
     # A completed referral keeps its slot, so it cannot be handed out again either.
-    with pytest.raises(errors.UniqueViolation):
-        _insert_referral(ref_conn, mrn(), "completed", slot, now)
+    with refused(scratch, errors.UniqueViolation):
+        _insert_referral(scratch, mrn(), "completed", slot, now)
 
 
-def test_the_database_refuses_a_second_open_referral_for_a_patient(ref_conn, now):
+def test_the_database_refuses_a_second_open_referral_for_a_patient(scratch, now):
     patient = mrn()
-    _insert_referral(ref_conn, patient, "waitlisted", None, now)
-    with pytest.raises(errors.UniqueViolation, match="referrals_one_open_per_patient"):
-        _insert_referral(ref_conn, patient, "waitlisted", None, now)
-    _insert_referral(ref_conn, patient, "cancelled", None, now)  # closed ones do not count
+    _insert_referral(scratch, patient, "waitlisted", None, now)
+    with refused(scratch, errors.UniqueViolation, match="referrals_one_open_per_patient"):
+        _insert_referral(scratch, patient, "waitlisted", None, now)
+    _insert_referral(scratch, patient, "cancelled", None, now)  # closed ones do not count
 
 
-def test_a_referral_holds_a_slot_exactly_when_booked_or_completed(ref_conn, now):
-    slot = add_slots(ref_conn, new_provider(ref_conn), [now + D], now)[0]
-    with pytest.raises(errors.CheckViolation):
-        _insert_referral(ref_conn, mrn(), "waitlisted", slot, now)
-    with pytest.raises(errors.CheckViolation):
-        _insert_referral(ref_conn, mrn(), "booked", None, now)
+def test_a_referral_holds_a_slot_exactly_when_booked_or_completed(scratch, now):
+    slot = add_slots(scratch, new_provider(scratch), [now + D], now)[0]
+    with refused(scratch, errors.CheckViolation):
+        _insert_referral(scratch, mrn(), "waitlisted", slot, now)
+    with refused(scratch, errors.CheckViolation):
+        _insert_referral(scratch, mrn(), "booked", None, now)
 
 
 def test_the_database_refuses_overlapping_slots_and_slots_ending_before_they_start(ref_conn, now):

@@ -90,7 +90,10 @@ def test_a_report_filter_goes_through_the_report_index(big_queue):
                              " JOIN referral.referrals r USING (referral_id) WHERE r.patient_mrn = 'PLAN-4242'"
                              ).fetchone()[0]
     plan = explain(conn, store.QueueFilter(report_id=report_id))
-    assert not any(n["Node Type"] == "Seq Scan" for n in nodes(plan))
+    scanned = {(n.get("Relation Name"), n["Node Type"]) for n in nodes(plan) if "Relation Name" in n}
+    # (the small slots and providers tables may well be read whole: that is the planner's call)
+    assert {kind for relation, kind in scanned if relation in ("referrals", "referral_reports")} <= {
+        "Index Scan", "Index Only Scan"}, scanned
     assert plan["Execution Time"] < 50
 
 

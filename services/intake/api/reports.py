@@ -1,8 +1,16 @@
-"""POST /v1/reports and GET /v1/reports/<id>."""
+"""POST /v1/reports and GET /v1/reports/<id>.
+
+The order of the checks on POST is the order of what each costs: the key (one indexed
+lookup), the media type (a header), then the body, which is read at most 64 KiB far
+(MAX_CONTENT_LENGTH: a larger Content-Length is refused before any of it is read, a
+chunked body as soon as it passes the limit), parsed as strict JSON and validated.
+Only then is anything written, in one transaction (store.accept_report).
+"""
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 import uuid
 from functools import wraps
@@ -10,6 +18,7 @@ from functools import wraps
 from flask import current_app, request, url_for
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields
+from webargs.flaskparser import FlaskParser
 
 from services.common import envelope
 from services.common.auth import current_staff
@@ -17,52 +26,143 @@ from services.common.errors import ApiError
 
 from .. import store
 from ..schemas import REPORT_EXAMPLE, ReportSchema
-from ..status_view import derive_status, referral_view
+from ..status_view import REPORT_STATUSES, derive_status, referral_view
 from .auth import current_kiosk, require_kiosk
 
-blp = Blueprint("reports", __name__, description="Symptom reports sent by clinic kiosks")
+log = logging.getLogger(__name__)
 
-IDEMPOTENCY_KEY_RE = re.compile(r"^[\x21-\x7e][\x20-\x7e]{0,127}$")
+# 1-128 printable ASCII characters (contract); a leading space would be lost in transit.
+IDEMPOTENCY_KEY_RE = re.compile(r"[\x21-\x7e][\x20-\x7e]{0,127}")
+JSON_MEDIA_TYPE = "application/json"
 
 
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
+class StrictJSONParser(FlaskParser):
+    """Reads the body as RFC 8259 JSON.
+
+    webargs would take an empty body as "no data" (a 422 listing every section as
+    missing) and Python's json module accepts NaN and Infinity; for a kiosk both are
+    an unreadable body: 400.
+    """
+
+    def load_json(self, req, schema):
+        data = req.get_data(cache=True)  # 413 past MAX_CONTENT_LENGTH, before reading it all
+        try:
+            return json.loads(data, parse_constant=_refuse_constant)
+        except (ValueError, UnicodeDecodeError):  # JSONDecodeError is a ValueError
+            raise ApiError(400, "bad_request", "The request body is not valid JSON.") from None
+
+
+class ReportsBlueprint(Blueprint):
+    ARGUMENTS_PARSER = StrictJSONParser()
+
+
+blp = ReportsBlueprint("reports", __name__, description="Symptom reports sent by clinic kiosks")
+
+
+# -- response schemas and examples (OpenAPI) --------------------------------------------
 class AcceptedSchema(Schema):
     report_id = fields.UUID(required=True)
-    status = fields.String(required=True, metadata={"example": "received"})
+    status = fields.String(required=True, metadata={"example": "received", "enum": ["received"]})
 
 
 class AppointmentSchema(Schema):
     slot_id = fields.UUID()
-    start = fields.String()
-    end = fields.String()
-    provider = fields.String()
-    location = fields.String()
+    start = fields.String(metadata={"format": "date-time", "example": "2026-11-27T09:00:00+00:00"})
+    end = fields.String(metadata={"format": "date-time", "example": "2026-11-27T09:30:00+00:00"})
+    provider = fields.String(metadata={"example": "Dr. Rui Costa"})
+    location = fields.String(metadata={"example": "Clinic North, room 2"})
 
 
 class ReferralSummarySchema(Schema):
     referral_id = fields.UUID()
-    priority = fields.String(metadata={"example": "urgent"})
-    status = fields.String(metadata={"example": "booked"})
+    priority = fields.String(metadata={"example": "urgent", "enum": ["urgent", "routine"]})
+    status = fields.String(metadata={"example": "booked",
+                                     "enum": ["booked", "waitlisted", "cancelled", "completed"]})
     appointment = fields.Nested(AppointmentSchema, allow_none=True)
 
 
 class ReportStatusSchema(Schema):
     report_id = fields.UUID()
-    status = fields.String(metadata={"example": "referred",
-                                     "enum": ["received", "triaged", "referred", "waitlisted", "closed"]})
-    care_level = fields.String(allow_none=True, metadata={"example": "urgent"})
-    advice = fields.List(fields.String())
-    referral = fields.Nested(ReferralSummarySchema, allow_none=True)
+    status = fields.String(metadata={"example": "referred", "enum": list(REPORT_STATUSES)})
+    care_level = fields.String(allow_none=True, metadata={
+        "example": "urgent", "enum": ["urgent", "specialist", "self_care", None],
+        "description": "null until triage has decided."})
+    advice = fields.List(fields.String(), metadata={"description": "Empty until triage has decided."})
+    referral = fields.Nested(ReferralSummarySchema, allow_none=True, metadata={
+        "description": "null until the referral service has acted (and for self care)."})
 
 
+ACCEPTED_EXAMPLE = {"report_id": "0b0c7e4e-3f5d-4a51-9f3c-2f7d2f0c9a11", "status": "received"}
+STATUS_EXAMPLE = {
+    "report_id": "0b0c7e4e-3f5d-4a51-9f3c-2f7d2f0c9a11",
+    "status": "referred",
+    "care_level": "urgent",
+    "advice": ["Rest the hip and avoid running until you are seen."],
+    "referral": {
+        "referral_id": "5a3f1a9e-8c1d-4a7e-b0a4-6f1e2d3c4b5a",
+        "priority": "urgent",
+        "status": "booked",
+        "appointment": {"slot_id": "9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a",
+                        "start": "2026-11-27T09:00:00+00:00", "end": "2026-11-27T09:30:00+00:00",
+                        "provider": "Dr. Rui Costa", "location": "Clinic North, room 2"},
+    },
+}
+
+
+def _error_example(code: str, message: str, fields_: list[dict] | None = None) -> dict:
+    error = {"code": code, "message": message}
+    if fields_ is not None:
+        error["fields"] = fields_
+    return {"error": error}
+
+
+def _errors(*statuses: tuple[int, str, dict]):
+    """Document error answers with the one error shape and an example each."""
+    def decorator(view):
+        for status, description, example in reversed(statuses):
+            view = blp.alt_response(status, schema="Error", description=description, example=example)(view)
+        return view
+
+    return decorator
+
+
+UNAUTHORIZED = _error_example("unauthorized", "A valid kiosk key is required.")
+UNAVAILABLE = (503, "The database is unavailable; retry shortly (with the same Idempotency-Key).",
+               _error_example("database_unavailable", "The database is unavailable; retry shortly."))
+
+IDEMPOTENCY_KEY_PARAMETER = {
+    "in": "header",
+    "name": "Idempotency-Key",
+    "required": False,
+    "description": "1-128 printable characters chosen by the kiosk, one per report. A retry with the "
+                   "same key and the same body gets the same report_id and creates nothing; the same key "
+                   "with another body is a 409. Keys are per kiosk.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[\\x21-\\x7e][\\x20-\\x7e]*$"},
+    "example": "kiosk-7-20261126-0001",
+}
+TRACEPARENT_PARAMETER = {
+    "in": "header",
+    "name": "traceparent",
+    "required": False,
+    "description": "W3C trace context; the report's events carry the same trace id.",
+    "schema": {"type": "string"},
+}
+
+
+# -- helpers ---------------------------------------------------------------------------
 def _pool():
     return current_app.extensions["clinic"].pool
 
 
 def require_json(view):
-    """415 before anything reads the body as JSON."""
+    """415 before anything reads the body."""
     @wraps(view)
     def wrapper(*args, **kwargs):
-        if not request.is_json:
+        if request.mimetype != JSON_MEDIA_TYPE:
             raise ApiError(415, "unsupported_media_type", "Send the report as application/json.")
         return view(*args, **kwargs)
 
@@ -73,7 +173,7 @@ def _idempotency_key() -> str | None:
     key = request.headers.get("Idempotency-Key")
     if key is None:
         return None
-    if not IDEMPOTENCY_KEY_RE.match(key):
+    if not IDEMPOTENCY_KEY_RE.fullmatch(key):
         raise ApiError(400, "invalid_idempotency_key",
                        "Idempotency-Key must be 1-128 printable characters.")
     return key
@@ -86,45 +186,80 @@ def _body_hash(body: dict) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+# -- endpoints -------------------------------------------------------------------------
 @blp.route("/v1/reports", methods=["POST"])
 @require_kiosk
 @require_json
 @blp.arguments(ReportSchema, example=REPORT_EXAMPLE,
-               description="A symptom report, as the kiosk form collects it.")
-@blp.response(202, AcceptedSchema, description="Stored durably; triage follows asynchronously.")
-@blp.alt_response(400, description="Unreadable JSON or a bad Idempotency-Key")
-@blp.alt_response(401, description="Missing, bad or revoked kiosk key")
-@blp.alt_response(409, description="Idempotency-Key reused with another body")
-@blp.alt_response(413, description="Body over 64 KiB")
-@blp.alt_response(415, description="Not application/json")
-@blp.alt_response(503, description="Database unavailable; retry with the same Idempotency-Key")
+               description="A symptom report, as the kiosk form collects it. Unknown fields are refused.")
+@blp.response(202, AcceptedSchema, example=ACCEPTED_EXAMPLE,
+              description="Stored durably, with the event announcing it; triage follows asynchronously.",
+              headers={"Location": {"description": "Where to follow the report: /v1/reports/<report_id>",
+                                    "schema": {"type": "string"}}})
+@blp.doc(parameters=[IDEMPOTENCY_KEY_PARAMETER, TRACEPARENT_PARAMETER])
+@_errors(
+    (400, "Unreadable JSON (empty, malformed, not UTF-8) or a bad Idempotency-Key",
+     _error_example("bad_request", "The request body is not valid JSON.")),
+    (401, "Missing, bad or revoked kiosk key (a staff token is not a kiosk key)", UNAUTHORIZED),
+    (409, "The Idempotency-Key was already used by this kiosk with another body",
+     _error_example("idempotency_conflict",
+                    "This Idempotency-Key was already used with a different report.")),
+    (413, "Body over 64 KiB (refused before it is read)",
+     _error_example("payload_too_large", "The request body is over 64 KiB.")),
+    (415, "Content-Type is not application/json",
+     _error_example("unsupported_media_type", "Send the report as application/json.")),
+    (422, "Validation failed: every failing field is named by its path",
+     _error_example("validation_failed", "Some fields are not valid.", [
+         {"field": "pain.severity", "message": "Must be a whole number from 0 to 10."},
+         {"field": "patient.nickname", "message": "This field is not allowed."}])),
+    UNAVAILABLE,
+)
 def submit_report(report):
+    """Send a symptom report (kiosk key)
+
+    The report and the event announcing it are stored in one database transaction before
+    the 202 is sent: once a kiosk has its 202, the report is never lost.
+    """
     key = _idempotency_key()
     body = ReportSchema().dump(report)  # normalised (trimmed text, compact phone), JSON types
     traceparent = envelope.child_traceparent(request.headers.get("traceparent"))
+    kiosk = current_kiosk()
     with _pool().connection() as conn:
-        accepted = store.accept_report(conn, kiosk=current_kiosk(), body=body,
-                                       body_hash=_body_hash(body),
+        accepted = store.accept_report(conn, kiosk=kiosk, body=body, body_hash=_body_hash(body),
                                        idempotency_key=key, traceparent=traceparent)
     if accepted.conflict:
         raise ApiError(409, "idempotency_conflict",
                        "This Idempotency-Key was already used with a different report.")
+    # Ids only: patient data never goes to the logs.
+    log.info("report accepted" if accepted.created else "report replayed",
+             extra={"report_id": accepted.report_id, "kiosk_id": kiosk.kiosk_id,
+                    "trace_id": envelope.trace_id(traceparent)})
     location = url_for("reports.get_report", report_id=accepted.report_id)
     return {"report_id": accepted.report_id, "status": "received"}, 202, {"Location": location}
 
 
 @blp.route("/v1/reports/<report_id>", methods=["GET"])
-@blp.response(200, ReportStatusSchema)
-@blp.alt_response(401, description="No valid kiosk key or staff token")
-@blp.alt_response(404, description="No such report, or sent by another kiosk")
+@blp.response(200, ReportStatusSchema, example=STATUS_EXAMPLE)
+@_errors(
+    (401, "No valid kiosk key or staff token",
+     _error_example("unauthorized", "A kiosk key or staff token is required.")),
+    (404, "No such report, or one sent by another kiosk",
+     _error_example("not_found", "No such report.")),
+    UNAVAILABLE,
+)
 def get_report(report_id):
+    """Follow a report (the kiosk that sent it, or staff)
+
+    The status is kept current from the triage and referral services' events.
+    """
     kiosk = current_kiosk()
     staff = None if kiosk else current_staff()
     if kiosk is None and staff is None:
         raise ApiError(401, "unauthorized", "A kiosk key or staff token is required.")
     not_found = ApiError(404, "not_found", "No such report.")
     try:
-        uuid.UUID(report_id)
+        # Canonical form: Python also takes "urn:uuid:..." forms that PostgreSQL does not.
+        report_id = str(uuid.UUID(report_id))
     except ValueError:
         raise not_found from None
     with _pool().connection() as conn:
