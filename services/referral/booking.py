@@ -15,6 +15,7 @@ Concurrency, in short:
 """
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import datetime
 
@@ -25,6 +26,8 @@ from services.common.settings import TOPIC_REFERRAL_EVENTS
 
 from . import domain, events, slot_store, store
 from .domain import ReferralChange, TransitionError
+
+log = logging.getLogger(__name__)
 
 SCHEMA = "referral"
 SLOT_IN_PAST = "slot_in_past"
@@ -61,6 +64,9 @@ def _announce(conn: psycopg.Connection, change: ReferralChange, now: datetime, t
     with conn.cursor() as cur:
         outbox.add_event(cur, SCHEMA, topic=TOPIC_REFERRAL_EVENTS, key=view["report_id"], event=event,
                          traceparent=traceparent)
+    # Ids only: no patient data in logs. Logged before commit; a rollback makes it a retry.
+    log.info("referral changed", extra={"referral_id": view["referral_id"], "event_type": event["type"],
+                                        "sequence": view["sequence"], "status": view["status"]})
 
 
 def _apply(conn: psycopg.Connection, change: ReferralChange, now: datetime, traceparent: str,

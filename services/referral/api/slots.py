@@ -42,22 +42,17 @@ def _when(value: datetime) -> str:
     return value.strftime("%Y-%m-%d %H:%M UTC")
 
 
-def _add(slots: list[booking.NewSlot], at: datetime, prefix) -> list[dict]:
-    """Add slots and read them back; 422 naming the field of an unknown provider or an overlap."""
+def _add(slots: list[booking.NewSlot], at: datetime) -> list[dict]:
+    """Add the slots (offering each to the waitlist) and read them back, in start order."""
     def command(conn):
         slot_ids = booking.add_slots(conn, slots, now=at, traceparent=traceparent())
         return slot_store.slot_views(conn, slot_ids)
 
-    try:
-        return run_command(command)
-    except booking.UnknownProvider as exc:
-        raise _invalid([{"field": prefix(i) + "provider_id", "message": "No such provider."}
-                        for i, (provider_id, *_r) in enumerate(slots) if provider_id == exc.args[0]]) from None
-    except booking.SlotsOverlap as exc:
-        raise _invalid([{"field": prefix(i) + "start",
-                         "message": f"Overlaps the provider's slot {_when(slot['start_at'])} - "
-                                    f"{_when(slot['end_at'])} (slot_id {slot['slot_id']})."}
-                        for i, slot in sorted(exc.clashes.items())]) from None
+    return run_command(command)
+
+
+def _clash(slot: dict) -> str:
+    return f"{_when(slot['start_at'])} - {_when(slot['end_at'])} (slot_id {slot['slot_id']})"
 
 
 def _overlaps_within(slots: list[booking.NewSlot]) -> list[dict]:
@@ -103,7 +98,15 @@ def add_slots():
     slots = [(str(s["provider_id"]), s["start"], s["end"]) for s in items]
     if overlaps := _overlaps_within(slots):
         raise _invalid(overlaps)
-    views = _add(slots, at, (lambda i: f"{i}.") if many else (lambda i: ""))
+    prefix = (lambda i: f"{i}.") if many else (lambda i: "")
+    try:
+        views = _add(slots, at)
+    except booking.UnknownProvider as exc:
+        raise _invalid([{"field": prefix(i) + "provider_id", "message": "No such provider."}
+                        for i, (provider_id, *_times) in enumerate(slots) if provider_id == exc.args[0]]) from None
+    except booking.SlotsOverlap as exc:
+        raise _invalid([{"field": prefix(i) + "start", "message": f"Overlaps the provider's slot {_clash(slot)}."}
+                        for i, slot in sorted(exc.clashes.items())]) from None
     body = {"items": SlotSchema(many=True).dump(views)} if many else SlotSchema().dump(views[0])
     return body, 201
 
@@ -136,16 +139,14 @@ def add_slot_series(body):
                                                  "(check the dates, weekdays and hours)."}])
     provider_id = str(body["provider_id"])
     try:
-        views = _add([(provider_id, start, end) for start, end in times], at, lambda i: "")
-    except ApiError as exc:
-        if exc.fields and exc.fields[0]["field"] == "start":
-            # One line for the whole series rather than one per overlapping slot.
-            first = exc.fields[0]["message"].removeprefix("Overlaps ")
-            raise _invalid([{"field": "", "message": f"The series overlaps {len(exc.fields)} existing slot(s) "
-                                                     f"of the provider, first {first}"}]) from None
-        if exc.fields and exc.fields[0]["field"] == "provider_id":
-            raise _invalid([exc.fields[0]]) from None
-        raise
+        views = _add([(provider_id, start, end) for start, end in times], at)
+    except booking.UnknownProvider:
+        raise _invalid([{"field": "provider_id", "message": "No such provider."}]) from None
+    except booking.SlotsOverlap as exc:
+        # One line for the whole series rather than one per overlapping slot.
+        first = min(exc.clashes.values(), key=lambda slot: slot["start_at"])
+        raise _invalid([{"field": "", "message": f"The series overlaps {len(exc.clashes)} existing slot(s) of "
+                                                 f"the provider, first {_clash(first)}."}]) from None
     return {"items": views}
 
 
