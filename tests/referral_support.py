@@ -39,12 +39,9 @@ def next_bubble() -> datetime:
 
 
 @pytest.fixture(scope="session")
-def referral_settings(settings_for, pg):
-    import contextlib
-
-    # The bootstrap creates btree_gist; say so here too, in case an older bootstrap ran.
-    with contextlib.closing(psycopg.connect(pg.admin_url(), autocommit=True)) as admin:
-        admin.execute("CREATE EXTENSION IF NOT EXISTS btree_gist WITH SCHEMA public")
+def referral_settings(settings_for):
+    """Settings of the referral service against the test infra, its migrations applied
+    (the bootstrap has created btree_gist, which they need)."""
     settings = settings_for("referral")
     with psycopg.connect(settings.database_url) as conn:
         apply_migrations(conn, "referral", "services.referral")

@@ -19,7 +19,8 @@ from services.common.errors import ApiError
 
 from .api.common import pool
 
-bp = Blueprint("queue_page", __name__)
+bp = Blueprint("queue_page", __name__, template_folder="templates", static_folder="static",
+               static_url_path="/queue/static")
 
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")

@@ -23,6 +23,7 @@ from tests.referral_support import (  # noqa: F401  (fixtures)
     staff_token,
 )
 
+from services.common.envelope import new_traceparent
 from services.referral import booking
 from services.referral.app import create_app
 
@@ -78,8 +79,7 @@ def patients(ref_conn, now):
         report_id = decide(ref_conn, care, mrn(), at, name=name)
         made[key] = {"name": name, "report_id": report_id,
                      "referral_id": referral_for_report(ref_conn, report_id)["referral_id"]}
-    made["slot"] = slot
-    made["provider"] = provider
+    made.update(slot=slot, provider=provider, now=now, conn=ref_conn)
     return made
 
 
@@ -160,8 +160,7 @@ def test_the_page_refreshes_by_itself_and_signs_out(page, referral_settings, pat
     # Someone else books Bea (another scheduler, or a freed slot): the page shows it unasked.
     extra = add_slots_now(patients)
     with_conn(referral_settings, lambda conn: booking.reschedule(
-        conn, bea["referral_id"], extra, actor="elsewhere", now=patients["now"], traceparent="00-" + "1" * 32 + "-"
-        + "2" * 16 + "-01"))
+        conn, bea["referral_id"], extra, actor="elsewhere", now=patients["now"], traceparent=new_traceparent()))
     expect(row(page, bea["name"])).to_contain_text("booked", timeout=12_000)
 
     page.get_by_role("button", name="Sign out").click()
@@ -198,16 +197,11 @@ def test_a_scheduler_books_a_waiting_referral_into_a_chosen_slot_with_the_keyboa
 
 # -- helpers --------------------------------------------------------------------------
 def with_conn(settings, work):
+    """Run work(conn) on a connection of its own, committed: a change made "elsewhere"."""
     import psycopg
 
     with psycopg.connect(settings.database_url) as conn:
         return work(conn)
-
-
-@pytest.fixture(autouse=True)
-def _remember(patients, now, ref_conn):
-    patients["now"] = now
-    patients["conn"] = ref_conn
 
 
 def add_slots_now(patients) -> str:

@@ -203,6 +203,12 @@ def test_slot_errors_name_the_field(client, admin, provider, now):
         {"provider_id": pid, "start": iso(now + 5 * D), "end": iso(now + 5 * D + M30)},
         {"provider_id": pid, "start": iso(now + 5 * D + M30 / 2), "end": iso(now + 5 * D + M30 * 2)}])
     assert fields_of(response) == {"1.start": "Overlaps slot 0 of this request."}
+    long_one = {"provider_id": pid, "start": iso(now + 6 * D), "end": iso(now + 6 * D + 4 * M30)}
+    inside = [{"provider_id": pid, "start": iso(now + 6 * D + k * M30), "end": iso(now + 6 * D + (k + 1) * M30)}
+              for k in (2, 1)]
+    response = client.post("/v1/slots", headers=admin, json=[*inside, long_one])
+    assert fields_of(response) == {"0.start": "Overlaps slot 2 of this request.",
+                                   "1.start": "Overlaps slot 2 of this request."}
     assert fields_of(client.post("/v1/slots", headers=admin, json=[])) == {"": "Send 1 to 500 slots."}
     assert fields_of(client.post("/v1/slots", headers=admin, json="x")) == {"": "Must be a JSON object."}
 
@@ -282,6 +288,8 @@ def test_listing_slots_with_filters_and_pages(client, admin, scheduler, provider
     assert [s["slot_id"] for s in get(free="true")["items"]] == slot_ids[1:]
     assert [s["slot_id"] for s in get(free="false")["items"]] == slot_ids[:1]
     assert [s["slot_id"] for s in get(**{"from": iso(starts[2]), "to": iso(starts[4])})["items"]] == slot_ids[2:4]
+    unencoded_plus = iso(starts[3]).replace("+", " ")  # what "?from=...+00:00" sent as is becomes
+    assert [s["slot_id"] for s in get(**{"from": unencoded_plus})["items"]] == slot_ids[3:]
     assert len(get(**{"from": (now + 2 * D).date().isoformat()})["items"]) == 0
     first = get(limit=2)
     second = get(limit=2, cursor=first["next_cursor"])

@@ -55,6 +55,9 @@ def test_the_page_asks_for_a_token_first(client):
     assert '<label for="token">Staff token</label>' in html
     assert "script-src 'self'" in response.headers["Content-Security-Policy"]
     assert response.headers["X-Frame-Options"] == "DENY"
+    for asset in re.findall(r'(?:href|src)="(/queue/static/[^"]+)"', html) or ["missing"]:
+        with client.get(asset) as served:
+            assert served.status_code == 200, asset
 
 
 def test_signing_in_sets_a_strict_http_only_cookie_holding_only_the_token_hash(app, client, token):

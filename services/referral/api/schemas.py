@@ -24,6 +24,7 @@ STATUS_FILTERS = ("booked", "waitlisted", "cancelled", "completed", "open")
 
 _CALENDAR_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _CLOCK_TIME = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
+_SPACE_FOR_PLUS = re.compile(r" ([0-9]{2}:[0-9]{2})$")
 
 
 def utc_now() -> datetime:
@@ -85,6 +86,8 @@ class Instant(fields.Field):
     def _deserialize(self, value, attr, data, **kwargs) -> datetime:
         if not isinstance(value, str):
             raise self.make_error("invalid")
+        # An unencoded "+" in a query string arrives as a space: "...T09:00:00 00:00".
+        value = _SPACE_FOR_PLUS.sub(r"+\1", value)
         try:
             if _CALENDAR_DATE.fullmatch(value):
                 return datetime.combine(date.fromisoformat(value), time(0), tzinfo=UTC)

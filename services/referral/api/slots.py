@@ -57,11 +57,14 @@ def _clash(slot: dict) -> str:
 
 def _overlaps_within(slots: list[booking.NewSlot]) -> list[dict]:
     """Slots of one request that overlap each other (the database would refuse them too)."""
-    order = sorted(range(len(slots)), key=lambda i: (slots[i][0], slots[i][1]))
     errors = []
-    for before, after in zip(order, order[1:]):
-        if slots[before][0] == slots[after][0] and slots[after][1] < slots[before][2]:
-            errors.append({"field": f"{after}.start", "message": f"Overlaps slot {before} of this request."})
+    reach: tuple[str, int, datetime] | None = None  # (provider, index, end) of the slot ending last so far
+    for i in sorted(range(len(slots)), key=lambda i: (slots[i][0], slots[i][1])):
+        provider_id, start, end = slots[i]
+        if reach and reach[0] == provider_id and start < reach[2]:
+            errors.append({"field": f"{i}.start", "message": f"Overlaps slot {reach[1]} of this request."})
+        if not reach or reach[0] != provider_id or end > reach[2]:
+            reach = (provider_id, i, end)
     return sorted(errors, key=lambda e: int(e["field"].split(".")[0]))
 
 
