@@ -42,6 +42,9 @@ SQL_DIR = Path(__file__).parent / "sql"
 # Serialises concurrent bootstraps (roles and CREATE DATABASE race otherwise).
 # Arbitrary constant: b"clinicbs" as a big-endian int64.
 BOOTSTRAP_LOCK_KEY = 0x636C696E69636273
+# Error DETAIL lines quote the offending values (a duplicate key's MRN, say) and
+# STATEMENT lines the SQL: neither may reach the server log, which is not patient data.
+PRIVACY_SETTINGS = ("-c", "log_error_verbosity=terse", "-c", "log_min_error_statement=panic")
 RUN_AS_USER = "postgres"  # only used when we are root
 # sun_path is 108 bytes including the trailing NUL; postgres fails late and
 # obscurely on longer socket paths, so check up front.
@@ -287,7 +290,7 @@ class LocalPostgres:
         self._prepare_dirs(user)
         self._check_ownership(user)
         cmd = [str(bin_dir / "postgres"), "-D", str(self.data_dir), "-p", str(self.port),
-               "-k", str(self.run_dir), "-h", self.host]
+               "-k", str(self.run_dir), "-h", self.host, *PRIVACY_SETTINGS]
         log.info("starting postgres on %s:%d (data %s, log %s)",
                  self.host, self.port, self.data_dir, self.log_path)
         # The child keeps its own copy of the log fd; ours is closed right away.

@@ -8,6 +8,7 @@ other test changes while it runs).
 from __future__ import annotations
 
 import copy
+import time
 import uuid
 import warnings
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ import pytest
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     import kafka  # noqa: F401
+
+from kafka import KafkaConsumer, TopicPartition
 
 from services.cli import kiosk_add, kiosk_revoke, staff_add
 from services.common.db import apply_migrations
@@ -87,13 +90,34 @@ def kiosk_report_ids(conn: psycopg.Connection, kiosk: KioskCreds) -> list[str]:
 
 def error_of(response) -> dict:
     """The one error shape (services/common/errors.py), checked, and its inner object."""
-    body = response.get_json()
+    body = response.get_json() if hasattr(response, "get_json") else response.json()  # Flask or requests
     assert set(body) == {"error"}, body
     error = body["error"]
     assert set(error) <= {"code", "message", "fields"} and {"code", "message"} <= set(error), error
     assert isinstance(error["code"], str) and error["code"]
     assert isinstance(error["message"], str) and error["message"]
     return error
+
+
+def read_whole_topic(bootstrap: str, topic: str) -> list:
+    """Every message on the topic, from the first offset to the end offsets of now."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
+                             enable_auto_commit=False, auto_offset_reset="earliest",
+                             client_id="intake-test-reader")
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        end = consumer.end_offsets(partitions)
+        found = []
+        deadline = time.monotonic() + 60
+        while any(consumer.position(tp) < end[tp] for tp in partitions):
+            assert time.monotonic() < deadline, f"could not read {topic} to its end"
+            for messages in consumer.poll(timeout_ms=500).values():
+                found += messages
+        return found
+    finally:
+        consumer.close()
 
 
 @pytest.fixture(scope="session")

@@ -19,6 +19,7 @@ from flask import current_app, request, url_for
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 from webargs.flaskparser import FlaskParser
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from services.common import envelope
 from services.common.auth import current_staff
@@ -49,7 +50,15 @@ class StrictJSONParser(FlaskParser):
     """
 
     def load_json(self, req, schema):
-        data = req.get_data(cache=True)  # 413 past MAX_CONTENT_LENGTH, before reading it all
+        # A Content-Length over MAX_CONTENT_LENGTH is refused (413) before anything is read.
+        data = req.get_data(cache=True)
+        limit = req.max_content_length
+        if req.content_length is None and limit is not None and len(data) >= limit:
+            # A chunked body: werkzeug stops reading at the limit and hands over what it has,
+            # so a longer body would look merely truncated (a 400, or worse, a valid prefix).
+            # The server ends the chunked stream itself, so peeking past the limit is safe.
+            if req.environ["wsgi.input"].read(1):
+                raise RequestEntityTooLarge()
         try:
             return json.loads(data, parse_constant=_refuse_constant)
         except (ValueError, UnicodeDecodeError):  # JSONDecodeError is a ValueError

@@ -1,0 +1,91 @@
+"""The intake worker reads what the triage and referral services really publish: their own
+event builders' output passes its checks, and what cannot be that is poison."""
+from __future__ import annotations
+
+import copy
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from services.common.envelope import new_event
+from services.common.inbox import PoisonEvent
+from services.intake import worker
+from services.intake.schemas import REPORT_EXAMPLE
+from services.referral.events import BOOKED_EVENT, referral_event
+from services.triage.domain import decide, default_rules_path, load_rules
+
+REPORT_ID = "0b0c7e4e-3f5d-4a51-9f3c-2f7d2f0c9a11"
+NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
+
+
+class RecordingConn:
+    """Stands in for the database connection: records what the store would run."""
+
+    def __init__(self):
+        self.statements = []
+
+    def execute(self, sql, params=None):
+        self.statements.append((sql, params))
+
+
+def triage_decision_event() -> dict:
+    clinical = {k: REPORT_EXAMPLE[k] for k in ("activity", "pain", "function", "home_care")}
+    decision = decide(clinical, load_rules(default_rules_path()), today=date(2026, 11, 26))
+    data = {"report_id": REPORT_ID, **decision.to_dict(), "decided_at": NOW.isoformat(),
+            "patient": {"mrn": "MRN-0042", "display_name": "Ana Silva"}}
+    return new_event(type="clinic.triage.decided", source="/clinic/triage", subject=REPORT_ID, data=data)
+
+
+def referral_booked_event() -> dict:
+    start = NOW + timedelta(days=1)
+    view = {"referral_id": "5a3f1a9e-8c1d-4a7e-b0a4-6f1e2d3c4b5a", "report_id": REPORT_ID,
+            "report_ids": [REPORT_ID], "care_level": "urgent", "priority": "urgent", "status": "booked",
+            "sequence": 1, "created_at": NOW, "window_ends_at": NOW + timedelta(days=2),
+            "appointment": {"slot_id": "9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a", "start": start,
+                            "end": start + timedelta(minutes=30), "provider": "Dr. Rui Costa",
+                            "location": "Clinic North"}}
+    return referral_event(BOOKED_EVENT, view)
+
+
+def test_a_real_decision_is_recorded():
+    conn = RecordingConn()
+    event = triage_decision_event()
+    worker.on_decision(conn, event, delivery=None)
+    (sql, params), = conn.statements
+    assert "UPDATE intake.reports" in sql
+    assert params[0] == event["data"]["care_level"] == "urgent"
+    assert params[3] == REPORT_ID
+
+
+def test_a_real_referral_snapshot_is_recorded():
+    conn = RecordingConn()
+    event = referral_booked_event()
+    worker.on_referral_event(conn, event, delivery=None)
+    (sql, params), = conn.statements
+    assert "referral_sequence" in sql
+    assert params[2] == [REPORT_ID] and params[1] == 1
+
+
+@pytest.mark.parametrize("data", [None, [], "x", {}])
+def test_data_that_is_not_an_object_is_poison(data):
+    for handler, event in ((worker.on_decision, triage_decision_event()),
+                           (worker.on_referral_event, referral_booked_event())):
+        event = copy.deepcopy(event)
+        event["data"] = data
+        with pytest.raises(PoisonEvent):
+            handler(RecordingConn(), event, delivery=None)
+
+
+def test_fields_intake_does_not_read_may_be_added():
+    event = referral_booked_event()
+    event["data"]["something_new"] = {"nested": True}
+    worker.on_referral_event(RecordingConn(), event, delivery=None)
+
+
+def test_poison_messages_carry_no_values():
+    # They end up in logs and dead-letter headers.
+    event = triage_decision_event()
+    event["data"]["care_level"] = "Ana Silva MRN-0042"
+    with pytest.raises(PoisonEvent) as caught:
+        worker.on_decision(RecordingConn(), event, delivery=None)
+    assert "MRN-0042" not in str(caught.value) and "Ana" not in str(caught.value)
