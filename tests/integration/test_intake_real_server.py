@@ -58,7 +58,7 @@ def server(stack_env, intake_settings, tmp_path_factory):
             try:
                 if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
                     break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not listening yet, or still booting
                 pass
             assert time.monotonic() < deadline, f"gunicorn not up: {log_path.read_text()[-2000:]}"
             time.sleep(0.2)

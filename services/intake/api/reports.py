@@ -13,17 +13,14 @@ import json
 import logging
 import re
 import uuid
-from functools import wraps
 
 from flask import current_app, request, url_for
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields
-from webargs.flaskparser import FlaskParser
-from werkzeug.exceptions import RequestEntityTooLarge
 
 from services.common import envelope
 from services.common.auth import current_staff
 from services.common.errors import ApiError
+from services.common.json_body import Blueprint, require_json
 
 from .. import store
 from ..schemas import REPORT_EXAMPLE, ReportSchema
@@ -34,42 +31,9 @@ log = logging.getLogger(__name__)
 
 # 1-128 printable ASCII characters (contract); a leading space would be lost in transit.
 IDEMPOTENCY_KEY_RE = re.compile(r"[\x21-\x7e][\x20-\x7e]{0,127}")
-JSON_MEDIA_TYPE = "application/json"
 
 
-def _refuse_constant(name: str):
-    raise ValueError(f"{name} is not JSON")
-
-
-class StrictJSONParser(FlaskParser):
-    """Reads the body as RFC 8259 JSON.
-
-    webargs would take an empty body as "no data" (a 422 listing every section as
-    missing) and Python's json module accepts NaN and Infinity; for a kiosk both are
-    an unreadable body: 400.
-    """
-
-    def load_json(self, req, schema):
-        # A Content-Length over MAX_CONTENT_LENGTH is refused (413) before anything is read.
-        data = req.get_data(cache=True)
-        limit = req.max_content_length
-        if req.content_length is None and limit is not None and len(data) >= limit:
-            # A chunked body: werkzeug stops reading at the limit and hands over what it has,
-            # so a longer body would look merely truncated (a 400, or worse, a valid prefix).
-            # The server ends the chunked stream itself, so peeking past the limit is safe.
-            if req.environ["wsgi.input"].read(1):
-                raise RequestEntityTooLarge()
-        try:
-            return json.loads(data, parse_constant=_refuse_constant)
-        except (ValueError, UnicodeDecodeError):  # JSONDecodeError is a ValueError
-            raise ApiError(400, "bad_request", "The request body is not valid JSON.") from None
-
-
-class ReportsBlueprint(Blueprint):
-    ARGUMENTS_PARSER = StrictJSONParser()
-
-
-blp = ReportsBlueprint("reports", __name__, description="Symptom reports sent by clinic kiosks")
+blp = Blueprint("reports", __name__, description="Symptom reports sent by clinic kiosks")
 
 
 # -- response schemas and examples (OpenAPI) --------------------------------------------
@@ -165,17 +129,6 @@ TRACEPARENT_PARAMETER = {
 # -- helpers ---------------------------------------------------------------------------
 def _pool():
     return current_app.extensions["clinic"].pool
-
-
-def require_json(view):
-    """415 before anything reads the body."""
-    @wraps(view)
-    def wrapper(*args, **kwargs):
-        if request.mimetype != JSON_MEDIA_TYPE:
-            raise ApiError(415, "unsupported_media_type", "Send the report as application/json.")
-        return view(*args, **kwargs)
-
-    return wrapper
 
 
 def _idempotency_key() -> str | None:

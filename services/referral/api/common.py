@@ -2,7 +2,6 @@
 bodies, and turning use-case errors into the one error shape."""
 from __future__ import annotations
 
-from functools import wraps
 
 import psycopg
 from flask import current_app, request
@@ -34,17 +33,6 @@ def traceparent() -> str:
 
 def actor() -> str:
     return current_staff().name
-
-
-def require_json(view):
-    """415 before anything reads the body as JSON."""
-    @wraps(view)
-    def wrapper(*args, **kwargs):
-        if not request.is_json:
-            raise ApiError(415, "unsupported_media_type", "Send the body as application/json.")
-        return view(*args, **kwargs)
-
-    return wrapper
 
 
 def run_command(command, *args, **kwargs):

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import psycopg
-from flask_smorest import Blueprint
 
 from services.common.auth import require_staff
 from services.common.errors import ApiError
+from services.common.json_body import Blueprint, require_json
 
 from .. import slot_store
-from .common import pool, require_json
+from .common import pool
 from .schemas import NewProviderSchema, ProviderListSchema, ProviderSchema
 
 blp = Blueprint("providers", __name__, description="Pain-management providers (admin)")

@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from flask_smorest import Blueprint
 
 from services.common.auth import require_staff
 from services.common.errors import ApiError
+from services.common.json_body import Blueprint, require_json
 
 from .. import booking, store
 from ..domain import ReferralError
@@ -20,7 +20,6 @@ from .common import (
     page,
     pool,
     referral_error,
-    require_json,
     run_command,
     traceparent,
 )

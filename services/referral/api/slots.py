@@ -9,15 +9,15 @@ import uuid
 from datetime import datetime
 
 from flask import request
-from flask_smorest import Blueprint
 from marshmallow import ValidationError
 
 from services.common.auth import require_staff
 from services.common.errors import ApiError
 from services.common.validation import field_errors
+from services.common.json_body import Blueprint, require_json
 
 from .. import booking, slot_series, slot_store
-from .common import decode_cursor, now, page, pool, require_json, run_command, traceparent
+from .common import decode_cursor, now, page, pool, run_command, traceparent
 from .schemas import (
     MAX_BULK_SLOTS,
     MAX_SLOTS_PER_REQUEST,

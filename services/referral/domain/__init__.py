@@ -83,5 +83,6 @@ __all__ = [
     "reschedule",
     "slot_in_window",
     "slot_order",
+    "window_end",
     "waitlist_order",
 ]

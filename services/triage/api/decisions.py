@@ -4,11 +4,11 @@ from __future__ import annotations
 import uuid
 
 from flask import current_app
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 
 from services.common.auth import require_staff
 from services.common.errors import ApiError
+from services.common.json_body import Blueprint
 
 from .. import store
 
