@@ -10,18 +10,12 @@ from __future__ import annotations
 import copy
 import time
 import uuid
-import warnings
 from dataclasses import dataclass
 from datetime import timedelta
 
 import psycopg
 import pytest
 
-# kafka-python 3.0 calls the deprecated importlib.resources.read_text while it is first
-# imported, which the suite's "warnings are errors" would turn into a collection error.
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", DeprecationWarning)
-    import kafka  # noqa: F401
 
 from kafka import KafkaConsumer, TopicPartition
 

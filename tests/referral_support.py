@@ -9,17 +9,11 @@ from __future__ import annotations
 
 import itertools
 import uuid
-import warnings
 from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
 
-# kafka-python 3.0 calls the deprecated importlib.resources.read_text while it is first
-# imported, which the test suite's "warnings are errors" turns into a collection error.
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", DeprecationWarning)
-    import kafka  # noqa: F401
 
 from services.common.db import apply_migrations
 from services.common.envelope import new_event, new_traceparent

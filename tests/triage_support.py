@@ -8,18 +8,11 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-import warnings
 from datetime import date, datetime, timedelta, timezone
 
 import psycopg
 import pytest
 
-# kafka-python 3.0.12 calls the deprecated importlib.resources.read_text (and through it
-# open_text) while it is first imported; the suite's "warnings are errors" would make that a
-# collection error. Only those two messages, only for this import.
-with warnings.catch_warnings():
-    warnings.filterwarnings("ignore", message=r"(read_text|open_text) is deprecated", category=DeprecationWarning)
-    import kafka  # noqa: F401
 
 from kafka import KafkaConsumer, TopicPartition
 

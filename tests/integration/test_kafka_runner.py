@@ -13,17 +13,12 @@ import os
 import socket
 import time
 import uuid
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-# kafka-python 3.0.12 calls importlib.resources.read_text (deprecated in Python 3.11)
-# while it is first imported, which "warnings are errors" turns into a collection error.
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", DeprecationWarning)
-    from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer
 
 from infra.kafka import runner
 from infra.kafka.runner import TOPICS, LocalKafka

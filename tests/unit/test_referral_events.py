@@ -2,16 +2,11 @@
 from __future__ import annotations
 
 import uuid
-import warnings
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-# PoisonEvent lives beside the consumer loop, which imports kafka-python; its 3.0 release
-# calls the deprecated importlib.resources.read_text on import (warnings are errors here).
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", DeprecationWarning)
-    from services.common.inbox import PoisonEvent
+from services.common.inbox import PoisonEvent
 from services.referral import events
 from services.referral.domain import (
     DEFAULT_WINDOWS,
