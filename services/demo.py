@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from services.cli import CommandError, _service_conn, kiosk_add, staff_add
+from services.cli import CommandError, service_connection, kiosk_add, staff_add
 
 DEMO_KIOSK = "demo-kiosk"
 DEMO_SCHEDULER = "demo-scheduler"
@@ -27,7 +27,7 @@ def seed(settings) -> None:
             lines.append(f"{label}: {create()}")
         except CommandError:
             lines.append(f"{label}: already created (keys are stored as hashes and cannot be shown again)")
-    with _service_conn(settings, "referral") as conn:
+    with service_connection(settings, "referral") as conn:
         provider = seed_provider(conn)
     lines.append(f"provider: {provider['name']} ({provider['free_slots']} free slots)")
     print("\n".join(lines))
