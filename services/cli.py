@@ -19,7 +19,7 @@ class CommandError(Exception):
     """A one-line message for the operator; exit code 1."""
 
 
-def _service_conn(settings, service: str) -> psycopg.Connection:
+def service_connection(settings, service: str) -> psycopg.Connection:
     """A connection as the service's own role, with its migrations applied, so that
     credentials can be created before the service has ever started."""
     conn = connect(settings.role_url(service))
@@ -32,7 +32,7 @@ def kiosk_add(settings, name: str) -> str:
     from services.intake import store
 
     key = new_secret("kiosk")
-    with _service_conn(settings, "intake") as conn:
+    with service_connection(settings, "intake") as conn:
         try:
             store.add_kiosk(conn, name, key)
         except psycopg.errors.UniqueViolation:
@@ -43,7 +43,7 @@ def kiosk_add(settings, name: str) -> str:
 def kiosk_revoke(settings, name: str) -> None:
     from services.intake import store
 
-    with _service_conn(settings, "intake") as conn:
+    with service_connection(settings, "intake") as conn:
         if not store.revoke_kiosk(conn, name):
             raise CommandError(f"no active kiosk named {name!r}")
 
@@ -81,7 +81,7 @@ def rules_preview(settings, path: str) -> str:
     except RuleFileError as exc:  # names every bad entry, e.g. "rules[0].when.op: unknown operator"
         raise CommandError(str(exc)) from None
     current = load_rules(default_rules_path())
-    with _service_conn(settings, "triage") as conn:
+    with service_connection(settings, "triage") as conn:
         summary = preview.compare(store.stored_inputs(conn), current, candidate)
     return preview.render(summary, path)
 
