@@ -29,6 +29,7 @@ test-unit: $(STAMP)
 ## bench: the benchmarks, each printing its figures and the ceiling it is compared with
 bench: $(STAMP)
 	$(PY) tests/bench/bench_triage_engine.py
+	$(PY) tests/bench/bench_queue.py
 
 ## deps: Debian packages the stack and the browser tests need (run as root on a fresh machine)
 deps:

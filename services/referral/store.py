@@ -259,8 +259,19 @@ def queue_query(filters: QueueFilter, *, after: QueueKey | None, limit: int) -> 
                              " WHERE rr.report_id = %s)"))
         params.append(filters.report_id)
     if after is not None:
-        where.append(sql.SQL("(r.priority_rank, r.created_at, r.referral_id) > (%s, %s, %s)"))
-        params.extend(after)
+        rank = None if not filters.priority else (0 if filters.priority == URGENT else 1)
+        if rank is None:
+            where.append(sql.SQL("(r.priority_rank, r.created_at, r.referral_id) > (%s, %s, %s)"))
+            params.extend(after)
+        elif after[0] == rank:
+            # The filter fixes the rank, so compare the rest of the key. PostgreSQL does not
+            # position an index scan with a row comparison that starts on a column an equality
+            # already fixes: it would read every entry of that rank in front of the cursor.
+            where.append(sql.SQL("(r.created_at, r.referral_id) > (%s, %s)"))
+            params.extend(after[1:])
+        elif after[0] > rank:
+            where.append(sql.SQL("false"))  # the cursor lies past every row of this rank
+        # (a cursor before this rank: every row of the rank comes after it)
     query = sql.SQL("SELECT {view} {where} ORDER BY r.priority_rank, r.created_at, r.referral_id LIMIT %s").format(
         view=sql.SQL(_VIEW),
         where=sql.SQL("WHERE ") + sql.SQL(" AND ").join(where) if where else sql.SQL(""),

@@ -257,8 +257,10 @@ def test_a_series_in_a_local_time_zone(client, admin, provider, now):
     ({"from": "2300/01/01"}, "from"), ({"provider_id": str(uuid.uuid4())}, "provider_id"),
 ])
 def test_a_bad_series_is_a_422_naming_the_field(client, admin, provider, now, change, field):
+    # Every weekday, so that the unchanged series is never empty (a weekend would make it so).
     body = {"provider_id": provider["provider_id"], "from": (now + D).date().isoformat(),
-            "to": (now + 2 * D).date().isoformat(), "daily_start": "09:00", "daily_end": "17:00", **change}
+            "to": (now + 2 * D).date().isoformat(), "daily_start": "09:00", "daily_end": "17:00",
+            "weekdays": [1, 2, 3, 4, 5, 6, 7], **change}
     response = client.post("/v1/slots/bulk", headers=admin, json=body)
     assert response.status_code == 422
     assert field in fields_of(response)

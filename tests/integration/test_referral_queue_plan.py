@@ -104,3 +104,22 @@ def test_pages_cost_the_same_at_any_depth(big_queue):
     buffers = [p["Plan"]["Shared Hit Blocks"] + p["Plan"].get("Shared Read Blocks", 0) for p in (first, deep)]
     assert buffers[1] < buffers[0] * 3 + 50, buffers
     assert timedelta(milliseconds=deep["Execution Time"]) < timedelta(milliseconds=100)
+
+
+def _queue_scan_blocks(plan: dict) -> int:
+    """Buffers read by the index scan on referrals alone (the joins cost the same on any page)."""
+    scans = [n for n in nodes(plan) if n.get("Relation Name") == "referrals"]
+    return sum(n["Shared Hit Blocks"] + n.get("Shared Read Blocks", 0) for n in scans)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_a_deep_page_starts_at_the_cursor_in_the_index(big_queue, case):
+    """The index scan must start at the cursor, not walk every earlier entry: a row comparison
+    that begins on a column an equality already fixes (priority_rank = 0 AND (priority_rank, ...)
+    > (...)) is not used to position the scan, which made deep pages of a priority filter
+    read the whole urgent part of the index in front of them."""
+    conn, middle = big_queue
+    first = _queue_scan_blocks(explain(conn, CASES[case]))
+    deep = _queue_scan_blocks(explain(conn, CASES[case], after=middle))
+    print(f"\n{case}: index blocks first page {first}, deep page {deep}")
+    assert deep <= first + 10, (first, deep)
