@@ -25,6 +25,9 @@ _REFERRAL = """r.referral_id::text, r.patient_mrn, r.priority, r.status, r.creat
     ARRAY(SELECT rr.report_id::text FROM referral.referral_reports rr
           WHERE rr.referral_id = r.referral_id ORDER BY rr.position)"""
 
+# A referral that keeps changing under us while we wait is left to the next offer.
+CLAIM_ATTEMPTS = 5
+
 _SLOT = "s.slot_id::text, s.provider_id::text, s.start_at, s.end_at"
 
 
@@ -109,16 +112,30 @@ def claim_free_slot(conn: psycopg.Connection, now: datetime, until: datetime) ->
 def claim_waitlisted_for(conn: psycopg.Connection, slot: Slot, now: datetime) -> list[Referral]:
     """Lock the first waitlisted referral (urgent, then oldest) whose window holds the slot.
 
-    Returned as a list for the policy, which makes the final choice."""
+    Returned as a list for the policy, which makes the final choice. Not SKIP LOCKED: the
+    rightful referral may be locked for a moment (a worker linking a report to it), and
+    skipping it would hand the slot to someone further down the line. So: find it, wait
+    for its lock, and look again if it changed meanwhile."""
     if slot.start < now:
         return []  # a slot that has started is never booked automatically
-    row = conn.execute(
-        f"SELECT {_REFERRAL} FROM referral.referrals r"
-        " WHERE r.status = 'waitlisted' AND r.window_ends_at >= %s"
-        " ORDER BY r.priority_rank, r.created_at, r.referral_id LIMIT 1 FOR UPDATE OF r SKIP LOCKED",
-        (slot.start,),
-    ).fetchone()
-    return [_referral(row)] if row else []
+    for _ in range(CLAIM_ATTEMPTS):
+        first = conn.execute(
+            "SELECT referral_id FROM referral.referrals"
+            " WHERE status = 'waitlisted' AND window_ends_at >= %s"
+            " ORDER BY priority_rank, created_at, referral_id LIMIT 1",
+            (slot.start,),
+        ).fetchone()
+        if first is None:
+            return []
+        row = conn.execute(
+            f"SELECT {_REFERRAL} FROM referral.referrals r"
+            " WHERE r.referral_id = %s AND r.status = 'waitlisted' AND r.window_ends_at >= %s"
+            " FOR UPDATE OF r",
+            (first[0], slot.start),
+        ).fetchone()
+        if row is not None:
+            return [_referral(row)]
+    return []
 
 
 # -- storing a change -------------------------------------------------------------------
