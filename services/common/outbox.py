@@ -12,6 +12,7 @@ import threading
 import time
 
 import psycopg
+from kafka.errors import KafkaError
 from psycopg.types.json import Jsonb
 
 from . import envelope, metrics
@@ -22,6 +23,10 @@ log = logging.getLogger(__name__)
 
 BATCH_SIZE = 500
 IDLE_WAIT_S = 1.0  # fallback poll when a NOTIFY was missed (e.g. while reconnecting)
+# Sent rows are kept a week (to see what went out, and to re-publish by hand if a topic
+# were lost), then deleted so that the table does not grow forever.
+KEEP_SENT = "7 days"
+PURGE_EVERY_S = 600.0
 
 
 def outbox_channel(schema: str) -> str:
@@ -36,6 +41,12 @@ def add_event(cur: psycopg.Cursor, schema: str, *, topic: str, key: str, event: 
         (event["id"], topic, key, Jsonb(event), traceparent),
     )
     cur.execute(f"NOTIFY {outbox_channel(schema)}")
+
+
+def purge_sent(conn: psycopg.Connection, schema: str) -> int:
+    return conn.execute(
+        f"DELETE FROM {schema}.outbox WHERE sent_at < now() - %s::interval", (KEEP_SENT,)
+    ).rowcount
 
 
 def unsent_count(conn: psycopg.Connection, schema: str) -> int:
@@ -56,6 +67,7 @@ class OutboxRelay:
         self.kafka_bootstrap = kafka_bootstrap
         self.client_id = client_id
         self._producer = None
+        self._next_purge = 0.0
 
     def run(self, stop: threading.Event) -> None:
         backoff = 0.5
@@ -65,7 +77,9 @@ class OutboxRelay:
                 backoff = 0.5
             except (psycopg.OperationalError, OSError) as exc:
                 log.warning("outbox relay waiting for the database", extra={"error": str(exc)})
-            except Exception:  # a broker outage or a bug: log, back off, go on
+            except KafkaError as exc:  # the rows stay unsent and are published once it is back
+                log.warning("outbox relay waiting for Kafka", extra={"error": f"{type(exc).__name__}: {exc}"})
+            except Exception:  # a bug: log it whole, back off, go on
                 log.exception("outbox relay failed; retrying")
             stop.wait(backoff)
             backoff = min(backoff * 2, 5.0)
@@ -78,6 +92,9 @@ class OutboxRelay:
                 while self.publish_batch(conn) == BATCH_SIZE and not stop.is_set():
                     pass
                 metrics.OUTBOX_UNSENT.labels(self.schema).set(unsent_count(conn, self.schema))
+                if time.monotonic() >= self._next_purge:
+                    purge_sent(conn, self.schema)
+                    self._next_purge = time.monotonic() + PURGE_EVERY_S
                 conn.commit()
                 # Wake on NOTIFY; the timeout is only a safety net.
                 for _ in listen_conn.notifies(timeout=IDLE_WAIT_S, stop_after=1):
