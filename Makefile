@@ -31,6 +31,10 @@ bench: $(STAMP)
 	$(PY) tests/bench/bench_triage_engine.py
 	$(PY) tests/bench/bench_queue.py
 
+## chaos: the full fault suite (100,000 reports or 30 minutes, every fault in turn, again and again)
+chaos: $(STAMP)
+	$(PY) -m tests.chaos --reports 100000 --minutes 30
+
 ## deps: Debian packages the stack and the browser tests need (run as root on a fresh machine)
 deps:
 	bash infra/install-debian-deps.sh

@@ -86,6 +86,24 @@ def rules_preview(settings, path: str) -> str:
     return preview.render(summary, path)
 
 
+# -- dead-letter topics -------------------------------------------------------------------
+def run_dlq(settings, args: argparse.Namespace) -> None:
+    import logging
+
+    from services import dlq
+
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)  # our own one-line errors say it
+    try:
+        if args.action == "list":
+            letters, replayed = dlq.list_dead_letters(settings.kafka_bootstrap, args.topic)
+            print(dlq.render_list(args.topic, letters, replayed))
+        else:
+            result = dlq.replay(settings.kafka_bootstrap, args.topic, dry_run=args.dry_run)
+            print(dlq.render_replay(result, dry_run=args.dry_run))
+    except dlq.DlqError as exc:
+        raise CommandError(str(exc)) from None
+
+
 # -- argument parsing ---------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="clinic", description=__doc__)
@@ -113,6 +131,15 @@ def build_parser() -> argparse.ArgumentParser:
     rules = sub.add_parser("rules", help="triage rule files").add_subparsers(dest="action", required=True)
     rules.add_parser("preview", help="check a candidate rule file and show how it would change the stored"
                      " decisions").add_argument("file")
+
+    dlq = sub.add_parser("dlq", help="dead-letter topics: what consumers gave up on, and sending it back")
+    dlq_actions = dlq.add_subparsers(dest="action", required=True)
+    dlq_actions.add_parser("list", help="show the parked messages (offset, key, error, time) of TOPIC.dlq"
+                           ).add_argument("topic", help="e.g. clinic.symptom-reports.v1 (or its .dlq name)")
+    dlq_replay = dlq_actions.add_parser("replay", help="send the messages parked in TOPIC.dlq since the last"
+                                        " replay back to TOPIC (once the cause is fixed)")
+    dlq_replay.add_argument("topic", help="e.g. clinic.symptom-reports.v1 (or its .dlq name)")
+    dlq_replay.add_argument("--dry-run", action="store_true", help="say what would be sent; send nothing")
 
     demo = sub.add_parser("demo", help="demo data").add_subparsers(dest="action", required=True)
     demo.add_parser("seed", help="demo kiosk, staff and a provider with a week of slots")
@@ -143,6 +170,8 @@ def run(args: argparse.Namespace) -> None:
         ops.create_topics(settings)
     elif args.command == "rules":
         print(rules_preview(settings, args.file))
+    elif args.command == "dlq":
+        run_dlq(settings, args)
     elif args.command == "demo":
         from services import demo
 

@@ -5,19 +5,30 @@ inbox row (primary key = event id), and Kafka offsets are committed only after t
 - An event that is not a valid CloudEvent, or that the handler rejects as invalid
   (PoisonEvent), goes to `<topic>.dlq` at once, with the error in its headers.
 - An event whose handler keeps failing for another reason goes there after MAX_ATTEMPTS.
+- A message is dead-lettered once per consumer group, even if it is delivered again (the
+  offset commit comes after the whole batch, so a crash or a rebalance in between replays
+  it). The dead letter cannot be written in the same transaction as a database row, so a
+  marker row in the inbox table (keyed by the message's coordinates) records each step:
+  an attempt is committed *before* the dead letter is sent (under the row's lock) and the
+  row is marked done once the broker has acked it. Finding an unfinished attempt, the next
+  delivery first looks in the .dlq topic for the dead letter carrying that marker
+  (header `dlq.id`) and sends it only if it is not there. See _dead_letter.
 - While the database is down, the partition is rewound to the failed event and the loop
-  waits: nothing is skipped, and polling goes on so the consumer keeps its group membership.
+  waits: nothing is skipped (nor dead-lettered), and polling goes on so the consumer keeps
+  its group membership.
 """
 from __future__ import annotations
 
 import logging
 import threading
 import time
+import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Callable
 
 import psycopg
+from kafka import KafkaConsumer
 from kafka.structs import OffsetAndMetadata, TopicPartition
 from psycopg_pool import ConnectionPool, PoolTimeout
 
@@ -29,9 +40,20 @@ log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3
 
+# Inbox rows of dead letters (see _dead_letter): "dead-letter:attempt:<uuid>" while one is
+# being sent, "dead-lettered:<error type>" once the broker has it.
+DLQ_ATTEMPT = "dead-letter:attempt:"
+DLQ_DONE = "dead-lettered:"
+DLQ_ID_HEADER = "dlq.id"
+DLQ_CLOCK_SLACK = timedelta(minutes=5)
+
 
 class PoisonEvent(Exception):
     """The event can never be applied (bad data); dead-letter it without retrying."""
+
+
+class DeadLetterFailed(Exception):
+    """The dead-letter topic did not take the message (broker down): try again later."""
 
 
 @dataclass(frozen=True)
@@ -121,14 +143,14 @@ class InboxConsumer:
         try:
             event = envelope.decode(message.value)
         except envelope.InvalidEvent as exc:
-            return self._dead_letter(message, exc)
+            return self._dead_letter(message, exc, stop)
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
                 outcome = self._apply(event, delivery)
                 metrics.EVENTS_CONSUMED.labels(self.service, message.topic, outcome).inc()
                 return True
             except PoisonEvent as exc:
-                return self._dead_letter(message, exc)
+                return self._dead_letter(message, exc, stop)
             except (psycopg.OperationalError, PoolTimeout) as exc:
                 log.warning("database unavailable; pausing partition",
                             extra={"topic": message.topic, "error": type(exc).__name__})
@@ -138,7 +160,7 @@ class InboxConsumer:
                 log.warning("event handler failed", exc_info=True,
                             extra={"event_id": event.get("id"), "attempt": attempt})
                 if attempt == MAX_ATTEMPTS:
-                    return self._dead_letter(message, exc)
+                    return self._dead_letter(message, exc, stop)
                 time.sleep(0.2 * attempt)
         return False
 
@@ -156,10 +178,115 @@ class InboxConsumer:
                 handler(conn, event, delivery)
         return "applied"
 
-    def _dead_letter(self, message, error: Exception) -> bool:
-        if self._dlq_producer is None:
-            self._dlq_producer = make_producer(self.kafka_bootstrap, f"{self.service}-dlq")
-        headers = list(message.headers or []) + [
+    def dead_letter_marker(self, message) -> str:
+        """The inbox key recording that this group dead-lettered this message. Coordinates,
+        not the event id: a message may not have one, and a replayed copy (a new offset)
+        that fails again must be dead-lettered again, while an applied event id must not
+        look dead-lettered."""
+        return f"dlq:{self.group_id}:{message.topic}:{message.partition}:{message.offset}"
+
+    def _dead_letter(self, message, error: Exception, stop: threading.Event) -> bool:
+        """True once the message is parked in `<topic>.dlq` (now, or by an earlier delivery).
+
+        Exactly once, whatever dies when:
+        1. claim: under the marker row's lock, note "attempt <id>" and commit. A row already
+           marked done means an earlier delivery parked it: nothing to do.
+        2. send: under the row's lock again, if the claim is still ours, send and wait for
+           the broker's ack, then mark the row done and commit. If an earlier attempt was
+           claimed (it may have died between the ack and its commit), look for its dead
+           letter in the .dlq topic first, and only send when it is not there.
+        A delivery that finds another claim in step 2 (a rival consumer during a rebalance)
+        returns False and comes back to it, so the offset never moves past a message that
+        is not parked.
+        """
+        marker = self.dead_letter_marker(message)
+        attempt = f"{DLQ_ATTEMPT}{uuid.uuid4()}"
+        try:
+            with self.pool.connection() as conn:
+                with conn.transaction():
+                    # A new row is the first attempt; ON CONFLICT: a rival inserted it first.
+                    first = conn.execute(
+                        f"INSERT INTO {self.service}.inbox (event_id, topic, event_type) VALUES (%s, %s, %s)"
+                        " ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
+                        (marker, message.topic, attempt)).fetchone() is not None
+                    earlier = None  # when an earlier attempt began, if there was one
+                    if not first:
+                        state, earlier = conn.execute(f"SELECT event_type, received_at FROM {self.service}.inbox"
+                                                      " WHERE event_id = %s FOR UPDATE", (marker,)).fetchone()
+                        if state.startswith(DLQ_DONE):
+                            log.info("message already dead-lettered", extra={
+                                "topic": message.topic, "partition": message.partition, "offset": message.offset})
+                            return True
+                        conn.execute(f"UPDATE {self.service}.inbox SET event_type = %s WHERE event_id = %s",
+                                     (attempt, marker))
+                with conn.transaction():
+                    current = conn.execute(f"SELECT event_type FROM {self.service}.inbox"
+                                           " WHERE event_id = %s FOR UPDATE", (marker,)).fetchone()[0]
+                    if current.startswith(DLQ_DONE):
+                        return True
+                    if current != attempt:
+                        log.info("another consumer is dead-lettering this message; coming back to it",
+                                 extra={"topic": message.topic, "offset": message.offset})
+                        stop.wait(1.0)
+                        return False
+                    if earlier is None or not self._already_parked(message, marker, earlier):
+                        self._send_dead_letter(message, error, marker)
+                    conn.execute(f"UPDATE {self.service}.inbox SET event_type = %s WHERE event_id = %s",
+                                 (f"{DLQ_DONE}{type(error).__name__}", marker))
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            log.warning("database unavailable; not dead-lettering now",
+                        extra={"topic": message.topic, "error": type(exc).__name__})
+            stop.wait(1.0)
+            return False
+        except DeadLetterFailed:
+            log.exception("could not dead-letter a message; will retry")
+            stop.wait(1.0)
+            return False
+        log.warning("message dead-lettered", extra={"topic": message.topic, "offset": message.offset,
+                                                    "error_type": type(error).__name__})
+        metrics.EVENTS_CONSUMED.labels(self.service, message.topic, "dead_lettered").inc()
+        return True
+
+    def _already_parked(self, message, marker: str, since: datetime) -> bool:
+        """Whether a dead letter with this marker is in the .dlq topic (written after `since`,
+        give or take the clocks of the database and the broker)."""
+        topic = dlq_topic(message.topic)
+        consumer = None
+        try:
+            consumer = KafkaConsumer(bootstrap_servers=self.kafka_bootstrap, group_id=None,
+                                     client_id=f"{self.service}-dlq-check", enable_auto_commit=False,
+                                     request_timeout_ms=10_000)
+            partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+            consumer.assign(partitions)
+            after_ms = int((since - DLQ_CLOCK_SLACK).timestamp() * 1000)
+            starts = consumer.offsets_for_times({tp: after_ms for tp in partitions})
+            ends = consumer.end_offsets(partitions)
+            for tp in partitions:
+                found = starts.get(tp)
+                consumer.seek(tp, found.offset if found is not None else ends[tp])
+            deadline = time.monotonic() + 30
+            while any(consumer.position(tp) < ends[tp] for tp in partitions):
+                if time.monotonic() > deadline:
+                    raise DeadLetterFailed(f"could not read {topic} to its end")
+                for records in consumer.poll(timeout_ms=500).values():
+                    for record in records:
+                        if (DLQ_ID_HEADER, marker.encode()) in (record.headers or []):
+                            log.info("dead letter of an interrupted attempt found; not sending it again",
+                                     extra={"topic": topic, "offset": record.offset})
+                            return True
+            return False
+        except DeadLetterFailed:
+            raise
+        except Exception as exc:
+            raise DeadLetterFailed(f"could not look for an earlier dead letter: {type(exc).__name__}: {exc}") from exc
+        finally:
+            if consumer is not None:
+                consumer.close(autocommit=False)
+
+    def _send_dead_letter(self, message, error: Exception, marker: str) -> None:
+        # The original headers (traceparent...), without those of an earlier dead-lettering.
+        headers = [(k, v) for k, v in (message.headers or []) if not k.startswith("dlq.") or k == "dlq.replayed_from"]
+        headers += [
             ("dlq.error", str(error)[:2000].encode()),
             ("dlq.error_type", type(error).__name__.encode()),
             ("dlq.original_topic", message.topic.encode()),
@@ -167,16 +294,21 @@ class InboxConsumer:
             ("dlq.original_offset", str(message.offset).encode()),
             ("dlq.consumer_group", self.group_id.encode()),
             ("dlq.failed_at", datetime.now(timezone.utc).isoformat().encode()),
+            (DLQ_ID_HEADER, marker.encode()),
         ]
         try:
+            if self._dlq_producer is None:
+                self._dlq_producer = make_producer(self.kafka_bootstrap, f"{self.service}-dlq")
             # Wait for the broker's ack: the offset must not move past a message that is
             # neither applied nor safely parked.
             self._dlq_producer.send(dlq_topic(message.topic), key=message.key, value=message.value,
                                     headers=headers).get(timeout=30)
-        except Exception:
-            log.exception("could not dead-letter a message; will retry")
-            return False
-        log.warning("message dead-lettered", extra={"topic": message.topic, "offset": message.offset,
-                                                    "error_type": type(error).__name__})
-        metrics.EVENTS_CONSUMED.labels(self.service, message.topic, "dead_lettered").inc()
-        return True
+        except Exception as exc:
+            # A fresh producer next time, so that its idempotence state starts clean.
+            producer, self._dlq_producer = self._dlq_producer, None
+            if producer is not None:
+                try:
+                    producer.close(timeout=5)
+                except Exception:
+                    log.warning("dead-letter producer close failed", exc_info=True)
+            raise DeadLetterFailed(f"{type(exc).__name__}: {exc}") from exc
