@@ -52,6 +52,14 @@ class PoisonEvent(Exception):
     """The event can never be applied (bad data); dead-letter it without retrying."""
 
 
+def describe_error(error: Exception) -> str:
+    """What went wrong, without the values a database error's detail may quote."""
+    if isinstance(error, psycopg.Error):
+        diag = error.diag
+        return f"{type(error).__name__} (SQLSTATE {error.sqlstate}, constraint {diag.constraint_name or '-'})"
+    return str(error)
+
+
 class DeadLetterFailed(Exception):
     """The dead-letter topic did not take the message (broker down): try again later."""
 
@@ -156,6 +164,14 @@ class InboxConsumer:
                             extra={"topic": message.topic, "error": type(exc).__name__})
                 stop.wait(1.0)
                 return False  # not an attempt against the event: the database is at fault
+            except psycopg.Error as exc:
+                # No traceback or message text: a constraint's DETAIL quotes the row's
+                # values (a duplicate patient MRN, say), and logs hold no patient data.
+                log.warning("event handler failed", extra={
+                    "event_id": event.get("id"), "attempt": attempt, "error": describe_error(exc)})
+                if attempt == MAX_ATTEMPTS:
+                    return self._dead_letter(message, exc, stop)
+                time.sleep(0.2 * attempt)
             except Exception as exc:
                 log.warning("event handler failed", exc_info=True,
                             extra={"event_id": event.get("id"), "attempt": attempt})
@@ -287,7 +303,7 @@ class InboxConsumer:
         # The original headers (traceparent...), without those of an earlier dead-lettering.
         headers = [(k, v) for k, v in (message.headers or []) if not k.startswith("dlq.") or k == "dlq.replayed_from"]
         headers += [
-            ("dlq.error", str(error)[:2000].encode()),
+            ("dlq.error", describe_error(error)[:2000].encode()),
             ("dlq.error_type", type(error).__name__.encode()),
             ("dlq.original_topic", message.topic.encode()),
             ("dlq.original_partition", str(message.partition).encode()),
