@@ -274,6 +274,8 @@ def broker_down(ctx: Ctx, seconds: float) -> Phase:
                          f"intake outbox grew to {max_unsent} unsent")
     if acked_during == 0:
         phase.failures.append("no report was acknowledged while the broker was down")
+    wait_whole(ctx)
+    phase.recover_s = time.monotonic() - t0
     # Hold new reports while measuring, so that "lag zero" is the backlog drained, not a race.
     ctx.driver.pause()
     try:
@@ -289,7 +291,7 @@ def broker_down(ctx: Ctx, seconds: float) -> Phase:
         phase.failures.append(f"committed offsets went back after the restart: {regressed[:3]}")
     else:
         phase.details.append("consumers resumed from their committed offsets (none went back)")
-    recover(ctx, phase, t0)
+    phase.canary_s = canary(ctx)
     return phase
 
 
