@@ -1,0 +1,134 @@
+"""The whole stack, started as `make run` starts it (`python -m infra.stack`), on a temporary
+state folder and free ports, without demo data: the `live_stack` fixture and the fault suite
+(`python -m tests.chaos`) both use it."""
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from services.common import settings as settings_module
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def kafka_lib_dir() -> Path:
+    # Jars are cached under the repo's state folder and shared by every run (make run too).
+    return Path(os.environ.get("CLINIC_KAFKA_LIB_DIR", REPO / ".state" / "kafka" / "lib"))
+
+
+class LiveStack:
+    """`python -m infra.stack` in a temporary state folder, on free ports, without demo data."""
+
+    def __init__(self, state_dir: Path, env: dict[str, str]):
+        self.state_dir = state_dir
+        self.env = env
+        self.base_url = {svc: f"http://127.0.0.1:{env[f'CLINIC_{svc.upper()}_PORT']}"
+                         for svc in settings_module.SERVICES}
+        self.proc = None
+
+    def settings(self, service: str = "") -> settings_module.Settings:
+        return settings_module.load(service, env=self.env)
+
+    def kiosk_key(self, name: str | None = None) -> str:
+        import uuid
+
+        from services.cli import kiosk_add
+
+        return kiosk_add(self.settings(), name or f"kiosk-{uuid.uuid4().hex[:8]}")
+
+    def staff_token(self, role: str = "scheduler", name: str | None = None) -> str:
+        import uuid
+
+        from services.cli import staff_add
+
+        return staff_add(self.settings(), name or f"{role}-{uuid.uuid4().hex[:8]}", role)
+
+
+def wait_ready(stack: LiveStack, timeout: float) -> None:
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    pending = dict(stack.base_url)
+    while pending and time.monotonic() < deadline:
+        if stack.proc.poll() is not None:
+            raise RuntimeError(f"infra.stack exited with {stack.proc.returncode}; see {stack.state_dir}/logs")
+        for svc, url in list(pending.items()):
+            try:
+                with urllib.request.urlopen(f"{url}/readyz", timeout=2) as response:
+                    if response.status == 200:
+                        pending.pop(svc)
+            except OSError:
+                pass
+        time.sleep(0.5)
+    if pending:
+        raise RuntimeError(f"not ready after {timeout}s: {sorted(pending)}; see {stack.state_dir}/logs")
+
+
+def free_port_pair() -> int:
+    """A free port whose next port is free too (the Kafka controller listens there)."""
+    import socket
+
+    from infra.postgres import free_port
+
+    while True:
+        port = free_port()
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port
+
+
+def stack_env(state_dir: Path) -> dict[str, str]:
+    from infra.postgres import free_port
+
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("CLINIC_")},
+        "CLINIC_STATE_DIR": str(state_dir),
+        "CLINIC_DEMO": "0",
+        "CLINIC_KAFKA_LIB_DIR": str(kafka_lib_dir()),
+        "CLINIC_PG_PORT": str(free_port()),
+        "CLINIC_KAFKA_PORT": str(free_port_pair()),
+        "CLINIC_INTAKE_PORT": str(free_port()),
+        "CLINIC_TRIAGE_PORT": str(free_port()),
+        "CLINIC_REFERRAL_PORT": str(free_port()),
+        "CLINIC_SECRET_KEY": "test-secret",
+    }
+    env["CLINIC_KAFKA_BOOTSTRAP"] = f"127.0.0.1:{env['CLINIC_KAFKA_PORT']}"
+    env["CLINIC_ADMIN_DATABASE_URL"] = (
+        f"postgresql://clinic_admin:clinic_admin@127.0.0.1:{env['CLINIC_PG_PORT']}/clinic")
+    return env
+
+
+@contextlib.contextmanager
+def running_stack(prefix: str, keep: bool = False, ready_timeout: float = 300) -> Iterator[LiveStack]:
+    state_dir = Path(tempfile.mkdtemp(prefix=prefix))
+    stack = LiveStack(state_dir, stack_env(state_dir))
+    try:
+        with open(state_dir / "stack-console.log", "wb") as console:
+            stack.proc = subprocess.Popen([sys.executable, "-m", "infra.stack"], env=stack.env, cwd=REPO,
+                                          stdout=console, stderr=subprocess.STDOUT)
+            try:
+                wait_ready(stack, timeout=ready_timeout)
+                yield stack
+            finally:
+                stack.proc.send_signal(signal.SIGTERM)
+                try:
+                    stack.proc.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    stack.proc.kill()
+                    stack.proc.wait()
+    finally:
+        if keep:
+            print(f"state folder kept: {state_dir}", file=sys.stderr)
+        else:
+            shutil.rmtree(state_dir, ignore_errors=True)
