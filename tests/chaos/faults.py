@@ -260,12 +260,16 @@ def broker_down(ctx: Ctx, seconds: float) -> Phase:
     wall0 = time.time()
     holder = kill_and_hold(ctx, "kafka", port)
     max_unsent = 0
-    with psycopg.connect(ctx.admin_url, autocommit=True) as conn:
+    with ctx.driver.unthrottled(), psycopg.connect(ctx.admin_url, autocommit=True) as conn:
+        probe = ctx.driver.submit_now(ctx.canary_kiosk, "specialist")  # one more, timed
         while time.monotonic() - t0 < seconds:
             unsent = conn.execute("SELECT count(*) FROM intake.outbox WHERE sent_at IS NULL").fetchone()[0]
             max_unsent = max(max_unsent, unsent)
             time.sleep(0.5)
     holder.release()
+    if probe.acked:
+        phase.details.append(f"a report sent right after the broker died was acknowledged in "
+                             f"{probe.acked_at - probe.first_attempt:.2f}s")
     acked_during = sum(1 for s in ctx.driver.submissions if s.acked_at and wall0 <= s.acked_at <= time.time())
     wait_until("the broker to come back", lambda: kafka_probe.broker_ready(ctx.bootstrap), ctx.recover_timeout, 0.5)
     t_ready = time.monotonic()

@@ -11,6 +11,7 @@ new (unique MRNs), some come back (a repeat patient reuses an earlier MRN and na
 """
 from __future__ import annotations
 
+import contextlib
 import random
 import threading
 import time
@@ -194,6 +195,7 @@ class LoadDriver:
         self._running.set()
         self._unthrottled = threading.Event()  # cleared while the backlog is too long
         self._unthrottled.set()
+        self._throttle_suspended = False
         self._threads: list[threading.Thread] = []
         self.backlog = 0
         self.throttled_s = 0.0
@@ -209,6 +211,17 @@ class LoadDriver:
             self._threads.append(thread)
         if self.backlog_fn is not None and self.max_backlog:
             threading.Thread(target=self._watch_backlog, name="backlog", daemon=True).start()
+
+    @contextlib.contextmanager
+    def unthrottled(self):
+        """Ignore the backlog limit meanwhile (while the broker is down, say: the point is
+        that kiosks still get their 202s then)."""
+        self._throttle_suspended = True
+        self._unthrottled.set()
+        try:
+            yield
+        finally:
+            self._throttle_suspended = False
 
     def pause(self) -> None:
         self._running.clear()
@@ -284,7 +297,11 @@ class LoadDriver:
                 self.backlog = self.backlog_fn()
             except Exception:
                 pass  # the database may be down on purpose; keep the last figure
-            if self.backlog > self.max_backlog and not throttled:
+            if self._throttle_suspended:
+                if throttled:
+                    throttled = False
+                    self.throttled_s += time.monotonic() - since
+            elif self.backlog > self.max_backlog and not throttled:
                 throttled, since = True, time.monotonic()
                 self._unthrottled.clear()
             elif throttled and self.backlog < self.max_backlog // 2:

@@ -120,22 +120,29 @@ def _backlog_fn(admin_url: str, kiosk_ids: list[str]) -> Callable[[], int]:
 def fault_plan(ctx: Ctx, profile: Profile, inject) -> list[tuple[str, Callable[[], Phase]]]:
     """Every fault once. The two kills of the broker, and of PostgreSQL, are far apart: the
     supervisor resets its backoff only for a process that stayed up 60 s, so a second kill
-    sooner would measure its longer backoff rather than the fault."""
-    plan = [
+    sooner would measure its longer backoff rather than the fault. The long run starts with
+    the outages, so that they are in even when the machine is slow and time runs out."""
+    infra_kills = [
         ("kill kafka", lambda: faults.kill_process(ctx, "kafka", "kafka")),
         ("kill postgres", lambda: faults.kill_process(ctx, "postgres", "postgres")),
     ]
+    service_kills = []
     for svc in SERVICES:
-        plan.append((f"kill {svc}-api worker", lambda svc=svc: faults.kill_process(ctx, f"{svc}-api-workers", None)))
-        plan.append((f"kill {svc}-api master", lambda svc=svc: faults.kill_process(ctx, f"{svc}-api", f"{svc}-api")))
+        service_kills.append((f"kill {svc}-api worker",
+                              lambda svc=svc: faults.kill_process(ctx, f"{svc}-api-workers", None)))
+        service_kills.append((f"kill {svc}-api master",
+                              lambda svc=svc: faults.kill_process(ctx, f"{svc}-api", f"{svc}-api")))
     for svc in SERVICES:
-        plan.append((f"kill {svc}-worker", lambda svc=svc: faults.kill_process(ctx, f"{svc}-worker", f"{svc}-worker")))
-    plan += [
+        service_kills.append((f"kill {svc}-worker",
+                              lambda svc=svc: faults.kill_process(ctx, f"{svc}-worker", f"{svc}-worker")))
+    outages = [
         ("kafka down", lambda: faults.broker_down(ctx, profile.broker_down_s)),
         ("scale out", lambda: faults.scale_out(ctx, profile.scale_service, profile.extra_workers, inject)),
         ("postgres down", lambda: faults.database_down(ctx, profile.db_down_s, inject)),
     ]
-    return plan
+    if profile.minutes:
+        return outages + service_kills + infra_kills
+    return infra_kills + service_kills + outages
 
 
 def run_suite(stack, profile: Profile, say: Callable[[str], None] = _log) -> Result:
