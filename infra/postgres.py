@@ -32,6 +32,8 @@ from urllib.parse import quote
 import psycopg
 from psycopg import sql
 
+from infra.lifeline import stop_with_parent
+
 log = logging.getLogger(__name__)
 
 ADMIN_ROLE = "clinic_admin"
@@ -299,7 +301,9 @@ class LocalPostgres:
             # only, which stops the services before the database they write to.
             self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out,
                                           stderr=subprocess.STDOUT, cwd=self.pg_dir,
-                                          process_group=0, **user.popen_kwargs())
+                                          process_group=0, **user.popen_kwargs(),
+                                          # fast shutdown if we die: sessions rolled back, data safe
+                                          preexec_fn=stop_with_parent(signal.SIGINT))
         return self._proc
 
     def _check_ownership(self, user: RunAs) -> None:

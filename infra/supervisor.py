@@ -30,6 +30,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from infra.lifeline import stop_with_parent
+
 log = logging.getLogger("clinic.stack")
 
 # Seconds kept back per remaining tier so that SIGKILL and reaping still fit
@@ -54,7 +56,7 @@ def spawn(
     cwd: Path | None = None,
 ) -> subprocess.Popen:
     """Start argv as the leader of a new process group, stdout and stderr
-    appended to log_path, stdin closed."""
+    appended to log_path, stdin closed; SIGTERM reaches it if we die."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     # The child keeps its own copy of the descriptor; ours can close at once.
     with open(log_path, "ab") as out:
@@ -66,6 +68,7 @@ def spawn(
             env=None if env is None else dict(env),
             cwd=cwd,
             process_group=0,
+            preexec_fn=stop_with_parent(signal.SIGTERM),
         )
 
 

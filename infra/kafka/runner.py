@@ -37,6 +37,7 @@ from pathlib import Path
 from kafka.admin import KafkaAdminClient
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
+from infra.lifeline import stop_with_parent
 from infra.postgres import InfraError
 from services.common import settings
 
@@ -157,6 +158,7 @@ class LocalKafka:
                 self._java_cmd("kafka.Kafka", str(self.properties), jvm_opts=self._cds_opts()),
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                 cwd=self.kafka_dir, process_group=0,
+                preexec_fn=stop_with_parent(signal.SIGTERM),  # a controlled shutdown if we die
             )
         self._started_at = time.monotonic()
         log.info("started Kafka (pid %d) on %s, log %s", self._proc.pid, self.bootstrap, self.log_path)

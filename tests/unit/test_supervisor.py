@@ -310,3 +310,46 @@ def test_shutdown_fits_in_its_budget_even_when_every_tier_is_stubborn(tmp_path):
 
     assert time.monotonic() - began < 3.0 + 2.0  # the budget, plus SIGKILL and reaping
     assert all_gone(pids)
+
+
+# A parent that starts a long-sleeping child, prints its pid, then waits. "spawn": as the
+# supervisor starts services; "postgres": as infra/postgres.py starts the server (as the
+# `postgres` user when we are root: the death signal must survive that switch).
+SPAWNING_PARENT = """
+import signal, subprocess, sys, time
+from pathlib import Path
+from infra.lifeline import stop_with_parent
+from infra.postgres import run_as
+from infra.supervisor import spawn
+sleeper = ["sleep", "120"]  # a binary any user may run
+if sys.argv[2] == "spawn":
+    child = spawn(sleeper, Path(sys.argv[1]))
+else:
+    child = subprocess.Popen(sleeper, process_group=0, preexec_fn=stop_with_parent(signal.SIGINT),
+                             **run_as().popen_kwargs())
+print(child.pid, flush=True)
+time.sleep(120)
+"""
+
+
+@pytest.mark.parametrize("how", ["spawn", "postgres"])
+def test_a_child_stops_when_the_supervisor_is_killed_outright(tmp_path, how):
+    """Its own process group keeps a terminal's Ctrl-C away from it; the death signal
+    still stops it when nothing is left to stop it in order (SIGKILL of `make run`)."""
+    import subprocess
+
+    parent = subprocess.Popen([sys.executable, "-c", SPAWNING_PARENT, str(tmp_path / "child.log"), how],
+                              stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[2])
+    try:
+        child_pid = int(parent.stdout.readline())
+        assert alive(child_pid)
+        assert os.getpgid(child_pid) == child_pid, "the child leads its own process group"
+        parent.kill()
+        parent.wait()
+        deadline = time.monotonic() + 10
+        while alive(child_pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not alive(child_pid), "the child outlived its killed parent"
+    finally:
+        parent.kill()
+        parent.stdout.close()
