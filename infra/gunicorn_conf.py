@@ -6,6 +6,8 @@ Gunicorn reads the module-level names below; nothing else runs at import.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 
 from gunicorn.glogging import Logger
 from pythonjsonlogger.json import JsonFormatter
@@ -89,3 +91,33 @@ logger_class = JsonLogger
 
 # No post_fork hook: with preload_app off there is nothing to reset after the
 # fork, and the worker builds its app (and pools) itself.
+
+
+# Prometheus multiprocess mode (services/common/metrics.py): the workers write
+# their counters to files in one directory and /metrics adds them up, so that a
+# scrape counts every worker's requests, not just those of the one answering.
+# The directory is made (or emptied) before the first fork: files of an earlier
+# run would be counted again.
+_made_metrics_dir: list[str] = []
+
+
+def on_starting(server):
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if path:
+        shutil.rmtree(path, ignore_errors=True)
+        os.makedirs(path, exist_ok=True)
+    else:
+        path = tempfile.mkdtemp(prefix=f"clinic-{os.environ.get('CLINIC_SERVICE', 'api')}-metrics-")
+        _made_metrics_dir.append(path)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = path  # inherited by the workers forked next
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess  # here, after PROMETHEUS_MULTIPROC_DIR is set
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    for path in _made_metrics_dir:
+        shutil.rmtree(path, ignore_errors=True)

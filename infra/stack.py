@@ -31,7 +31,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from infra.kafka.runner import TOPICS, LocalKafka
@@ -46,6 +46,8 @@ log = logging.getLogger("clinic.stack")
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SERVICES = ("intake", "triage", "referral")
 DEFAULT_API_PORTS = {"intake": 8001, "triage": 8002, "referral": 8003}
+# Each worker process serves its own /metrics (consumer and relay counters) here.
+DEFAULT_WORKER_METRICS_PORTS = {"intake": 9101, "triage": 9102, "referral": 9103}
 READY_TIMEOUT = 180.0
 # A service process that exits this often before the stack is ready will not
 # get better by waiting out READY_TIMEOUT: fail early and point at its log.
@@ -71,6 +73,7 @@ class StackConfig:
     kafka_port: int
     api_ports: Mapping[str, int]
     demo: bool
+    worker_metrics_ports: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_WORKER_METRICS_PORTS))
     # Kafka jars shared between state folders (tests set it); None: <state>/kafka/lib.
     kafka_lib_dir: Path | None = None
 
@@ -92,6 +95,10 @@ class StackConfig:
             api_ports={
                 svc: _port_from_env(env, f"CLINIC_{svc.upper()}_PORT", default)
                 for svc, default in DEFAULT_API_PORTS.items()
+            },
+            worker_metrics_ports={
+                svc: _port_from_env(env, f"CLINIC_{svc.upper()}_WORKER_METRICS_PORT", default)
+                for svc, default in DEFAULT_WORKER_METRICS_PORTS.items()
             },
             demo=env.get("CLINIC_DEMO", "1") != "0",
             kafka_lib_dir=Path(env["CLINIC_KAFKA_LIB_DIR"]) if env.get("CLINIC_KAFKA_LIB_DIR") else None,
@@ -195,6 +202,8 @@ def preflight(config: StackConfig) -> None:
 def _ports(config: StackConfig, controller_port: int) -> list[tuple[int, str, str]]:
     """(port, what, environment variable) for every port the stack listens on."""
     ports = [(config.api_ports[svc], f"{svc} API", f"CLINIC_{svc.upper()}_PORT") for svc in SERVICES]
+    ports += [(config.worker_metrics_ports[svc], f"{svc} worker metrics", f"CLINIC_{svc.upper()}_WORKER_METRICS_PORT")
+              for svc in SERVICES]
     return ports + [
         (config.kafka_port, "Kafka", "CLINIC_KAFKA_PORT"),
         (controller_port, "the Kafka controller", "CLINIC_KAFKA_PORT"),
@@ -278,8 +287,12 @@ def start_all(sup: Supervisor, config: StackConfig, pg: LocalPostgres, kafka: Lo
     services = []
     for svc in SERVICES:
         env = service_env(config, svc, pg.role_url(svc), secret_key)
-        services.append(_service_process(config, f"{svc}-api", api_argv(svc), env))
-        services.append(_service_process(config, f"{svc}-worker", worker_argv(svc), env))
+        # The API's gunicorn workers add up their metrics in a folder of its own
+        # (emptied by infra/gunicorn_conf.py at its start); the worker serves its own.
+        api_env = {**env, "PROMETHEUS_MULTIPROC_DIR": str(config.state_dir / "metrics" / f"{svc}-api")}
+        worker_env = {**env, "CLINIC_METRICS_BIND": f"{config.host}:{config.worker_metrics_ports[svc]}"}
+        services.append(_service_process(config, f"{svc}-api", api_argv(svc), api_env))
+        services.append(_service_process(config, f"{svc}-worker", worker_argv(svc), worker_env))
     for mp in services:
         sup.start(mp)
     wait_until_ready(sup, config, services)
@@ -305,7 +318,8 @@ def _service_process(config: StackConfig, name: str, argv: list[str], env: dict[
 
 def service_env(config: StackConfig, svc: str, database_url: str, secret_key: str) -> dict[str, str]:
     """The environment of one service's API and worker: its own database role only."""
-    env = {k: v for k, v in os.environ.items() if not k.endswith("DATABASE_URL")}
+    env = {k: v for k, v in os.environ.items()
+           if not k.endswith("DATABASE_URL") and k != "PROMETHEUS_MULTIPROC_DIR"}
     env.update(_common_env(config))
     env.update(
         CLINIC_SERVICE=svc,
@@ -424,6 +438,9 @@ def summary(config: StackConfig, credentials: str | None) -> str:
         f"  kiosk page     {url('intake', '/kiosk')}",
         f"  queue page     {url('referral', '/queue')}",
         "  OpenAPI        " + "  ".join(url(svc, "/openapi.json") for svc in SERVICES),
+        "  API metrics    " + "  ".join(url(svc, "/metrics") for svc in SERVICES),
+        "  worker metrics " + "  ".join(f"http://{config.host}:{config.worker_metrics_ports[svc]}/metrics"
+                                        for svc in SERVICES),
         f"  Kafka          {config.kafka_bootstrap}",
         f"  PostgreSQL     {config.host}:{config.pg_port}, database clinic",
         f"  logs           {config.logs_dir}/",

@@ -31,6 +31,8 @@ class LiveStack:
         self.env = env
         self.base_url = {svc: f"http://127.0.0.1:{env[f'CLINIC_{svc.upper()}_PORT']}"
                          for svc in settings_module.SERVICES}
+        self.worker_metrics_url = {svc: f"http://127.0.0.1:{env[f'CLINIC_{svc.upper()}_WORKER_METRICS_PORT']}/metrics"
+                                   for svc in settings_module.SERVICES}
         self.proc = None
 
     def settings(self, service: str = "") -> settings_module.Settings:
@@ -101,6 +103,7 @@ def stack_env(state_dir: Path) -> dict[str, str]:
         "CLINIC_INTAKE_PORT": str(free_port()),
         "CLINIC_TRIAGE_PORT": str(free_port()),
         "CLINIC_REFERRAL_PORT": str(free_port()),
+        **{f"CLINIC_{svc.upper()}_WORKER_METRICS_PORT": str(free_port()) for svc in settings_module.SERVICES},
         "CLINIC_SECRET_KEY": "test-secret",
     }
     env["CLINIC_KAFKA_BOOTSTRAP"] = f"127.0.0.1:{env['CLINIC_KAFKA_PORT']}"

@@ -53,6 +53,15 @@ def unsent_count(conn: psycopg.Connection, schema: str) -> int:
     return conn.execute(f"SELECT count(*) FROM {schema}.outbox WHERE sent_at IS NULL").fetchone()[0]
 
 
+def backlog(conn: psycopg.Connection, schema: str) -> tuple[int, float]:
+    """(unsent rows, seconds since the oldest of them was written, 0 when none): both
+    from the partial index on unsent rows."""
+    count, age = conn.execute(
+        f"SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0)"
+        f" FROM {schema}.outbox WHERE sent_at IS NULL").fetchone()
+    return count, float(age)
+
+
 class OutboxRelay:
     """Publishes unsent outbox rows with an idempotent producer, then marks them sent.
 
@@ -91,7 +100,6 @@ class OutboxRelay:
             while not stop.is_set():
                 while self.publish_batch(conn) == BATCH_SIZE and not stop.is_set():
                     pass
-                metrics.OUTBOX_UNSENT.labels(self.schema).set(unsent_count(conn, self.schema))
                 if time.monotonic() >= self._next_purge:
                     purge_sent(conn, self.schema)
                     self._next_purge = time.monotonic() + PURGE_EVERY_S

@@ -31,6 +31,8 @@ class Settings:
     secret_key: str
     ports: dict[str, int]
     role_urls: dict[str, str]
+    # host:port where a worker process serves /metrics (the APIs serve theirs themselves)
+    metrics_bind: str | None = None
 
     def role_url(self, role: str) -> str:
         """Database URL of a service's role (the `clinic` command acts for each service)."""
@@ -73,4 +75,5 @@ def load(service: str | None = None, env: os._Environ | dict | None = None) -> S
             "referral": int(env.get("CLINIC_REFERRAL_PORT", "8003")),
         },
         role_urls=role_urls,
+        metrics_bind=env.get("CLINIC_METRICS_BIND") or None,
     )

@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 
 from flask import Blueprint, Flask, Response, g, jsonify, request
 from flask_smorest import Api
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from psycopg_pool import ConnectionPool
 
-from . import metrics
+from . import metrics, outbox
 from .db import apply_migrations, make_pool
 from .errors import ErrorSchema, register_error_handlers
 from .logs import configure_logging
@@ -81,9 +81,14 @@ def health_blueprint(ctx: ServiceContext) -> Blueprint:
         ready = all(v == "ok" for v in checks.values())
         return jsonify(status="ready" if ready else "not_ready", checks=checks), 200 if ready else 503
 
+    def read_outbox() -> tuple[int, float]:
+        with ctx.pool.connection() as conn:
+            return outbox.backlog(conn, ctx.settings.service)
+
     @bp.get("/metrics")
     def prometheus_metrics():
-        return Response(generate_latest(), mimetype=CONTENT_TYPE_LATEST)
+        text = metrics.exposition(metrics.OutboxCollector(ctx.settings.service, read_outbox))
+        return Response(text, mimetype=CONTENT_TYPE_LATEST)
 
     return bp
 

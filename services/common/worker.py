@@ -5,6 +5,8 @@ import logging
 import signal
 import threading
 
+from prometheus_client import start_http_server
+
 from .db import apply_migrations, make_pool
 from .inbox import Handler, InboxConsumer
 from .logs import configure_logging
@@ -27,6 +29,16 @@ def migrate_when_possible(pool, schema: str, package: str, stop: threading.Event
             delay = min(delay * 2, 5.0)
 
 
+def serve_metrics(bind: str | None):
+    """The worker's own /metrics (its consumer and relay counters), when a bind is given."""
+    if not bind:
+        return None
+    host, _, port = bind.rpartition(":")
+    server, _thread = start_http_server(int(port), addr=host or "0.0.0.0")
+    log.info("metrics served", extra={"bind": bind})
+    return server
+
+
 def install_stop_signals(stop: threading.Event) -> None:
     def handle(signum, _frame):
         log.info("stopping", extra={"signal": signum})
@@ -42,6 +54,7 @@ def run_worker(settings: Settings, *, migrations_package: str, handlers: dict[st
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
         install_stop_signals(stop)
+    metrics_server = serve_metrics(settings.metrics_bind)
     pool = make_pool(settings.database_url, max_size=2, name=f"{settings.service}-worker")
     try:
         migrate_when_possible(pool, settings.service, migrations_package, stop)
@@ -62,4 +75,6 @@ def run_worker(settings: Settings, *, migrations_package: str, handlers: dict[st
         relay_thread.join(timeout=15)
     finally:
         pool.close()
+        if metrics_server is not None:
+            metrics_server.shutdown()
         log.info("worker stopped")

@@ -111,6 +111,11 @@ def test_patient_data_stays_out_of_logs_metrics_and_events(live_stack):
         assert "clinic_http_requests_total" in text
         leaked = [label for label, value in secrets.items() if value in text]
         assert leaked == [], f"patient data in {service} /metrics: {leaked}"
+    for service, url in live_stack.worker_metrics_url.items():
+        text = requests.get(url, timeout=10).text
+        assert "clinic_events_consumed_total" in text
+        leaked = [label for label, value in secrets.items() if value in text]
+        assert leaked == [], f"patient data in the {service} worker's /metrics: {leaked}"
 
     # -- events -----------------------------------------------------------------------------
     bootstrap = live_stack.env["CLINIC_KAFKA_BOOTSTRAP"]
@@ -128,5 +133,5 @@ def test_patient_data_stays_out_of_logs_metrics_and_events(live_stack):
             leaked = [label for label, v in secrets.items()
                       if v in value and label.split(".")[1].startswith(("birth_date", "phone"))]
             assert leaked == [], f"{topic} carries {leaked}"
-    print(f"\nprivacy scan: {len(log_files)} log files ({scanned_bytes} bytes), 3 /metrics, "
+    print(f"\nprivacy scan: {len(log_files)} log files ({scanned_bytes} bytes), 6 /metrics, "
           f"{sum(len(m) for m in ours.values())} events; {len(secrets)} values looked for")

@@ -193,7 +193,9 @@ def test_api_command_names_modules_that_exist(services, svc):
 def test_worker_runs_clinic_worker(services, name, svc):
     assert command(services[name]) == ["clinic", "worker", svc]
     assert environment(services[name])["CLINIC_SERVICE"] == svc
-    assert not services[name].get("ports"), "workers serve no HTTP"
+    # /metrics for a Prometheus on the compose network; nothing published on the host.
+    assert environment(services[name])["CLINIC_METRICS_BIND"] == "0.0.0.0:9100"
+    assert not services[name].get("ports"), "a worker publishes no port"
 
 
 def test_clinic_console_script_accepts_every_command_compose_runs(services):
