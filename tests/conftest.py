@@ -70,6 +70,29 @@ def settings_for(stack_env):
     return build
 
 
+@pytest.fixture(scope="session")
+def migrated_settings(settings_for):
+    """migrated_settings("triage") -> that service's Settings, its migrations applied
+    (the bootstrap has created what they need, btree_gist included)."""
+    from services.common.db import apply_migrations
+
+    def build(service: str) -> settings_module.Settings:
+        import psycopg
+
+        settings = settings_for(service)
+        with psycopg.connect(settings.database_url) as conn:
+            apply_migrations(conn, service, f"services.{service}")
+        return settings
+
+    return build
+
+
+@pytest.fixture
+def client(app):
+    """The Flask test client of the module's `app` fixture."""
+    return app.test_client()
+
+
 @pytest.fixture
 def admin_conn(pg):
     import psycopg

@@ -19,8 +19,8 @@ import pytest
 
 from kafka import KafkaConsumer, TopicPartition
 
+from tests.app_support import flask_app, role_conn
 from services.cli import kiosk_add, kiosk_revoke, staff_add
-from services.common.db import apply_migrations
 from services.intake.schemas import utc_today
 
 
@@ -115,17 +115,13 @@ def read_whole_topic(bootstrap: str, topic: str) -> list:
 
 
 @pytest.fixture(scope="session")
-def intake_settings(settings_for):
-    settings = settings_for("intake")
-    with psycopg.connect(settings.database_url) as conn:
-        apply_migrations(conn, "intake", "services.intake")
-    return settings
+def intake_settings(migrated_settings):
+    return migrated_settings("intake")
 
 
 @pytest.fixture
 def intake_conn(intake_settings):
-    """A connection as the intake role, autocommit: every query sees the latest commits."""
-    with psycopg.connect(intake_settings.database_url, autocommit=True) as conn:
+    with role_conn(intake_settings) as conn:
         yield conn
 
 
@@ -133,9 +129,8 @@ def intake_conn(intake_settings):
 def intake_app(intake_settings):
     from services.intake.app import create_app
 
-    app = create_app(intake_settings)
-    yield app
-    app.extensions["clinic"].pool.close()
+    with flask_app(create_app, intake_settings) as app:
+        yield app
 
 
 @pytest.fixture

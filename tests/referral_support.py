@@ -11,11 +11,10 @@ import itertools
 import uuid
 from datetime import UTC, datetime, timedelta
 
-import psycopg
 import pytest
 
 
-from services.common.db import apply_migrations
+from tests.app_support import role_conn
 from services.common.envelope import new_event, new_traceparent
 from services.common.inbox import Delivery
 from services.common.settings import TOPIC_DECISIONS
@@ -33,19 +32,13 @@ def next_bubble() -> datetime:
 
 
 @pytest.fixture(scope="session")
-def referral_settings(settings_for):
-    """Settings of the referral service against the test infra, its migrations applied
-    (the bootstrap has created btree_gist, which they need)."""
-    settings = settings_for("referral")
-    with psycopg.connect(settings.database_url) as conn:
-        apply_migrations(conn, "referral", "services.referral")
-    return settings
+def referral_settings(migrated_settings):
+    return migrated_settings("referral")
 
 
 @pytest.fixture
 def ref_conn(referral_settings):
-    """A connection as the referral role; each use case runs in its own transaction."""
-    with psycopg.connect(referral_settings.database_url, autocommit=True) as conn:
+    with role_conn(referral_settings) as conn:
         yield conn
 
 

@@ -10,13 +10,13 @@ import time
 import uuid
 from datetime import date, datetime, timedelta, timezone
 
-import psycopg
 import pytest
 
 
 from kafka import KafkaConsumer, TopicPartition
 
-from services.common.db import apply_migrations, make_pool
+from tests.app_support import role_conn
+from services.common.db import make_pool
 from services.common.envelope import new_traceparent
 from services.common.inbox import Delivery, InboxConsumer
 from services.common.kafka_io import make_producer
@@ -35,17 +35,13 @@ def rules():
 
 
 @pytest.fixture(scope="session")
-def triage_settings(settings_for):
-    settings = settings_for("triage")
-    with psycopg.connect(settings.database_url) as conn:
-        apply_migrations(conn, "triage", "services.triage")
-    return settings
+def triage_settings(migrated_settings):
+    return migrated_settings("triage")
 
 
 @pytest.fixture
 def triage_conn(triage_settings):
-    """A connection as the triage role; each use case runs in its own transaction."""
-    with psycopg.connect(triage_settings.database_url, autocommit=True) as conn:
+    with role_conn(triage_settings) as conn:
         yield conn
 
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from tests.app_support import flask_app
 from tests.referral_support import (  # noqa: F401  (fixtures)
     add_slots,
     decide,
@@ -30,14 +31,8 @@ M30 = timedelta(minutes=30)
 
 @pytest.fixture(scope="module")
 def app(referral_settings):
-    app = create_app(referral_settings)
-    yield app
-    app.extensions["clinic"].pool.close()
-
-
-@pytest.fixture
-def client(app):
-    return app.test_client()
+    with flask_app(create_app, referral_settings) as app:
+        yield app
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ import uuid
 
 import pytest
 
+from tests.app_support import flask_app
 from tests.referral_support import (  # noqa: F401  (fixtures)
     decide,
     mrn,
@@ -24,14 +25,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def app(referral_settings):
-    app = create_app(referral_settings)
-    yield app
-    app.extensions["clinic"].pool.close()
-
-
-@pytest.fixture
-def client(app):
-    return app.test_client()
+    with flask_app(create_app, referral_settings) as app:
+        yield app
 
 
 @pytest.fixture(scope="module")

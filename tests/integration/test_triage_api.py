@@ -7,6 +7,7 @@ from datetime import datetime
 
 import pytest
 
+from tests.app_support import flask_app
 from tests.triage_support import (  # noqa: F401  (fixtures)
     clinical,
     decide_as_worker,
@@ -27,14 +28,8 @@ CONTRACT_FIELDS = {"care_level", "rules_version", "fired", "likely_source", "pos
 
 @pytest.fixture(scope="module")
 def app(triage_settings):
-    app = create_app(triage_settings)
-    yield app
-    app.extensions["clinic"].pool.close()
-
-
-@pytest.fixture
-def client(app):
-    return app.test_client()
+    with flask_app(create_app, triage_settings) as app:
+        yield app
 
 
 @pytest.fixture(scope="module")
