@@ -30,11 +30,17 @@ def migrate_when_possible(pool, schema: str, package: str, stop: threading.Event
 
 
 def serve_metrics(bind: str | None):
-    """The worker's own /metrics (its consumer and relay counters), when a bind is given."""
+    """The worker's own /metrics (its consumer and relay counters), when a bind is given.
+    A port already taken (a second worker started with the same settings) costs the
+    metrics, not the work: events still flow."""
     if not bind:
         return None
     host, _, port = bind.rpartition(":")
-    server, _thread = start_http_server(int(port), addr=host or "0.0.0.0")
+    try:
+        server, _thread = start_http_server(int(port), addr=host or "0.0.0.0")
+    except OSError as exc:
+        log.error("cannot serve metrics; going on without", extra={"bind": bind, "error": str(exc)})
+        return None
     log.info("metrics served", extra={"bind": bind})
     return server
 

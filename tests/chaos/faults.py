@@ -404,6 +404,7 @@ def scale_out(ctx: Ctx, service: str, extra: int, inject: Callable[[str], list[P
     phase = Phase(f"{extra} extra {service} workers, kill one")
     worker = ctx.procs.one(f"{service}-worker")
     env = environ_of(worker.pid)
+    env.pop("CLINIC_METRICS_BIND", None)  # the stack's worker serves on that port already
     logs = Path(ctx.stack.state_dir) / "logs"
     for n in range(extra):
         with open(logs / f"chaos-extra-{service}-worker-{n}.log", "ab") as out:

@@ -123,6 +123,7 @@ def worker_environment(live_stack) -> dict[str, str]:
     try:
         _pid, _argv_, env = stack_referral_worker(live_stack)
         if env.get("CLINIC_DATABASE_URL") and env.get("CLINIC_SERVICE") == "referral":
+            env.pop("CLINIC_METRICS_BIND", None)  # the stack's worker serves on that port already
             return env
     except OSError:
         pass
