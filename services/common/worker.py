@@ -83,4 +83,5 @@ def run_worker(settings: Settings, *, migrations_package: str, handlers: dict[st
         pool.close()
         if metrics_server is not None:
             metrics_server.shutdown()
+            metrics_server.server_close()
         log.info("worker stopped")
