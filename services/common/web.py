@@ -124,7 +124,7 @@ def build_app(settings: Settings, *, title: str, migrations_package: str, import
         OPENAPI_SWAGGER_UI_PATH=None,
         JSON_SORT_KEYS=False,
     )
-    pool = make_pool(settings.database_url, name=f"{settings.service}-api")
+    pool = make_pool(settings.database_url, name=f"{settings.service}-api", fail_fast=True)
     ctx = ServiceContext(settings=settings, pool=pool, migrations_package=migrations_package)
     app.extensions["clinic"] = ctx
     api = ClinicApi(app, spec_kwargs={"components": {"securitySchemes": {

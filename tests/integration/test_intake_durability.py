@@ -299,3 +299,42 @@ def test_postgres_down_is_a_prompt_503_and_recovery_needs_no_restart(private_pg,
         assert (rows, events) == (2, 2)
     finally:
         app.extensions["clinic"].pool.close()
+
+
+def test_while_postgres_is_down_one_request_waits_and_the_others_are_refused_at_once(private_pg, stack_env):
+    """After one request has waited the pool's timeout in vain, the next ones get their 503
+    without waiting (they never reach the pool) until a probe finds the database back."""
+    env = {**stack_env, "CLINIC_PG_PORT": str(private_pg.pg.port),
+           "CLINIC_ADMIN_DATABASE_URL": private_pg.pg.admin_url()}
+    settings = settings_module.load("intake", env=env)
+    app = create_app(settings)
+    pool = app.extensions["clinic"].pool
+    try:
+        client = app.test_client()
+        kiosk = new_kiosk(settings)
+        assert client.post("/v1/reports", json=report_body(), headers=kiosk.headers).status_code == 202
+        pool.gate.cool_down = 3600  # no probe during the test's refusals, however slow the machine
+
+        private_pg.stop()
+        assert client.post("/v1/reports", json=report_body(), headers=kiosk.headers).status_code == 503
+        assert pool.gate.down
+        reached_pool = pool.get_stats()["requests_num"]
+        refused = [client.post("/v1/reports", json=report_body(), headers=kiosk.headers),
+                   client.get("/v1/reports/00000000-0000-4000-8000-000000000000", headers=kiosk.headers),
+                   client.get("/readyz")]
+        assert [r.status_code for r in refused] == [503, 503, 503]
+        assert [error_of(r)["code"] for r in refused[:2]] == ["database_unavailable"] * 2
+        assert pool.get_stats()["requests_num"] == reached_pool, "a refused request waited for the pool"
+
+        private_pg.start()
+        pool.gate.cool_down = 0  # the next request is the probe
+
+        def served():
+            response = client.post("/v1/reports", json=report_body(), headers=kiosk.headers)
+            assert response.status_code in (202, 503), response.get_json()
+            return response.status_code == 202
+
+        wait_until(served, 60, "intake to serve again")
+        assert not pool.gate.down
+    finally:
+        pool.close()
