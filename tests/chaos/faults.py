@@ -325,6 +325,11 @@ def database_down(ctx: Ctx, seconds: float, inject: Callable[[str], list[Poison]
     port = int(ctx.stack.env["CLINIC_PG_PORT"])
     t0 = time.monotonic()
     holder = kill_and_hold(ctx, "postgres", port)
+    # The backends of a SIGKILLed postmaster finish what they were doing (a commit, an answer)
+    # before they notice and exit: the database is down once they are gone.
+    data_dir = Path(ctx.stack.state_dir) / "pg" / "data"
+    wait_until("the killed postmaster's backends to exit", lambda: not leftover_backends(data_dir), 30, 0.02)
+    phase.details.append(f"its backends were gone {time.monotonic() - t0:.2f}s after the postmaster's SIGKILL")
     phase.poisons += inject("dbdown")  # consumers must wait for the database, then park them once
     # Each API (a DB-backed request, and /readyz) is probed in its own thread, so that slow
     # answers cannot stretch the outage.
@@ -377,6 +382,19 @@ def database_down(ctx: Ctx, seconds: float, inject: Callable[[str], list[Poison]
         phase.failures.append(f"while the database was down, expected 503 everywhere, got {bad}")
     recover(ctx, phase, t0)
     return phase
+
+
+def leftover_backends(data_dir: Path) -> list[int]:
+    """Processes of a PostgreSQL cluster still running: their working folder is its data folder."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.readlink(entry / "cwd") == str(data_dir):
+                    found.append(int(entry.name))
+            except OSError:  # gone meanwhile, or a zombie
+                continue
+    return found
 
 
 def _db_probes(ctx: Ctx) -> dict[str, tuple[str, dict]]:
