@@ -291,7 +291,7 @@ class LoadDriver:
     def _watch_backlog(self) -> None:
         """Hold new reports while the pipeline is far behind, so that the rate settles at what
         the machine sustains end to end (not merely what intake can store)."""
-        throttled = False
+        throttled, since = False, 0.0
         while not self._stop.is_set():
             try:
                 self.backlog = self.backlog_fn()
