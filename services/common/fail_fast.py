@@ -23,7 +23,7 @@ class FailFastGate:
         self._lock = threading.Lock()
         self._down = False
         self._probing = False
-        self._retry_at = 0.0
+        self._failed_at = 0.0
 
     @property
     def down(self) -> bool:
@@ -33,7 +33,7 @@ class FailFastGate:
         with self._lock:
             if not self._down:
                 return True
-            if self._probing or self.clock() < self._retry_at:
+            if self._probing or self.clock() < self._failed_at + self.cool_down:
                 return False
             self._probing = True
             return True
@@ -45,4 +45,4 @@ class FailFastGate:
     def failed(self) -> None:
         with self._lock:
             self._down, self._probing = True, False
-            self._retry_at = self.clock() + self.cool_down
+            self._failed_at = self.clock()
