@@ -21,6 +21,9 @@ CONNECT_TIMEOUT_S = 3
 # retrying kiosks then gets its answers in milliseconds instead of queueing behind
 # 3-second waits for the few request threads.
 FAIL_FAST_S = 1.0
+# The probe waits less than a request normally may: the pool does not retry a failed
+# connection while a caller waits, so a long wait would only delay noticing the return.
+PROBE_TIMEOUT_S = 1.0
 
 
 class FailFastPool(ConnectionPool):
@@ -33,6 +36,8 @@ class FailFastPool(ConnectionPool):
     def getconn(self, timeout: float | None = None):
         if not self.gate.admit():
             raise PoolTimeout("the database did not answer a moment ago; not waiting again yet")
+        if self.gate.down:  # this caller is the probe
+            timeout = PROBE_TIMEOUT_S
         try:
             conn = super().getconn(timeout)
         except Exception:  # a timeout, mostly; any failure ends this caller's probe
