@@ -27,34 +27,32 @@ def test_after_a_failure_callers_are_refused_until_the_cool_down_is_over():
     assert not gate.admit()
 
 
-def test_then_one_caller_probes_while_the_others_are_still_refused():
+def probing_gate() -> tuple[FailFastGate, Clock]:
+    """A gate whose cool-down after a failure is over, and the caller it let through (the probe)."""
     clock = Clock()
     gate = FailFastGate(1.0, clock)
     gate.failed()
     clock.now += 1.0
     assert gate.admit(), "the probe"
+    return gate, clock
+
+
+def test_then_one_caller_probes_while_the_others_are_still_refused():
+    gate, clock = probing_gate()
     assert [gate.admit() for _ in range(3)] == [False] * 3
     clock.now += 10  # however long the probe takes
     assert not gate.admit()
 
 
 def test_a_probe_that_gets_through_opens_the_gate_for_all():
-    clock = Clock()
-    gate = FailFastGate(1.0, clock)
-    gate.failed()
-    clock.now += 1.0
-    assert gate.admit()
+    gate, clock = probing_gate()
     gate.succeeded()
     assert not gate.down
     assert [gate.admit() for _ in range(3)] == [True] * 3
 
 
 def test_a_probe_that_fails_starts_another_cool_down():
-    clock = Clock()
-    gate = FailFastGate(1.0, clock)
-    gate.failed()
-    clock.now += 1.0
-    assert gate.admit()
+    gate, clock = probing_gate()
     clock.now += 3.0  # the probe waited the pool's timeout
     gate.failed()
     assert not gate.admit()
