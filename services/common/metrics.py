@@ -6,7 +6,7 @@ Where the figures come from:
   the one answering `/metrics` adds them all up; without it (a test server) the process's
   own registry is shown.
 - A worker process (`clinic worker SVC`) is one process: it serves its own registry on
-  CLINIC_METRICS_PORT when that is set.
+  CLINIC_METRICS_BIND (host:port) when that is set.
 - The outbox backlog is read from the service's schema at scrape time, so that it is
   right whichever process answers and even while the worker is down (when it matters).
 """
