@@ -54,8 +54,8 @@ def unsent_count(conn: psycopg.Connection, schema: str) -> int:
 
 
 def backlog(conn: psycopg.Connection, schema: str) -> tuple[int, float]:
-    """(unsent rows, seconds since the oldest of them was written, 0 when none): both
-    from the partial index on unsent rows."""
+    """(unsent rows, seconds since the oldest of them was written, 0 when none); the
+    unsent rows are found through their partial index, so this stays cheap."""
     count, age = conn.execute(
         f"SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0)"
         f" FROM {schema}.outbox WHERE sent_at IS NULL").fetchone()
