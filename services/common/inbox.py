@@ -100,6 +100,7 @@ class InboxConsumer:
         self.handlers = handlers  # topic -> handler
         self._consumer = None
         self._dlq_producer = None
+        self._lag_shown: set[TopicPartition] = set()
 
     # -- lifecycle -------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -113,7 +114,9 @@ class InboxConsumer:
                     if stop.is_set():
                         break
                     self._process_partition(tp, messages, stop)
+                self._forget_lag(keep=self._consumer.assignment() or set())
         finally:
+            self._forget_lag(keep=set())
             self._consumer.close(autocommit=False)
             if self._dlq_producer is not None:
                 self._dlq_producer.close(timeout=5)
@@ -129,6 +132,20 @@ class InboxConsumer:
             done_offset = message.offset
         if done_offset is not None:
             self._commit(tp, done_offset + 1)
+        self._show_lag(tp, messages[0].offset if done_offset is None else done_offset + 1)
+
+    # -- lag, for /metrics ----------------------------------------------------------------
+    def _show_lag(self, tp: TopicPartition, next_offset: int) -> None:
+        end = self._consumer.highwater(tp)  # as of the last fetch: no round trip
+        if end is not None:
+            metrics.CONSUMER_LAG.labels(self.service, tp.topic, str(tp.partition)).set(max(0, end - next_offset))
+            self._lag_shown.add(tp)
+
+    def _forget_lag(self, keep: set[TopicPartition]) -> None:
+        """Partitions another member owns now (a rebalance) are that member's to show."""
+        for tp in self._lag_shown - keep:
+            metrics.CONSUMER_LAG.remove(self.service, tp.topic, str(tp.partition))
+        self._lag_shown &= keep
 
     def _commit(self, tp: TopicPartition, next_offset: int) -> None:
         try:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -30,6 +30,10 @@ EVENTS_CONSUMED = Counter(
     ["service", "topic", "outcome"],
 )
 EVENTS_PUBLISHED = Counter("clinic_events_published_total", "Outbox rows published to Kafka", ["schema"])
+CONSUMER_LAG = Gauge(
+    "clinic_consumer_lag", "Messages in a partition after the one this worker handles next (partitions it owns)",
+    ["service", "topic", "partition"],
+)
 
 
 # (unsent rows, age in seconds of the oldest unsent row or 0); raises when the database is down.

@@ -3,6 +3,8 @@
 serves its own /metrics with the events it consumed."""
 from __future__ import annotations
 
+import time
+
 import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
@@ -64,3 +66,24 @@ def test_worker_metrics_count_the_events_each_worker_applied(live_stack):
     published = (value(after["intake"], "clinic_events_published_total", schema="intake")
                  - value(before["intake"], "clinic_events_published_total", schema="intake"))
     assert published >= 1
+
+
+def test_worker_metrics_show_the_lag_of_the_partitions_each_worker_owns(live_stack):
+    key = live_stack.kiosk_key()
+    intake = live_stack.base_url["intake"]
+    report_id = submit(intake, key, report_body(**URGENT)).json()["report_id"]
+    wait_for_report(intake, key, report_id)
+
+    def triage_lag() -> dict[str, float]:
+        found = samples(live_stack.worker_metrics_url["triage"])
+        return {dict(labels)["partition"]: v for (name, labels), v in found.items()
+                if name == "clinic_consumer_lag" and ("topic", "clinic.symptom-reports.v1") in labels}
+
+    lag = triage_lag()
+    # One worker owns the topic's partitions; those it has handled messages of are shown.
+    assert lag and set(lag) <= {str(p) for p in range(6)}, lag
+    deadline = time.monotonic() + 60
+    while sum(lag.values()) != 0:  # every report is final: nothing is left to read
+        assert time.monotonic() < deadline, f"lag still {lag}"
+        time.sleep(0.5)
+        lag = triage_lag()
