@@ -29,6 +29,7 @@ from typing import Callable
 
 import psycopg
 from kafka import KafkaConsumer
+from kafka.errors import IllegalStateError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 from psycopg_pool import ConnectionPool, PoolTimeout
 
@@ -136,7 +137,10 @@ class InboxConsumer:
 
     # -- lag, for /metrics ----------------------------------------------------------------
     def _show_lag(self, tp: TopicPartition, next_offset: int) -> None:
-        end = self._consumer.highwater(tp)  # as of the last fetch: no round trip
+        try:
+            end = self._consumer.highwater(tp)  # as of the last fetch: no round trip
+        except IllegalStateError:  # revoked meanwhile: its new owner shows it
+            return
         if end is not None:
             metrics.CONSUMER_LAG.labels(self.service, tp.topic, str(tp.partition)).set(max(0, end - next_offset))
             self._lag_shown.add(tp)

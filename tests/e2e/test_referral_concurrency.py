@@ -31,6 +31,8 @@ import psycopg
 import pytest
 import requests
 
+from tests.chaos import kafka_probe
+
 from .flow_helpers import SPECIALIST, URGENT, report_body
 
 # Above the suite's 300 s default: start-up, a burst, and every wait bounded below.
@@ -380,6 +382,18 @@ def stages(admin_url: str, report_ids: list[str]) -> dict[str, int]:
             " (SELECT count(*) FROM referral.outbox WHERE sent_at IS NULL)", {"ids": report_ids}).fetchone()))
 
 
+def busy_sessions(admin_url: str) -> list[tuple]:
+    """Database sessions in a transaction or waiting (who, state, wait, seconds in the
+    transaction, statement start): for a failure message that says who holds up whom.
+    Statements are parameterised, so their text carries no patient data."""
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        return conn.execute(
+            "SELECT application_name, state, wait_event_type, wait_event,"
+            " round(extract(epoch FROM now() - xact_start)::numeric, 1), left(query, 100)"
+            " FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            " AND (state <> 'idle' OR wait_event_type = 'Lock')").fetchall()
+
+
 def linked(admin_url: str, report_ids: list[str]) -> dict[str, str]:
     with psycopg.connect(admin_url, autocommit=True) as conn:
         rows = conn.execute("SELECT report_id::text, referral_id::text FROM referral.referral_reports"
@@ -485,6 +499,8 @@ def test_workers_and_schedulers_racing_keep_every_booking_invariant(live_stack, 
             f"{len(report_ids) - len(links)} of {len(report_ids)} reports not linked to a referral after "
             f"{LINK_TIMEOUT}s: {sorted(set(report_ids) - set(links))[:5]}...\n"
             f"stages: {stages(admin_url, report_ids)}\n"
+            f"consumer lag: {kafka_probe.lag(env['CLINIC_KAFKA_BOOTSTRAP'])}\n"
+            f"busy database sessions: {busy_sessions(admin_url)}\n"
             + log_tails([live_stack.state_dir / "logs" / f"{name}.log"
                          for name in ("triage-worker", "referral-worker", "intake-worker")]
                         + [w.log_path for w in extra]))
