@@ -54,19 +54,28 @@ def referral_of_report(conn: psycopg.Connection, report_id: str) -> str | None:
     return row[0] if row else None
 
 
+def _lock_then_load(conn: psycopg.Connection, condition: str, params: tuple) -> Referral | None:
+    """Lock one referral, then read it whole in a second statement.
+
+    In one statement, a transaction that waited for the lock would see the referral row as
+    its holder committed it, but the linked reports (a subquery) as of before: a report the
+    holder linked would be missing from our list, and the one we link would then be lost
+    (as lock_slot, for the same reason)."""
+    locked = conn.execute(f"SELECT r.referral_id FROM referral.referrals r WHERE {condition} FOR UPDATE OF r",
+                          params).fetchone()
+    if locked is None:
+        return None
+    row = conn.execute(f"SELECT {_REFERRAL} FROM referral.referrals r WHERE r.referral_id = %s",
+                       (locked[0],)).fetchone()
+    return _referral(row)
+
+
 def lock_open_referral(conn: psycopg.Connection, patient_mrn: str) -> Referral | None:
-    row = conn.execute(
-        f"SELECT {_REFERRAL} FROM referral.referrals r"
-        " WHERE r.patient_mrn = %s AND r.status IN ('booked', 'waitlisted') FOR UPDATE OF r",
-        (patient_mrn,),
-    ).fetchone()
-    return _referral(row) if row else None
+    return _lock_then_load(conn, "r.patient_mrn = %s AND r.status IN ('booked', 'waitlisted')", (patient_mrn,))
 
 
 def lock_referral(conn: psycopg.Connection, referral_id: str) -> Referral | None:
-    row = conn.execute(f"SELECT {_REFERRAL} FROM referral.referrals r WHERE r.referral_id = %s FOR UPDATE OF r",
-                       (referral_id,)).fetchone()
-    return _referral(row) if row else None
+    return _lock_then_load(conn, "r.referral_id = %s", (referral_id,))
 
 
 def lock_slot(conn: psycopg.Connection, slot_id: str) -> Slot | None:
@@ -127,18 +136,18 @@ def claim_waitlisted_for(conn: psycopg.Connection, slot: Slot, now: datetime) ->
         ).fetchone()
         if first is None:
             return []
-        row = conn.execute(
-            f"SELECT {_REFERRAL} FROM referral.referrals r"
-            " WHERE r.referral_id = %s AND r.status = 'waitlisted' AND r.window_ends_at >= %s"
-            " FOR UPDATE OF r",
-            (first[0], slot.start),
-        ).fetchone()
-        if row is not None:
-            return [_referral(row)]
+        referral = _lock_then_load(conn, "r.referral_id = %s AND r.status = 'waitlisted' AND r.window_ends_at >= %s",
+                                   (first[0], slot.start))
+        if referral is not None:
+            return [referral]
     return []
 
 
 # -- storing a change -------------------------------------------------------------------
+class StaleReferral(RuntimeError):
+    """A change was computed from an out-of-date copy of the referral (a bug if ever raised)."""
+
+
 def save_change(conn: psycopg.Connection, change: ReferralChange, *, created: bool = False,
                 patient_name: str | None = None, care_levels: dict[str, str] | None = None,
                 linked_at: datetime | None = None) -> int:
@@ -164,8 +173,14 @@ def save_change(conn: psycopg.Connection, change: ReferralChange, *, created: bo
             (referral.priority, referral.status, referral.slot_id, referral.window_ends_at, len(entries),
              entries[-1].at, referral.referral_id),
         ).fetchone()[0]
-        known = conn.execute("SELECT count(*) FROM referral.referral_reports WHERE referral_id = %s",
-                             (referral.referral_id,)).fetchone()[0]
+        stored = [row[0] for row in conn.execute(
+            "SELECT report_id::text FROM referral.referral_reports WHERE referral_id = %s ORDER BY position",
+            (referral.referral_id,))]
+        known = len(stored)
+        if list(referral.report_ids[:known]) != stored:
+            # Changed from a stale read: fail (the transaction rolls back, the event is
+            # retried) rather than drop a link.
+            raise StaleReferral(f"referral {referral.referral_id} was read without its latest linked reports")
     new_reports = referral.report_ids[known:]
     if new_reports:
         levels = care_levels or {}

@@ -143,3 +143,28 @@ def test_two_first_reports_of_one_patient_racing_end_in_one_referral(referral_se
     assert referral["priority"] == "urgent"
     view = store.referral_view(ref_conn, referral["referral_id"], now)
     assert view["report_ids"] == [winner, outcome["report"]]
+
+
+def test_two_reports_of_one_patient_linked_at_once_are_both_kept(referral_settings, ref_conn, now):
+    """Two workers link reports of one patient (on different partitions) at the same moment:
+    the second waits for the referral's lock and must then see the first one's link, or its
+    own would be lost (a full concurrency run lost one this way)."""
+    patient = mrn()
+    opening = decide(ref_conn, "specialist", patient, now)
+    outcome = {}
+    with psycopg.connect(referral_settings.database_url) as first:
+        linked_first = apply(first, "specialist", patient, now)  # holds the referral's lock
+
+        def second():
+            with psycopg.connect(referral_settings.database_url) as conn:
+                outcome["report"] = apply(conn, "specialist", patient, now)
+                conn.commit()
+
+        thread = threading.Thread(target=second)
+        thread.start()
+        thread.join(timeout=1.0)
+        assert thread.is_alive()  # waiting for the referral's lock
+        first.commit()
+        thread.join(timeout=10)
+    referral_id = referral_for_report(ref_conn, opening)["referral_id"]
+    assert store.referral_view(ref_conn, referral_id, now)["report_ids"] == [opening, linked_first, outcome["report"]]
