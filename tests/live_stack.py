@@ -90,20 +90,35 @@ def free_port_pair() -> int:
         return port
 
 
-def stack_env(state_dir: Path) -> dict[str, str]:
+def stack_ports() -> dict[str, str]:
+    """A free port for every listener of one stack, no two alike (nor the Kafka controller's,
+    the broker's port + 1): picked one by one, free ports could repeat."""
     from infra.postgres import free_port
 
+    taken: set[int] = set()
+
+    def pick(pair: bool = False) -> str:
+        while True:
+            port = free_port_pair() if pair else free_port()
+            span = {port, port + 1} if pair else {port}
+            if not span & taken:
+                taken.update(span)
+                return str(port)
+
+    ports = {"CLINIC_KAFKA_PORT": pick(pair=True), "CLINIC_PG_PORT": pick()}
+    for svc in settings_module.SERVICES:
+        ports[f"CLINIC_{svc.upper()}_PORT"] = pick()
+        ports[f"CLINIC_{svc.upper()}_WORKER_METRICS_PORT"] = pick()
+    return ports
+
+
+def stack_env(state_dir: Path) -> dict[str, str]:
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("CLINIC_")},
         "CLINIC_STATE_DIR": str(state_dir),
         "CLINIC_DEMO": "0",
         "CLINIC_KAFKA_LIB_DIR": str(kafka_lib_dir()),
-        "CLINIC_PG_PORT": str(free_port()),
-        "CLINIC_KAFKA_PORT": str(free_port_pair()),
-        "CLINIC_INTAKE_PORT": str(free_port()),
-        "CLINIC_TRIAGE_PORT": str(free_port()),
-        "CLINIC_REFERRAL_PORT": str(free_port()),
-        **{f"CLINIC_{svc.upper()}_WORKER_METRICS_PORT": str(free_port()) for svc in settings_module.SERVICES},
+        **stack_ports(),
         "CLINIC_SECRET_KEY": "test-secret",
     }
     env["CLINIC_KAFKA_BOOTSTRAP"] = f"127.0.0.1:{env['CLINIC_KAFKA_PORT']}"

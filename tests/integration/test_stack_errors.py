@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.postgres import free_port
+from tests.live_stack import stack_ports
 
 pytestmark = pytest.mark.integration
 
@@ -28,11 +28,7 @@ def stack_env(state_dir: Path, **overrides: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLINIC_")}
     env.update(
         CLINIC_STATE_DIR=str(state_dir),
-        CLINIC_INTAKE_PORT=str(free_port()),
-        CLINIC_TRIAGE_PORT=str(free_port()),
-        CLINIC_REFERRAL_PORT=str(free_port()),
-        CLINIC_KAFKA_PORT=str(free_port()),
-        CLINIC_PG_PORT=str(free_port()),
+        **stack_ports(),
     )
     env.update(overrides)
     return env
