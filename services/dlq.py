@@ -16,11 +16,11 @@ parked messages back to the topic they came from:
 """
 from __future__ import annotations
 
-import time
 import warnings
 from dataclasses import dataclass
 from datetime import datetime
 
+from services.common.kafka_io import read_to_end
 from services.common.settings import TOPICS, dlq_topic
 
 with warnings.catch_warnings():  # kafka-python 3.0.12 imports a deprecated importlib API
@@ -81,21 +81,14 @@ def _consumer(bootstrap: str, group_id: str | None) -> KafkaConsumer:
         raise DlqError(f"cannot reach Kafka at {bootstrap} ({type(exc).__name__}); is the stack running?") from None
 
 
-def _read(consumer: KafkaConsumer, topic: str, start: dict[TopicPartition, int]) -> tuple[list[DeadLetter], dict]:
-    """Messages from `start` to the end offsets as they are now; (messages, end offsets)."""
-    partitions = sorted(start, key=lambda tp: tp.partition)
-    end = consumer.end_offsets(partitions)
-    for tp in partitions:
-        consumer.seek(tp, start[tp])
-    found: list[DeadLetter] = []
-    deadline = time.monotonic() + READ_TIMEOUT_S
-    while any(consumer.position(tp) < end[tp] for tp in partitions):
-        if time.monotonic() > deadline:
-            raise DlqError(f"could not read {topic} to its end within {READ_TIMEOUT_S:g} s")
-        for tp, messages in consumer.poll(timeout_ms=500).items():
-            found += [DeadLetter(m.partition, m.offset, m.key.decode(errors="replace") if m.key else None,
-                                 m.value, list(m.headers or []), m.timestamp)
-                      for m in messages if m.offset < end[tp]]
+def _read(consumer: KafkaConsumer, start: dict[TopicPartition, int]) -> tuple[list[DeadLetter], dict]:
+    """Messages from `start` to the end offsets as they are now, oldest first; (messages, end offsets)."""
+    try:
+        records, end = read_to_end(consumer, start, READ_TIMEOUT_S)
+    except TimeoutError as exc:
+        raise DlqError(str(exc)) from None
+    found = [DeadLetter(m.partition, m.offset, m.key.decode(errors="replace") if m.key else None,
+                        m.value, list(m.headers or []), m.timestamp) for m in records]
     found.sort(key=lambda d: (d.timestamp_ms, d.partition, d.offset))
     return found, end
 
@@ -127,7 +120,7 @@ def list_dead_letters(bootstrap: str, name: str) -> tuple[list[DeadLetter], dict
     try:
         partitions = _partitions(consumer, topic)
         replayed = _replayed_up_to(consumer, partitions)
-        letters, _end = _read(consumer, topic, consumer.beginning_offsets(partitions))
+        letters, _end = _read(consumer, consumer.beginning_offsets(partitions))
     finally:
         consumer.close(autocommit=False)
     return letters, {tp.partition: offset for tp, offset in replayed.items()}
@@ -170,7 +163,7 @@ def replay(bootstrap: str, name: str, *, dry_run: bool = False) -> ReplayResult:
         partitions = _partitions(consumer, topic)
         start = _replayed_up_to(consumer, partitions)
         beginning = consumer.beginning_offsets(partitions)
-        letters, end = _read(consumer, topic, start)
+        letters, end = _read(consumer, start)
         already = sum(start[tp] - beginning[tp] for tp in partitions)
         seen: set[tuple] = set()
         to_send, duplicates = [], 0

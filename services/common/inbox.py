@@ -34,7 +34,7 @@ from kafka.structs import OffsetAndMetadata, TopicPartition
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from . import envelope, metrics
-from .kafka_io import make_consumer, make_producer
+from .kafka_io import make_consumer, make_producer, read_to_end
 from .settings import dlq_topic
 
 log = logging.getLogger(__name__)
@@ -185,17 +185,14 @@ class InboxConsumer:
                             extra={"topic": message.topic, "error": type(exc).__name__})
                 stop.wait(1.0)
                 return False  # not an attempt against the event: the database is at fault
-            except psycopg.Error as exc:
-                # No traceback or message text: a constraint's DETAIL quotes the row's
-                # values (a duplicate patient MRN, say), and logs hold no patient data.
-                log.warning("event handler failed", extra={
-                    "event_id": event.get("id"), "attempt": attempt, "error": describe_error(exc)})
-                if attempt == MAX_ATTEMPTS:
-                    return self._dead_letter(message, exc, stop)
-                time.sleep(0.2 * attempt)
             except Exception as exc:
-                log.warning("event handler failed", exc_info=True,
-                            extra={"event_id": event.get("id"), "attempt": attempt})
+                fields = {"event_id": event.get("id"), "attempt": attempt}
+                if isinstance(exc, psycopg.Error):
+                    # No traceback or message text: a constraint's DETAIL quotes the row's
+                    # values (a duplicate patient MRN, say), and logs hold no patient data.
+                    log.warning("event handler failed", extra={**fields, "error": describe_error(exc)})
+                else:
+                    log.warning("event handler failed", exc_info=True, extra=fields)
                 if attempt == MAX_ATTEMPTS:
                     return self._dead_letter(message, exc, stop)
                 time.sleep(0.2 * attempt)
@@ -296,24 +293,15 @@ class InboxConsumer:
             partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
             consumer.assign(partitions)
             after_ms = int((since - DLQ_CLOCK_SLACK).timestamp() * 1000)
-            starts = consumer.offsets_for_times({tp: after_ms for tp in partitions})
-            ends = consumer.end_offsets(partitions)
-            for tp in partitions:
-                found = starts.get(tp)
-                consumer.seek(tp, found.offset if found is not None else ends[tp])
-            deadline = time.monotonic() + 30
-            while any(consumer.position(tp) < ends[tp] for tp in partitions):
-                if time.monotonic() > deadline:
-                    raise DeadLetterFailed(f"could not read {topic} to its end")
-                for records in consumer.poll(timeout_ms=500).values():
-                    for record in records:
-                        if (DLQ_ID_HEADER, marker.encode()) in (record.headers or []):
-                            log.info("dead letter of an interrupted attempt found; not sending it again",
-                                     extra={"topic": topic, "offset": record.offset})
-                            return True
+            starts = consumer.offsets_for_times({tp: after_ms for tp in partitions})  # None: nothing since
+            records, _end = read_to_end(
+                consumer, {tp: None if starts.get(tp) is None else starts[tp].offset for tp in partitions}, 30)
+            for record in records:
+                if (DLQ_ID_HEADER, marker.encode()) in (record.headers or []):
+                    log.info("dead letter of an interrupted attempt found; not sending it again",
+                             extra={"topic": topic, "offset": record.offset})
+                    return True
             return False
-        except DeadLetterFailed:
-            raise
         except Exception as exc:
             raise DeadLetterFailed(f"could not look for an earlier dead letter: {type(exc).__name__}: {exc}") from exc
         finally:

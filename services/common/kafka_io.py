@@ -1,7 +1,10 @@
 """Kafka clients configured for what the services need (kafka-python 3.x)."""
 from __future__ import annotations
 
+import time
+
 from kafka import KafkaConsumer, KafkaProducer
+from kafka.structs import TopicPartition
 
 # Explicit, because kafka-python 3 defaults to 45 s: a killed worker's partitions move to
 # the survivors within ~10 s, while a heartbeat every 3 s keeps healthy members in.
@@ -40,3 +43,23 @@ def make_consumer(bootstrap: str, group_id: str, topics: list[str], client_id: s
     )
     consumer.subscribe(topics)
     return consumer
+
+
+def read_to_end(consumer: KafkaConsumer, start: dict[TopicPartition, int | None],
+                timeout_s: float) -> tuple[list, dict[TopicPartition, int]]:
+    """The records of the consumer's assigned partitions from `start` (None: the end) up to
+    their end offsets as they are now, in fetch order; (records, end offsets). TimeoutError
+    if the end is not reached within timeout_s."""
+    partitions = list(start)
+    end = consumer.end_offsets(partitions)
+    for tp in partitions:
+        consumer.seek(tp, end[tp] if start[tp] is None else start[tp])
+    found = []
+    deadline = time.monotonic() + timeout_s
+    while any(consumer.position(tp) < end[tp] for tp in partitions):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"could not read {', '.join(sorted({tp.topic for tp in partitions}))} "
+                               f"to its end within {timeout_s:g} s")
+        for tp, records in consumer.poll(timeout_ms=500).items():
+            found += [r for r in records if r.offset < end[tp]]
+    return found, end

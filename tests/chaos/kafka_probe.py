@@ -6,7 +6,6 @@ import contextlib
 import json
 import logging
 import socket
-import time
 import uuid
 import warnings
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ with warnings.catch_warnings():  # kafka-python 3.0.12 imports a deprecated impo
     from kafka.admin import OffsetSpec
 
 from services.common import envelope
-from services.common.kafka_io import make_producer
+from services.common.kafka_io import make_producer, read_to_end
 from services.common.settings import TOPIC_DECISIONS, TOPIC_REFERRAL_EVENTS, TOPIC_REPORTS, TOPICS, dlq_topic
 
 PARTITIONS = 6
@@ -151,15 +150,10 @@ def read_all(bootstrap: str, topic: str, timeout: float = 60.0) -> list:
     try:
         partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
         consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
-        end = consumer.end_offsets(partitions)
-        found = []
-        deadline = time.monotonic() + timeout
-        while any(consumer.position(tp) < end[tp] for tp in partitions):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"could not read {topic} to its end within {timeout:g}s")
-            for messages in consumer.poll(timeout_ms=500).values():
-                found += [m for m in messages if m.offset < end[TopicPartition(m.topic, m.partition)]]
+        try:
+            found, _end = read_to_end(consumer, consumer.beginning_offsets(partitions), timeout)
+        except TimeoutError as exc:
+            raise AssertionError(str(exc)) from None
         return sorted(found, key=lambda m: (m.partition, m.offset))
     finally:
         consumer.close()
