@@ -288,7 +288,7 @@ def start_all(sup: Supervisor, config: StackConfig, pg: LocalPostgres, kafka: Lo
     for svc in SERVICES:
         env = service_env(config, svc, pg.role_url(svc), secret_key)
         # The API's gunicorn workers add up their metrics in a folder of its own
-        # (emptied by infra/gunicorn_conf.py at its start); the worker serves its own.
+        # (emptied by services/common/gunicorn_conf.py at its start); the worker serves its own.
         api_env = {**env, "PROMETHEUS_MULTIPROC_DIR": str(config.state_dir / "metrics" / f"{svc}-api")}
         worker_env = {**env, "CLINIC_METRICS_BIND": f"{config.host}:{config.worker_metrics_ports[svc]}"}
         services.append(_service_process(config, f"{svc}-api", api_argv(svc), api_env))
@@ -302,7 +302,7 @@ def start_all(sup: Supervisor, config: StackConfig, pg: LocalPostgres, kafka: Lo
 
 
 def api_argv(svc: str) -> list[str]:
-    return [sys.executable, "-m", "gunicorn", "--config", "python:infra.gunicorn_conf",
+    return [sys.executable, "-m", "gunicorn", "--config", "python:services.common.gunicorn_conf",
             f"services.{svc}.app:create_app()"]
 
 

@@ -2,7 +2,7 @@
 
 Where the figures come from:
 - An API runs as several gunicorn worker processes. With PROMETHEUS_MULTIPROC_DIR set
-  (infra/gunicorn_conf.py sets it) each process writes its counters to files there and
+  (services/common/gunicorn_conf.py sets it) each process writes its counters to files there and
   the one answering `/metrics` adds them all up; without it (a test server) the process's
   own registry is shown.
 - A worker process (`clinic worker SVC`) is one process: it serves its own registry on

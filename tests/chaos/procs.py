@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SERVICES = ("intake", "triage", "referral")
-GUNICORN_WORKERS = 2  # infra/gunicorn_conf.py
+GUNICORN_WORKERS = 2  # services/common/gunicorn_conf.py
 
 
 @dataclass(frozen=True)

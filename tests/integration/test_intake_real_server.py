@@ -1,4 +1,4 @@
-"""The intake API served as `make run` serves it (gunicorn, gthread workers, infra/gunicorn_conf.py),
+"""The intake API served as `make run` serves it (gunicorn, gthread workers, services/common/gunicorn_conf.py),
 over real sockets: oversized bodies are refused before they are read whole, and concurrent
 duplicates of one Idempotency-Key make one report."""
 from __future__ import annotations
@@ -48,7 +48,7 @@ def server(stack_env, intake_settings, tmp_path_factory):
     log_path = tmp_path_factory.mktemp("gunicorn") / "intake.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--config", "python:infra.gunicorn_conf",
+            [sys.executable, "-m", "gunicorn", "--config", "python:services.common.gunicorn_conf",
              "services.intake.app:create_app()"],
             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:

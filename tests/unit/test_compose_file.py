@@ -167,7 +167,7 @@ def test_api_runs_gunicorn_on_its_port(services, svc):
     assert command(api) == [
         "gunicorn",
         "--config",
-        "python:infra.gunicorn_conf",
+        "python:services.common.gunicorn_conf",
         f"services.{svc}.app:create_app()",
     ]
     env = environment(api)
@@ -466,14 +466,16 @@ def test_dockerfile_installs_the_project_without_test_extras():
     assert re.search(r"pip (wheel|install)\b[^&;]*\s\.(\s|$)", runs), "builds the project from pyproject.toml"
     assert "[test]" not in runs and " -e " not in runs
     copied = [args for instruction, args in dockerfile_instructions() if instruction == "COPY"]
-    for needed in ("pyproject.toml", "services", "infra"):
+    for needed in ("pyproject.toml", "services"):
         assert any(args.split()[0] == needed for args in copied), f"{needed} is not copied into the build"
+    # infra/ holds the local runners of `make run` and the tests: no production process needs them.
+    assert not any(args.split()[0].startswith("infra") for args in copied), "infra/ is copied into the image"
 
 
 def test_dockerignore_keeps_local_state_out():
     ignored = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()}
     assert {".git", ".venv", ".state"} <= ignored
-    assert not ignored & {"services", "infra", "pyproject.toml"}
+    assert not ignored & {"services", "pyproject.toml"}
 
 
 # --------------------------------------------------------------------------- real parser

@@ -1,4 +1,4 @@
-"""Gunicorn settings for the three APIs: `gunicorn --config python:infra.gunicorn_conf
+"""Gunicorn settings for the three APIs: `gunicorn --config python:services.common.gunicorn_conf
 'services.<svc>.app:create_app()'` with CLINIC_BIND and CLINIC_SERVICE set.
 
 Gunicorn reads the module-level names below; nothing else runs at import.
