@@ -11,17 +11,21 @@ triage decision. Every schema refuses unknown keys.
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates, validates_schema
 
-PAIN_LOCATIONS = ("groin", "inner_hip", "outer_hip", "upper_thigh", "buttock")
-SIDES = ("left", "right", "both")
-ONSETS = ("sudden", "gradual")
-HOME_CARE_MEASURES = ("rest", "activity_reduction", "ice", "stretching", "strengthening")
-IMPROVING = ("yes", "no", "not_tried")
+from services.common.fields import CalendarDate, bounded_text
+from services.common.report_vocabulary import (
+    HOME_CARE_MEASURES,
+    IMPROVING,
+    ONSETS,
+    PAIN_LOCATIONS,
+    PAIN_SCALE_MAX,
+    PAIN_SCALE_MIN,
+    SIDES,
+)
 
 MRN_MAX = 64
 NAME_MAX = 100
@@ -29,8 +33,6 @@ SPORT_MAX = 60
 MAX_AGE_YEARS = 130
 HOME_CARE_DAYS_MAX = 3650
 
-# `date.fromisoformat` also takes "20261120" and "2026-W47-5"; the contract means calendar dates.
-_CALENDAR_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 # E.164: a plus, a country code that does not start with 0, at most 15 digits in all.
 _E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 _PHONE_SEPARATORS = str.maketrans("", "", " -.()")
@@ -79,31 +81,7 @@ def _check_past_date(value: date, today: date) -> None:
         raise ValidationError(f"Cannot be more than {MAX_AGE_YEARS} years ago.")
 
 
-# --- fields ---------------------------------------------------------------------------
-
-
-class _Text(fields.String):
-    """One line of text: surrounding spaces trimmed, blank refused.
-
-    Control characters and lone surrogates are refused because they cannot be shown on
-    a kiosk or a scheduler's page, and PostgreSQL rejects NUL in text outright.
-    """
-
-    default_error_messages = {
-        "invalid": "Must be text.",
-        "blank": "Must not be blank.",
-        "control": "Must not contain line breaks or control characters.",
-    }
-
-    def _deserialize(self, value, attr, data, **kwargs) -> str:
-        if not isinstance(value, str):  # String would also take bytes
-            raise self.make_error("invalid")
-        text = value.strip()
-        if not text:
-            raise self.make_error("blank")
-        if any(unicodedata.category(char) in ("Cc", "Cs") for char in text):
-            raise self.make_error("control")
-        return text
+# --- fields (Text and CalendarDate: services/common/fields.py, shared with referral) --
 
 
 class _Choice(fields.String):
@@ -155,15 +133,6 @@ def _yes_no_unsure(description: str) -> _StrictBoolean:
     )
 
 
-class _CalendarDate(fields.Date):
-    default_error_messages = {"invalid": "Must be a date in the form YYYY-MM-DD."}
-
-    def _deserialize(self, value, attr, data, **kwargs) -> date:
-        if not isinstance(value, str) or not _CALENDAR_DATE.fullmatch(value):
-            raise self.make_error("invalid")
-        return super()._deserialize(value, attr, data, **kwargs)
-
-
 def _whole_number(low: int, high: int, **kwargs) -> fields.Integer:
     message = f"Must be a whole number from {low} to {high}."
     # strict: "7" and 7.5 are refused; marshmallow's Number already refuses true/false.
@@ -207,22 +176,22 @@ class _StrictSchema(Schema):
 
 
 class PatientSchema(_StrictSchema):
-    mrn = _Text(
+    mrn = bounded_text(
+        MRN_MAX,
         required=True,
-        validate=validate.Length(max=MRN_MAX, error=f"Must be at most {MRN_MAX} characters."),
         metadata={"description": "Medical record number, as printed on the patient's card.", "example": "MRN-0042"},
     )
-    given_name = _Text(
+    given_name = bounded_text(
+        NAME_MAX,
         required=True,
-        validate=validate.Length(max=NAME_MAX, error=f"Must be at most {NAME_MAX} characters."),
         metadata={"description": "Given (first) name.", "example": "Ana"},
     )
-    family_name = _Text(
+    family_name = bounded_text(
+        NAME_MAX,
         required=True,
-        validate=validate.Length(max=NAME_MAX, error=f"Must be at most {NAME_MAX} characters."),
         metadata={"description": "Family name.", "example": "Silva"},
     )
-    birth_date = _CalendarDate(
+    birth_date = CalendarDate(
         required=True,
         metadata={
             "description": f"Date of birth. Not later than tomorrow in UTC, not more than {MAX_AGE_YEARS} years ago.",
@@ -243,9 +212,9 @@ class PatientSchema(_StrictSchema):
 
 
 class ActivitySchema(_StrictSchema):
-    sport = _Text(
+    sport = bounded_text(
+        SPORT_MAX,
         required=True,
-        validate=validate.Length(max=SPORT_MAX, error=f"Must be at most {SPORT_MAX} characters."),
         metadata={"description": "Main sport or activity, in the patient's words.", "example": "running"},
     )
     high_impact = _StrictBoolean(
@@ -271,14 +240,21 @@ class PainSchema(_StrictSchema):
     )
     side = _Choice(SIDES, required=True, metadata={"description": "Which hip.", "example": "left"})
     severity = _whole_number(
-        0, 10, required=True,
-        metadata={"description": "Pain on the 0-10 numeric rating scale (7-10 is severe).", "example": 8},
+        PAIN_SCALE_MIN, PAIN_SCALE_MAX, required=True,
+        metadata={
+            # Not the severe threshold: that is a setting of triage's rule file, which clinicians may change.
+            "description": f"Pain on the {PAIN_SCALE_MIN}-{PAIN_SCALE_MAX} numeric rating scale, "
+            f"{PAIN_SCALE_MIN} for no pain, {PAIN_SCALE_MAX} for the worst imaginable. "
+            "Which ratings count as severe is decided by the triage service's care rules "
+            "(GET /v1/rules on the triage service).",
+            "example": 8,
+        },
     )
     onset = _Choice(
         ONSETS, required=True,
         metadata={"description": "Whether the pain came on suddenly or gradually.", "example": "sudden"},
     )
-    started_on = _CalendarDate(
+    started_on = CalendarDate(
         required=True,
         metadata={
             "description": "When the pain started. Not later than tomorrow in UTC (kiosks sit in many time zones).",

@@ -6,11 +6,12 @@ Checks that need "now" (a slot in the past) take it from the caller: `NewSlotSch
 from __future__ import annotations
 
 import re
-import unicodedata
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate, validates, validates_schema
+
+from services.common.fields import CALENDAR_DATE, CalendarDate, bounded_text
 
 from ..slot_series import WEEKDAYS
 
@@ -22,7 +23,6 @@ DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 STATUS_FILTERS = ("booked", "waitlisted", "cancelled", "completed", "open")
 
-_CALENDAR_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _CLOCK_TIME = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
 _SPACE_FOR_PLUS = re.compile(r" ([0-9]{2}:[0-9]{2})$")
 
@@ -31,38 +31,7 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-# -- fields ---------------------------------------------------------------------------
-class Text(fields.String):
-    """One line of text: trimmed, not blank, no control characters (PostgreSQL refuses NUL)."""
-
-    default_error_messages = {"invalid": "Must be text.", "blank": "Must not be blank.",
-                              "control": "Must not contain line breaks or control characters."}
-
-    def _deserialize(self, value, attr, data, **kwargs) -> str:
-        if not isinstance(value, str):
-            raise self.make_error("invalid")
-        text = value.strip()
-        if not text:
-            raise self.make_error("blank")
-        if any(unicodedata.category(char) in ("Cc", "Cs") for char in text):
-            raise self.make_error("control")
-        return text
-
-
-def _text(max_length: int, **kwargs) -> Text:
-    return Text(validate=validate.Length(max=max_length, error=f"Must be at most {max_length} characters."),
-                **kwargs)
-
-
-class CalendarDate(fields.Date):
-    default_error_messages = {"invalid": "Must be a date in the form YYYY-MM-DD."}
-
-    def _deserialize(self, value, attr, data, **kwargs) -> date:
-        if not isinstance(value, str) or not _CALENDAR_DATE.fullmatch(value):
-            raise self.make_error("invalid")
-        return super()._deserialize(value, attr, data, **kwargs)
-
-
+# -- fields (Text and CalendarDate: services/common/fields.py, shared with intake) -----
 class ClockTime(fields.Field):
     """A wall-clock time "HH:MM" (24-hour), as a clinic's opening hours are written."""
 
@@ -89,7 +58,7 @@ class Instant(fields.Field):
         # An unencoded "+" in a query string arrives as a space: "...T09:00:00 00:00".
         value = _SPACE_FOR_PLUS.sub(r"+\1", value)
         try:
-            if _CALENDAR_DATE.fullmatch(value):
+            if CALENDAR_DATE.fullmatch(value):
                 return datetime.combine(date.fromisoformat(value), time(0), tzinfo=UTC)
             parsed = datetime.fromisoformat(value)
         except ValueError:
@@ -131,10 +100,10 @@ class _Query(Schema):
 
 # -- providers ------------------------------------------------------------------------
 class NewProviderSchema(_Strict):
-    name = _text(200, required=True, metadata={"example": "Riverside Pain Clinic"})
+    name = bounded_text(200, required=True, metadata={"example": "Riverside Pain Clinic"})
     specialty = fields.String(required=True, validate=validate.OneOf(["pain_management"],
                               error="Must be pain_management."), metadata={"example": "pain_management"})
-    location = _text(200, required=True, metadata={"example": "12 River Street, Room 4"})
+    location = bounded_text(200, required=True, metadata={"example": "12 River Street, Room 4"})
 
 
 class ProviderSchema(Schema):
@@ -313,4 +282,4 @@ class RescheduleSchema(_Strict):
 
 
 class CancelSchema(_Strict):
-    reason = _text(500, required=True, metadata={"example": "Patient asked to cancel."})
+    reason = bounded_text(500, required=True, metadata={"example": "Patient asked to cancel."})

@@ -1,6 +1,7 @@
 """The words the rule file may use: care levels, report fields, operators.
 
-Fixed in code because the contract fixes them (care levels, report fields);
+Fixed in code because the contract fixes them (care levels, report fields; the report's
+words are shared with intake through services/common/report_vocabulary.py, which is pure);
 everything clinical that may change lives in the rule file.
 """
 
@@ -9,6 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from services.common.report_vocabulary import (
+    HOME_CARE_MEASURES,
+    IMPROVING,
+    ONSETS,
+    PAIN_LOCATIONS,
+    PAIN_SCALE_MAX,
+    PAIN_SCALE_MIN,
+    SIDES,
+)
+
 # Most serious first: the position is the ranking ("the most serious level wins").
 CARE_LEVELS: tuple[str, ...] = ("urgent", "specialist", "self_care")
 _SERIOUSNESS = {level: len(CARE_LEVELS) - index for index, level in enumerate(CARE_LEVELS)}
@@ -16,8 +27,8 @@ _SERIOUSNESS = {level: len(CARE_LEVELS) - index for index, level in enumerate(CA
 REFERRAL_PRIORITIES: tuple[str, ...] = ("urgent", "routine")
 LIKELY_SOURCES: tuple[str, ...] = ("joint", "soft_tissue", "mixed")
 
-LOCATIONS = ("groin", "inner_hip", "outer_hip", "upper_thigh", "buttock")
-MEASURES = ("rest", "activity_reduction", "ice", "stretching", "strengthening")
+# The rule file's likely_source groups must share out exactly the report's locations.
+LOCATIONS = PAIN_LOCATIONS
 
 
 def seriousness(level: str) -> int:
@@ -48,18 +59,18 @@ class Field:
 FIELDS: dict[str, Field] = {
     field.name: field
     for field in (
-        Field("pain.severity", FieldKind.NUMBER, "pain", "severity", low=0, high=10),
+        Field("pain.severity", FieldKind.NUMBER, "pain", "severity", low=PAIN_SCALE_MIN, high=PAIN_SCALE_MAX),
         Field("pain.duration_days", FieldKind.NUMBER, "pain", "started_on", low=0, days_since=True),
-        Field("pain.onset", FieldKind.CHOICE, "pain", "onset", values=("sudden", "gradual")),
-        Field("pain.side", FieldKind.CHOICE, "pain", "side", values=("left", "right", "both")),
-        Field("pain.locations", FieldKind.CHOICES, "pain", "locations", values=LOCATIONS, min_items=1),
+        Field("pain.onset", FieldKind.CHOICE, "pain", "onset", values=ONSETS),
+        Field("pain.side", FieldKind.CHOICE, "pain", "side", values=SIDES),
+        Field("pain.locations", FieldKind.CHOICES, "pain", "locations", values=PAIN_LOCATIONS, min_items=1),
         Field("pain.direct_trauma", FieldKind.YES_NO, "pain", "direct_trauma"),
         Field("function.joint_locking", FieldKind.YES_NO, "function", "joint_locking"),
         Field("function.instability", FieldKind.YES_NO, "function", "instability"),
         Field("function.persistent_dysfunction", FieldKind.YES_NO, "function", "persistent_dysfunction"),
-        Field("home_care.measures", FieldKind.CHOICES, "home_care", "measures", values=MEASURES),
+        Field("home_care.measures", FieldKind.CHOICES, "home_care", "measures", values=HOME_CARE_MEASURES),
         Field("home_care.days", FieldKind.NUMBER, "home_care", "days", low=0),
-        Field("home_care.improving", FieldKind.CHOICE, "home_care", "improving", values=("yes", "no", "not_tried")),
+        Field("home_care.improving", FieldKind.CHOICE, "home_care", "improving", values=IMPROVING),
         Field("activity.high_impact", FieldKind.YES_NO, "activity", "high_impact"),
     )
 }
