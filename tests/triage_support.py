@@ -22,7 +22,7 @@ from services.common.inbox import Delivery, InboxConsumer
 from services.common.kafka_io import make_producer
 from services.common.outbox import OutboxRelay, start_relay_thread
 from services.common.settings import TOPIC_REPORTS
-from services.intake.store import report_event as intake_report_event
+from services.intake.events import report_event as intake_report_event
 from services.triage import worker
 from services.triage.domain import default_rules_path, load_rules
 

@@ -7,13 +7,13 @@ from dataclasses import dataclass
 import psycopg
 from psycopg.types.json import Jsonb
 
-from services.common import envelope, outbox
+from services.common import outbox
 from services.common.auth import hash_secret
 from services.common.settings import TOPIC_REPORTS
 
+from . import events
+
 SCHEMA = "intake"
-EVENT_SOURCE = "/clinic/intake"
-REPORT_SUBMITTED = "clinic.report.submitted"
 
 
 @dataclass(frozen=True)
@@ -48,27 +48,11 @@ def revoke_kiosk(conn: psycopg.Connection, name: str) -> bool:
     return cur.rowcount == 1
 
 
-def display_name(patient: dict) -> str:
-    return f"{patient['given_name']} {patient['family_name']}"
-
-
-def report_event(report_id: str, patient: dict, clinical: dict, submitted_at: str) -> dict:
-    # Downstream needs the clinical answers, and (for referrals) who the patient is;
-    # birth date and phone stay in intake.
-    data = {
-        "report_id": report_id,
-        "submitted_at": submitted_at,
-        "patient": {"mrn": patient["mrn"], "display_name": display_name(patient)},
-        **clinical,
-    }
-    return envelope.new_event(type=REPORT_SUBMITTED, source=EVENT_SOURCE, subject=report_id, data=data)
-
-
 def accept_report(conn: psycopg.Connection, *, kiosk: Kiosk, body: dict, body_hash: str,
                   idempotency_key: str | None, traceparent: str) -> Accepted:
     """Store the report and its event in one transaction (nothing is acknowledged before commit)."""
     patient = body["patient"]
-    clinical = {k: body[k] for k in ("activity", "pain", "function", "home_care")}
+    clinical = events.clinical_sections(body)
     report_id = str(uuid.uuid4())
     with conn.transaction():
         row = conn.execute(
@@ -86,7 +70,7 @@ def accept_report(conn: psycopg.Connection, *, kiosk: Kiosk, body: dict, body_ha
                 (kiosk.kiosk_id, idempotency_key),
             ).fetchone()
             return Accepted(existing_id, created=False, conflict=existing_hash != body_hash)
-        event = report_event(report_id, patient, clinical, row[0].isoformat())
+        event = events.report_event(report_id, patient, clinical, row[0].isoformat())
         with conn.cursor() as cur:
             outbox.add_event(cur, SCHEMA, topic=TOPIC_REPORTS, key=report_id, event=event,
                              traceparent=traceparent)

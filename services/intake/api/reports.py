@@ -23,8 +23,9 @@ from services.common.errors import ApiError
 from services.common.json_body import Blueprint, require_json
 
 from .. import store
+from ..events import CARE_LEVELS, PRIORITIES
 from ..schemas import REPORT_EXAMPLE, ReportSchema
-from ..status_view import REPORT_STATUSES, derive_status, referral_view
+from ..status_view import REFERRAL_STATUS_TO_REPORT_STATUS, REPORT_STATUSES, derive_status, referral_view
 from .auth import current_kiosk, require_kiosk
 
 log = logging.getLogger(__name__)
@@ -52,9 +53,8 @@ class AppointmentSchema(Schema):
 
 class ReferralSummarySchema(Schema):
     referral_id = fields.UUID()
-    priority = fields.String(metadata={"example": "urgent", "enum": ["urgent", "routine"]})
-    status = fields.String(metadata={"example": "booked",
-                                     "enum": ["booked", "waitlisted", "cancelled", "completed"]})
+    priority = fields.String(metadata={"example": "urgent", "enum": list(PRIORITIES)})
+    status = fields.String(metadata={"example": "booked", "enum": list(REFERRAL_STATUS_TO_REPORT_STATUS)})
     appointment = fields.Nested(AppointmentSchema, allow_none=True)
 
 
@@ -62,7 +62,7 @@ class ReportStatusSchema(Schema):
     report_id = fields.UUID()
     status = fields.String(metadata={"example": "referred", "enum": list(REPORT_STATUSES)})
     care_level = fields.String(allow_none=True, metadata={
-        "example": "urgent", "enum": ["urgent", "specialist", "self_care", None],
+        "example": "urgent", "enum": [*CARE_LEVELS, None],
         "description": "null until triage has decided."})
     advice = fields.List(fields.String(), metadata={"description": "Empty until triage has decided."})
     referral = fields.Nested(ReferralSummarySchema, allow_none=True, metadata={
