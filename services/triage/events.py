@@ -1,17 +1,27 @@
-"""The shape triage expects of a report event. The engine copes with missing or odd
-answers (conservatively); this only refuses what cannot be a report at all, which the
-consumer then dead-letters instead of retrying."""
+"""Triage's event contract, both directions.
+
+In: `clinic.report.submitted` on clinic.symptom-reports.v1. The engine copes with missing
+or odd answers (conservatively); parsing only refuses what cannot be a report at all,
+which the consumer then dead-letters instead of retrying.
+Out: `clinic.triage.decided` on clinic.triage-decisions.v1, one per report.
+"""
 from __future__ import annotations
 
 from marshmallow import EXCLUDE, INCLUDE, Schema, ValidationError, fields
 
+from services.common import envelope
 from services.common.inbox import PoisonEvent
+from services.common.report_vocabulary import CLINICAL_SECTIONS
 
 # The one event type intake publishes on clinic.symptom-reports.v1 (contract, not an import:
 # services share events, not code).
 REPORT_SUBMITTED = "clinic.report.submitted"
 
+EVENT_SOURCE = "/clinic/triage"
+DECISION_MADE = "clinic.triage.decided"
 
+
+# -- in: submitted reports ---------------------------------------------------------------
 class PatientRefSchema(Schema):
     class Meta:
         unknown = EXCLUDE  # a field intake adds later must not dead-letter every report
@@ -42,3 +52,16 @@ def parse_report_event(event: dict) -> dict:
         return ReportEventDataSchema().load(event.get("data") or {})
     except ValidationError as exc:
         raise PoisonEvent(f"report event data invalid: {exc.messages}") from exc
+
+
+def clinical_answers(data: dict) -> dict:
+    """What the engine decides on (and the decision records as its input): no patient identity."""
+    return {section: data[section] for section in CLINICAL_SECTIONS}
+
+
+# -- out: decisions ----------------------------------------------------------------------
+def decision_event(report_id: str, decision: dict, decided_at: str, patient: dict) -> dict:
+    data = {"report_id": report_id, **decision, "decided_at": decided_at,
+            # passed through for the referral service, which books for a person
+            "patient": patient}
+    return envelope.new_event(type=DECISION_MADE, source=EVENT_SOURCE, subject=report_id, data=data)

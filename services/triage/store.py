@@ -7,12 +7,12 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from services.common import envelope, outbox
+from services.common import outbox
 from services.common.settings import TOPIC_DECISIONS
 
+from . import events
+
 SCHEMA = "triage"
-EVENT_SOURCE = "/clinic/triage"
-DECISION_MADE = "clinic.triage.decided"
 
 
 def save_decision(conn: psycopg.Connection, *, report_id: str, decision: dict, input_snapshot: dict,
@@ -29,10 +29,7 @@ def save_decision(conn: psycopg.Connection, *, report_id: str, decision: dict, i
     ).fetchone()
     if row is None:
         return False
-    data = {"report_id": report_id, **decision, "decided_at": row[0].isoformat(),
-            # passed through for the referral service, which books for a person
-            "patient": patient}
-    event = envelope.new_event(type=DECISION_MADE, source=EVENT_SOURCE, subject=report_id, data=data)
+    event = events.decision_event(report_id, decision, row[0].isoformat(), patient)
     with conn.cursor() as cur:
         outbox.add_event(cur, SCHEMA, topic=TOPIC_DECISIONS, key=report_id, event=event,
                          traceparent=traceparent)
@@ -53,4 +50,12 @@ def stored_inputs(conn: psycopg.Connection):
     with conn.cursor(name="preview", row_factory=dict_row) as cur:
         cur.execute("SELECT report_id::text, care_level, rules_version, input_snapshot, assessed_on"
                     " FROM triage.decisions ORDER BY decided_at")
+        yield from cur
+
+
+def stored_decisions(conn: psycopg.Connection):
+    """Every stored decision, whole, for `clinic rules replay` (streamed)."""
+    with conn.cursor(name="replay", row_factory=dict_row) as cur:
+        cur.execute("SELECT report_id::text, care_level, rules_version, fired, likely_source, possible_causes,"
+                    " notes, advice, input_snapshot, assessed_on FROM triage.decisions ORDER BY decided_at")
         yield from cur

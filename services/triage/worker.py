@@ -10,18 +10,15 @@ from services.common.inbox import Delivery, Handler
 from services.common.settings import TOPIC_REPORTS
 from services.common.worker import run_worker
 
-from . import store
+from . import events, store
 from .domain import RuleSet, decide, default_rules_path, load_rules
-from .events import parse_report_event
-
-CLINICAL_KEYS = ("activity", "pain", "function", "home_care")
 
 
 def on_report(rules: RuleSet, conn, event: dict, delivery: Delivery) -> None:
     """Runs inside the consumer's transaction (with the inbox row): decision + outbox event."""
-    data = parse_report_event(event)
+    data = events.parse_report_event(event)
     report_id = str(data["report_id"])
-    snapshot = {k: data[k] for k in CLINICAL_KEYS}
+    snapshot = events.clinical_answers(data)
     # Pain duration counts to the day the patient reported ("today" in UTC, as the contract
     # says), not to the day we happen to process it, so a replay later gives the same answer.
     assessed_on = data["submitted_at"].astimezone(timezone.utc).date()
