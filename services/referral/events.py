@@ -15,7 +15,7 @@ from marshmallow import INCLUDE, Schema, ValidationError, fields, validate
 from services.common import envelope
 from services.common.inbox import PoisonEvent
 
-from .domain import BOOKED, ReferralChange, Windows
+from .domain import BOOKED, ROUTINE, URGENT, ReferralChange, Windows
 
 EVENT_SOURCE = "/clinic/referral"
 
@@ -75,10 +75,10 @@ def parse_decision(event: dict, default_windows: Windows) -> Decision:
     terms = data["referral"]
     windows = default_windows
     # The window length is a setting of triage's rule file: follow what the decision says.
-    if terms and terms["priority"] in ("urgent", "routine"):
-        days = {"urgent": default_windows.urgent.days, "routine": default_windows.routine.days}
+    if terms and terms["priority"] in (URGENT, ROUTINE):
+        days = {URGENT: default_windows.urgent.days, ROUTINE: default_windows.routine.days}
         days[terms["priority"]] = terms["within_days"]
-        windows = Windows.from_days(days["urgent"], days["routine"])
+        windows = Windows.from_days(days[URGENT], days[ROUTINE])
     return Decision(report_id=str(data["report_id"]), care_level=data["care_level"],
                     patient_mrn=data["patient"]["mrn"], patient_name=data["patient"]["display_name"],
                     windows=windows)
