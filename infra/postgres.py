@@ -30,20 +30,15 @@ from pathlib import Path
 from urllib.parse import quote
 
 import psycopg
-from psycopg import sql
 
 from infra.lifeline import stop_with_parent
+from services.admin.database import ADMIN_ROLE, bootstrap_database
+from services.common.settings import SERVICES
 
 log = logging.getLogger(__name__)
 
-ADMIN_ROLE = "clinic_admin"
-ADMIN_PASSWORD = "clinic_admin"
-SERVICE_ROLES = ("intake", "triage", "referral")
+ADMIN_PASSWORD = "clinic_admin"  # local only: compose and real deployments set their own
 DEFAULT_DB = "clinic"
-SQL_DIR = Path(__file__).parent / "sql"
-# Serialises concurrent bootstraps (roles and CREATE DATABASE race otherwise).
-# Arbitrary constant: b"clinicbs" as a big-endian int64.
-BOOTSTRAP_LOCK_KEY = 0x636C696E69636273
 # Error DETAIL lines quote the offending values (a duplicate key's MRN, say) and
 # STATEMENT lines the SQL: neither may reach the server log, which is not patient data.
 PRIVACY_SETTINGS = ("-c", "log_error_verbosity=terse", "-c", "log_min_error_statement=panic")
@@ -215,8 +210,8 @@ class LocalPostgres:
         return self._url(ADMIN_ROLE, ADMIN_PASSWORD, self.dbname)
 
     def role_url(self, role: str) -> str:
-        if role not in SERVICE_ROLES:
-            raise ValueError(f"unknown service role {role!r}; expected one of {SERVICE_ROLES}")
+        if role not in SERVICES:
+            raise ValueError(f"unknown service role {role!r}; expected one of {SERVICES}")
         return self._url(role, role, self.dbname)  # local password = role name
 
     def _url(self, user: str, password: str, dbname: str) -> str:
@@ -363,47 +358,9 @@ class LocalPostgres:
     # bootstrap -------------------------------------------------------------
 
     def bootstrap(self) -> None:
-        """Create the database, roles, schemas and grants; idempotent and concurrency-safe."""
+        """Create the database, roles, schemas and grants, as `clinic db bootstrap` does."""
         bootstrap_database(self._url(ADMIN_ROLE, ADMIN_PASSWORD, "postgres"), self.dbname,
-                           {role: role for role in SERVICE_ROLES})  # local password = role name
-
-
-def bootstrap_database(maintenance_url: str, dbname: str, role_passwords: dict[str, str]) -> None:
-    """Roles, database, schemas and grants, from a superuser connection to any database.
-
-    Shared by the local runner and `clinic db bootstrap` (compose's one-shot), so that
-    both stacks end up with the same permissions.
-    """
-    # autocommit: CREATE DATABASE cannot run inside a transaction block.
-    with psycopg.connect(maintenance_url, autocommit=True) as conn:
-        # Session-level lock, held until this connection closes, i.e. across
-        # the per-database part below too.
-        conn.execute("SELECT pg_advisory_lock(%s)", (BOOTSTRAP_LOCK_KEY,))
-        _ensure_roles(conn, role_passwords)
-        _ensure_database(conn, dbname)
-        db_url = psycopg.conninfo.make_conninfo(maintenance_url, dbname=dbname)
-        with psycopg.connect(db_url) as db, db.transaction():
-            db.execute((SQL_DIR / "bootstrap.sql").read_text())
-            db.execute((SQL_DIR / "identity.sql").read_text())
-    log.info("bootstrapped database %s", dbname)
-
-
-def _ensure_roles(conn: psycopg.Connection, role_passwords: dict[str, str]) -> None:
-    for role in SERVICE_ROLES:
-        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
-        verb = "ALTER" if exists else "CREATE"
-        # Converge attributes too, in case the role was made by hand. Utility
-        # statements take no bind parameters, hence the composed literal.
-        conn.execute(sql.SQL("{} ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE "
-                             "PASSWORD {}").format(sql.SQL(verb), sql.Identifier(role),
-                                                   sql.Literal(role_passwords[role])))
-
-
-def _ensure_database(conn: psycopg.Connection, dbname: str) -> None:
-    exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone()
-    if not exists:
-        conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(
-            sql.Identifier(dbname), sql.Identifier(ADMIN_ROLE)))
+                           {role: role for role in SERVICES})  # local password = role name
 
 
 def _make_traversable(path: Path, user: RunAs) -> None:
@@ -495,7 +452,7 @@ def main(argv: list[str] | None = None) -> int:
         pg.wait_ready()
         pg.bootstrap()
         print(f"PostgreSQL ready (Ctrl-C to stop)\n  admin: {pg.admin_url()}", flush=True)
-        for role in SERVICE_ROLES:
+        for role in SERVICES:
             print(f"  {role}: {pg.role_url(role)}", flush=True)
         code = proc.wait()
         print(f"postgres exited by itself with code {code}", file=sys.stderr)

@@ -34,17 +34,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from infra.kafka.runner import TOPICS, LocalKafka
+from infra.kafka.runner import LocalKafka
 from infra.kafka.runner import check_java
 from infra.kafka.runner import marker as jars_marker
 from infra.kafka.runner import pom_hash
 from infra.postgres import InfraError, LocalPostgres, find_bin_dir, stop_stale
 from infra.supervisor import ManagedProcess, ShutdownRequested, StartError, Supervisor, spawn
+from services.admin.topics import TopicError
+from services.common.settings import SERVICES
 
 log = logging.getLogger("clinic.stack")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SERVICES = ("intake", "triage", "referral")
 DEFAULT_API_PORTS = {"intake": 8001, "triage": 8002, "referral": 8003}
 # Each worker process serves its own /metrics (consumer and relay counters) here.
 DEFAULT_WORKER_METRICS_PORTS = {"intake": 9101, "triage": 9102, "referral": 9103}
@@ -129,7 +130,7 @@ def main() -> int:
             return run(config)
     except PreflightError as exc:
         return _fail(exc, 2)
-    except (StartError, InfraError) as exc:
+    except (StartError, InfraError, TopicError) as exc:
         return _fail(exc, 1)
     except KeyboardInterrupt:  # Ctrl-C before anything was started
         return 130
@@ -281,7 +282,7 @@ def start_all(sup: Supervisor, config: StackConfig, pg: LocalPostgres, kafka: Lo
     kafka.ensure_formatted()
     sup.start(ManagedProcess("kafka", kafka.start, ready_fn=kafka.wait_ready, stop_fn=kafka.stop,
                              tier=1, grace=KAFKA_GRACE, log_path=config.logs_dir / "kafka.log"))
-    kafka.ensure_topics(TOPICS)
+    kafka.ensure_topics()
 
     secret_key = os.environ.get("CLINIC_SECRET_KEY") or _local_secret_key(config.state_dir)
     services = []

@@ -32,19 +32,12 @@ def pg(infra_dir):
 
 @pytest.fixture(scope="session")
 def kafka(infra_dir):
-    from infra.kafka.runner import TOPICS, LocalKafka
+    from infra.kafka.runner import LocalKafka
     from infra.postgres import free_port
 
     broker = LocalKafka(infra_dir, port=free_port(), controller_port=free_port(), lib_dir=kafka_lib_dir())
-    broker.ensure_jars()
-    broker.ensure_formatted()
-    proc = broker.start()
-    try:
-        broker.wait_ready()
-        broker.ensure_topics(TOPICS)
+    with broker.running():
         yield broker
-    finally:
-        broker.stop(proc)
 
 
 @pytest.fixture(scope="session")

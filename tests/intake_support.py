@@ -20,7 +20,7 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 
 from tests.app_support import flask_app, role_conn
-from services.cli import kiosk_add, kiosk_revoke, staff_add
+from services.admin.credentials import kiosk_add, kiosk_revoke, staff_add
 from services.intake.schemas import utc_today
 
 

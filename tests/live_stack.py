@@ -41,14 +41,14 @@ class LiveStack:
     def kiosk_key(self, name: str | None = None) -> str:
         import uuid
 
-        from services.cli import kiosk_add
+        from services.admin.credentials import kiosk_add
 
         return kiosk_add(self.settings(), name or f"kiosk-{uuid.uuid4().hex[:8]}")
 
     def staff_token(self, role: str = "scheduler", name: str | None = None) -> str:
         import uuid
 
-        from services.cli import staff_add
+        from services.admin.credentials import staff_add
 
         return staff_add(self.settings(), name or f"{role}-{uuid.uuid4().hex[:8]}", role)
 

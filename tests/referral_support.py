@@ -120,6 +120,6 @@ def outbox_events(conn, referral_id: str) -> list[tuple[str, str, dict, str]]:
 
 
 def staff_token(settings, role: str) -> str:
-    from services.cli import staff_add
+    from services.admin.credentials import staff_add
 
     return staff_add(settings, f"{role}-{uuid.uuid4().hex[:8]}", role)

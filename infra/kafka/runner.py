@@ -35,10 +35,11 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from kafka.admin import KafkaAdminClient
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.errors import KafkaError
 
 from infra.lifeline import stop_with_parent
 from infra.postgres import InfraError
+from services.admin.topics import ALL_TOPICS, TopicError, admin_client, ensure_topics
 from services.common import settings
 
 log = logging.getLogger(__name__)
@@ -47,9 +48,6 @@ HERE = Path(__file__).resolve().parent
 POM = HERE / "pom.xml"
 PROPERTIES_TEMPLATE = HERE / "server.properties"
 LOG4J_CONFIG = HERE / "log4j2.properties"
-
-# The three topics of docs/conventions.md, each followed by its dead-letter topic.
-TOPICS = [name for topic in settings.TOPICS for name in (topic, settings.dlq_topic(topic))]
 
 # Fully qualified so that Maven needs no plugin-prefix lookup (works offline from ~/.m2).
 COPY_DEPENDENCIES = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies"
@@ -66,6 +64,7 @@ JVM_OPTS = [
     # The class-data-sharing archive (see _cds_opts) is best effort: never warn.
     "-Xlog:cds=off",
 ]
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 CDS_ARCHIVE = "kafka.jsa"  # in lib_dir, so it goes away with the jars it was made from
 STOP_GRACE = 20.0  # seconds between SIGTERM and SIGKILL; a clean stop takes ~2 s
 
@@ -258,8 +257,23 @@ class LocalKafka:
         """A kafka-python admin client for this broker, closed on exit."""
         return admin_client(self.bootstrap, **configs)
 
-    def ensure_topics(self, names: list[str], partitions: int = 6) -> None:
+    def ensure_topics(self, names: Sequence[str] = ALL_TOPICS, partitions: int = 6) -> None:
+        """The topics, made as `clinic kafka topics` makes them (services/admin/topics.py)."""
         ensure_topics(self.bootstrap, names, partitions)
+
+    @contextlib.contextmanager
+    def running(self, topics: Sequence[str] = ALL_TOPICS, ready_timeout: float = 60) -> Iterator[subprocess.Popen]:
+        """The broker with its jars, storage and topics, ready; stopped when the block ends,
+        however it ends. For `python -m infra.kafka.runner start` and the test fixtures."""
+        self.ensure_jars()
+        self.ensure_formatted()
+        proc = self.start()
+        try:
+            self.wait_ready(timeout=ready_timeout)
+            self.ensure_topics(topics)
+            yield proc
+        finally:
+            self.stop(proc)
 
     # --- helpers ----------------------------------------------------------------
 
@@ -274,32 +288,6 @@ class LocalKafka:
 
 
 # --- jars ---------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def admin_client(bootstrap: str, **configs) -> Iterator[KafkaAdminClient]:
-    client = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="clinic-kafka-runner", **configs)
-    try:
-        yield client
-    finally:
-        client.close()
-
-
-def ensure_topics(bootstrap: str, names: list[str], partitions: int = 6) -> None:
-    """Create whichever of names do not exist yet, then wait until they all have leaders.
-
-    Module-level so that `clinic kafka topics` (compose's one-shot) uses it on any broker.
-    """
-    try:
-        with admin_client(bootstrap) as admin:
-            missing = sorted(set(names) - set(admin.list_topics()))
-            if missing:
-                spec = {name: {"num_partitions": partitions, "replication_factor": 1} for name in missing}
-                _raise_topic_errors(admin.create_topics(spec, raise_errors=False))
-                log.info("created Kafka topics: %s", ", ".join(missing))
-            admin.wait_for_topics(list(names), timeout_ms=30_000)
-    except KafkaError as exc:
-        raise InfraError(f"creating Kafka topics on {bootstrap} failed: {exc}") from exc
 
 
 def _java() -> str:
@@ -429,15 +417,6 @@ def _clean_lines(text: str) -> list[str]:
     return [line for line in lines if line]
 
 
-def _raise_topic_errors(response: dict) -> None:
-    for topic in response.get("topics", []):
-        code = topic.get("error_code", 0)
-        if code in (0, TopicAlreadyExistsError.errno):  # a concurrent creator won the race
-            continue
-        message = topic.get("error_message") or f"error code {code}"
-        raise InfraError(f"creating Kafka topic {topic.get('name')!r} failed: {message}")
-
-
 # --- command line -------------------------------------------------------------------
 
 
@@ -450,7 +429,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("kafka").setLevel(logging.WARNING)  # kafka-python narrates every connection at INFO
     # SIGTERM/SIGHUP too, so that however we are stopped the broker is stopped with us.
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    for sig in STOP_SIGNALS:
         signal.signal(sig, _interrupt)
 
     conf = settings.load()
@@ -458,7 +437,7 @@ def main(argv: list[str] | None = None) -> int:
     kafka = LocalKafka(conf.state_dir, port=int(port), host=host or "127.0.0.1")
     try:
         return _serve(kafka)
-    except InfraError as exc:
+    except (InfraError, TopicError) as exc:
         log.error("%s", exc)
         return 1
     except KeyboardInterrupt:
@@ -466,24 +445,17 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _serve(kafka: LocalKafka) -> int:
-    kafka.ensure_jars()
-    kafka.ensure_formatted()
-    proc = kafka.start()
-    try:
-        kafka.wait_ready()
-        kafka.ensure_topics(TOPICS)
-        log.info("Kafka is up on %s with topics %s; Ctrl-C stops it", kafka.bootstrap, ", ".join(TOPICS))
+    with kafka.running() as proc:
+        log.info("Kafka is up on %s with topics %s; Ctrl-C stops it", kafka.bootstrap, ", ".join(ALL_TOPICS))
         code = proc.wait()
         log.error("Kafka exited on its own with code %d; see %s", code, kafka.log_path)
         return code or 1
-    finally:
-        # A second Ctrl-C must not abandon the broker half-stopped; stop() escalates by itself.
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, signal.SIG_IGN)
-        kafka.stop(proc)
 
 
 def _interrupt(signum, frame) -> None:
+    # A second Ctrl-C must not abandon the broker half-stopped; stop() escalates by itself.
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
     raise KeyboardInterrupt
 
 

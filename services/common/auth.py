@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass
 from functools import wraps
 
 from flask import current_app, g, request, session
 
 from .errors import ApiError
-
-STAFF_ROLES = ("scheduler", "admin")
+from .identity import STAFF_ROLES, StaffMember, find_staff
 
 
 def new_secret(prefix: str) -> str:
@@ -29,21 +27,6 @@ def bearer_token() -> str | None:
     if scheme.lower() != "bearer" or not token.strip():
         return None
     return token.strip()
-
-
-@dataclass(frozen=True)
-class StaffMember:
-    staff_id: str
-    name: str
-    role: str
-
-
-def find_staff(conn, token_hash: str) -> StaffMember | None:
-    row = conn.execute(
-        "SELECT staff_id::text, name, role FROM identity.staff WHERE token_hash = %s AND revoked_at IS NULL",
-        (token_hash,),
-    ).fetchone()
-    return StaffMember(*row) if row else None
 
 
 def current_staff() -> StaffMember | None:

@@ -14,8 +14,9 @@ import secrets
 
 from flask import Blueprint, Flask, redirect, render_template, request, session, url_for
 
-from services.common.auth import bearer_token, current_staff, find_staff, hash_secret
+from services.common.auth import bearer_token, current_staff, hash_secret
 from services.common.errors import ApiError
+from services.common.identity import find_staff
 
 from .api.common import pool
 

@@ -36,3 +36,18 @@ def differences(stored_row: Mapping, decision: Decision) -> dict[str, tuple]:
     replayed = decision.to_dict()
     return {name: (stored_row[name], replayed[name]) for name in DECISION_FIELDS
             if stored_row[name] != replayed[name]}
+
+
+def render(rules_version: str, reproduced: int, other_versions: Mapping[str, int],
+           differing: list[tuple[str, dict[str, tuple]]]) -> str:
+    """What `clinic rules replay` prints: the counts, then each decision not reproduced."""
+    checked = reproduced + len(differing)
+    lines = [f"rules {rules_version}: {checked} stored decision(s) replayed, {reproduced} reproduced, "
+             f"{len(differing)} not reproduced"]
+    for version, count in sorted(other_versions.items()):
+        lines.append(f"rules {version}: {count} stored decision(s) not replayed (that rule file is not installed)")
+    for report_id, changed in differing:
+        lines.append(f"report {report_id}:")
+        lines += [f"  {field}: stored {stored!r}, replayed {replayed!r}"
+                  for field, (stored, replayed) in sorted(changed.items())]
+    return "\n".join(lines)

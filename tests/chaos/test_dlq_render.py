@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services import cli, dlq
+from services.admin import cli, dlq
 
 
 def letter(partition: int, offset: int, **headers: str) -> dlq.DeadLetter:

@@ -6,7 +6,7 @@ import uuid
 import pytest
 import requests
 
-from services.cli import kiosk_revoke, staff_revoke
+from services.admin.credentials import kiosk_revoke, staff_revoke
 
 from .flow_helpers import report_body, submit
 

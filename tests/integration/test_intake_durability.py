@@ -32,7 +32,7 @@ from tests.intake_support import (  # noqa: F401  (fixtures)
     report_body,
 )
 
-from infra.kafka.runner import TOPICS, LocalKafka
+from infra.kafka.runner import LocalKafka
 from infra.postgres import LocalPostgres, free_port
 from services.common import settings as settings_module
 from services.common.outbox import OutboxRelay, start_relay_thread
@@ -108,7 +108,7 @@ def broker(kafka):
     own = PrivateBroker(kafka.lib_dir)
     try:
         own.start()
-        own.kafka.ensure_topics(TOPICS)
+        own.kafka.ensure_topics()
         yield own
     finally:
         own.close()

@@ -21,7 +21,8 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
 from infra.kafka import runner
-from infra.kafka.runner import TOPICS, LocalKafka
+from infra.kafka.runner import LocalKafka
+from services.admin.topics import ALL_TOPICS
 from infra.postgres import InfraError
 from services.common import settings
 
@@ -46,19 +47,12 @@ def broker(tmp_path_factory) -> Iterator[LocalKafka]:
     broker = LocalKafka(tmp_path_factory.mktemp("kafka-state"), port=port,
                         controller_port=controller_port,
                         lib_dir=_shared_lib_dir())
-    broker.ensure_jars()
-    broker.ensure_formatted()
-    proc = broker.start()
-    try:
-        broker.wait_ready(timeout=120)
-        broker.ensure_topics(TOPICS)
+    with broker.running(ready_timeout=120):
         yield broker
-    finally:
-        broker.stop(proc)
 
 
 def test_topics_are_the_three_streams_and_their_dead_letter_topics():
-    assert TOPICS == [
+    assert list(ALL_TOPICS) == [
         "clinic.symptom-reports.v1", "clinic.symptom-reports.v1.dlq",
         "clinic.triage-decisions.v1", "clinic.triage-decisions.v1.dlq",
         "clinic.referral-events.v1", "clinic.referral-events.v1.dlq",
@@ -66,16 +60,16 @@ def test_topics_are_the_three_streams_and_their_dead_letter_topics():
 
 
 def test_ensure_topics_creates_six_partitions_and_is_idempotent(broker):
-    broker.ensure_topics(TOPICS)  # second call: all exist already
+    broker.ensure_topics(ALL_TOPICS)  # second call: all exist already
     broker.ensure_topics(["clinic.test-extra.v1"], partitions=2)
     with broker.admin() as admin:
-        described = {t["name"]: t for t in admin.describe_topics(TOPICS + ["clinic.test-extra.v1"])}
-    assert {name: len(described[name]["partitions"]) for name in TOPICS} == {name: 6 for name in TOPICS}
+        described = {t["name"]: t for t in admin.describe_topics([*ALL_TOPICS, "clinic.test-extra.v1"])}
+    assert {name: len(described[name]["partitions"]) for name in ALL_TOPICS} == {name: 6 for name in ALL_TOPICS}
     assert len(described["clinic.test-extra.v1"]["partitions"]) == 2
 
 
 def test_idempotent_producer_and_manual_commit_consumer_round_trip(broker):
-    topic = TOPICS[0]
+    topic = ALL_TOPICS[0]
     key = str(uuid.uuid4()).encode()
     headers = [("traceparent", b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")]
 

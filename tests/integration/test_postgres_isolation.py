@@ -13,7 +13,8 @@ import psycopg
 import pytest
 from psycopg import errors
 
-from infra.postgres import SERVICE_ROLES, InfraError, LocalPostgres, running_postgres, stop_stale
+from infra.postgres import InfraError, LocalPostgres, running_postgres, stop_stale
+from services.common.settings import SERVICES as SERVICE_ROLES
 
 pytestmark = pytest.mark.integration
 

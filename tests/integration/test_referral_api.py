@@ -85,7 +85,7 @@ def test_providers_and_slots_are_added_by_admins_only(client, scheduler, path):
 
 
 def test_a_revoked_token_stops_working_at_once(client, referral_settings):
-    from services.cli import staff_add, staff_revoke
+    from services.admin.credentials import staff_add, staff_revoke
 
     name = f"leaver-{uuid.uuid4().hex[:8]}"
     headers = {"Authorization": f"Bearer {staff_add(referral_settings, name, 'scheduler')}"}

@@ -107,7 +107,7 @@ def test_signing_out_ends_the_session(client, token):
 
 
 def test_a_revoked_token_signs_the_page_out(client, referral_settings):
-    from services.cli import staff_add, staff_revoke
+    from services.admin.credentials import staff_add, staff_revoke
 
     name = f"leaver-{uuid.uuid4().hex[:8]}"
     sign_in(client, staff_add(referral_settings, name, "scheduler"))

@@ -17,7 +17,7 @@ from tests.triage_support import (  # noqa: F401  (fixtures)
     triage_settings,
 )
 
-from services.cli import kiosk_add, staff_add
+from services.admin.credentials import kiosk_add, staff_add
 from services.triage.app import create_app
 
 pytestmark = pytest.mark.integration

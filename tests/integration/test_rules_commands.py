@@ -1,5 +1,8 @@
-"""`clinic rules preview FILE` against the real database: a bad candidate is refused naming
-the entry; a good one is compared with every stored decision, lowered urgents first."""
+"""`clinic rules preview FILE` and `clinic rules replay` against the real database.
+
+preview: a bad candidate is refused naming the entry; a good one is compared with every
+stored decision, lowered urgents first. replay: every stored decision of the rules in force
+is recomputed from its input, and one that is not reproduced is named, with exit code 1."""
 from __future__ import annotations
 
 import uuid
@@ -15,7 +18,7 @@ from tests.triage_support import (  # noqa: F401  (fixtures)
     triage_settings,
 )
 
-from services.cli import main
+from services.admin.cli import main
 from services.triage.domain import default_rules_path
 
 pytestmark = pytest.mark.integration
@@ -101,3 +104,52 @@ def test_a_missing_file_is_refused(clinic_env, tmp_path, capsys):
     missing = tmp_path / f"{uuid.uuid4()}.yaml"
     assert main(["rules", "preview", str(missing)]) == 1
     assert "cannot read it" in capsys.readouterr().err
+
+
+def test_replay_reproduces_stored_decisions_and_names_one_that_was_altered(clinic_env, capsys, triage_conn, rules):
+    kept = store(triage_conn, rules, clinical(severity=8, locations=("groin",)))
+    altered = store(triage_conn, rules, clinical(severity=4))
+    other_version = store(triage_conn, rules, clinical(severity=5))
+    # What an engine change without a new rules version (or a hand edit) would leave behind.
+    triage_conn.execute("UPDATE triage.decisions SET care_level = 'urgent' WHERE report_id = %s", (altered,))
+    triage_conn.execute("UPDATE triage.decisions SET rules_version = '2025-01-1' WHERE report_id = %s",
+                        (other_version,))
+    triage_conn.commit()
+    try:
+        assert main(["rules", "replay"]) == 1
+    finally:  # the database is shared: leave no decision behind that another replay would trip on
+        triage_conn.execute("DELETE FROM triage.decisions WHERE report_id = ANY(%s)", ([altered, other_version],))
+        triage_conn.commit()
+
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("rules 2026-11-1: ") and "not reproduced" in lines[0]
+    assert any(line.startswith("rules 2025-01-1: ") and "not replayed (that rule file is not installed)" in line
+               for line in lines)
+    at = lines.index(f"report {altered}:")
+    assert lines[at + 1] == "  care_level: stored 'urgent', replayed 'self_care'"
+    assert f"report {kept}:" not in lines
+    assert f"report {other_version}:" not in lines
+
+
+@pytest.fixture
+def own_database(clinic_env, pg, monkeypatch):
+    """A database of this test's own, bootstrapped as `clinic db bootstrap` does, so that its
+    count of stored decisions is exactly what the test stored."""
+    from services.admin.database import bootstrap_database, service_connection
+    from services.common.settings import SERVICES, load
+
+    name = f"clinic_replay_{uuid.uuid4().hex[:8]}"
+    bootstrap_database(pg.admin_url().rsplit("/", 1)[0] + "/postgres", name, {role: role for role in SERVICES})
+    monkeypatch.setenv("CLINIC_DB_NAME", name)
+    with service_connection(load(), "triage") as conn:
+        yield conn
+
+
+def test_replay_with_every_decision_reproduced_exits_0(own_database, capsys, rules):
+    for answers in (clinical(severity=3), clinical(severity=8, onset="sudden"), clinical(locking=True)):
+        store(own_database, rules, answers)
+    own_database.commit()
+
+    assert main(["rules", "replay"]) == 0
+
+    assert capsys.readouterr().out == "rules 2026-11-1: 3 stored decision(s) replayed, 3 reproduced, 0 not reproduced\n"

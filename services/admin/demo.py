@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 
-from services.cli import CommandError, service_connection, kiosk_add, staff_add
+from .credentials import kiosk_add, staff_add
+from .database import service_connection
+from .errors import CommandError
 
 DEMO_KIOSK = "demo-kiosk"
 DEMO_SCHEDULER = "demo-scheduler"

@@ -20,8 +20,10 @@ import warnings
 from dataclasses import dataclass
 from datetime import datetime
 
-from services.common.kafka_io import read_to_end
-from services.common.settings import TOPICS, dlq_topic
+from services.common.kafka_io import make_producer, read_to_end
+from services.common.settings import TOPICS, Settings, dlq_topic
+
+from .errors import CommandError
 
 with warnings.catch_warnings():  # kafka-python 3.0.12 imports a deprecated importlib API
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -34,7 +36,7 @@ REPLAYED_FROM = "dlq.replayed_from"
 READ_TIMEOUT_S = 60.0
 
 
-class DlqError(Exception):
+class DlqError(CommandError):
     """A one-line message for the operator."""
 
 
@@ -111,6 +113,18 @@ def _replayed_up_to(consumer: KafkaConsumer, partitions: list[TopicPartition]) -
     return result
 
 
+def run(settings: Settings, action: str, topic: str, *, dry_run: bool = False) -> None:
+    """`clinic dlq list|replay TOPIC`: prints the list or what the replay sent."""
+    import logging
+
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)  # our own one-line errors say it
+    if action == "list":
+        letters, replayed = list_dead_letters(settings.kafka_bootstrap, topic)
+        print(render_list(topic, letters, replayed))
+    else:
+        print(render_replay(replay(settings.kafka_bootstrap, topic, dry_run=dry_run), dry_run=dry_run))
+
+
 # -- list ------------------------------------------------------------------------------
 def list_dead_letters(bootstrap: str, name: str) -> tuple[list[DeadLetter], dict[int, int]]:
     """Every message parked in the topic's .dlq, oldest first, and per partition the offset
@@ -154,8 +168,6 @@ class ReplayResult:
 
 
 def replay(bootstrap: str, name: str, *, dry_run: bool = False) -> ReplayResult:
-    from services.common.kafka_io import make_producer
-
     original, topic = resolve_topic(name)
     consumer = _consumer(bootstrap, REPLAY_GROUP)
     producer = None

@@ -1,5 +1,5 @@
 -- Per-database part of the bootstrap, run as clinic_admin inside the clinic
--- database, in one transaction, after the login roles exist (see infra/postgres.py).
+-- database, in one transaction, after the login roles exist (see services/admin/database.py).
 -- Every statement converges rather than creates, so running it again is harmless.
 
 -- Only the service roles (and the superuser) may connect; by default PUBLIC may.

@@ -1,0 +1,84 @@
+"""The database's shape, as the admin: roles, schemas and grants (`clinic db bootstrap`,
+compose's one-shot, and the local runner of `make run` and the tests), then each
+service's migrations as its own role.
+
+The grants are what keeps patient data apart: each service role owns its schema and
+cannot read another's (sql/bootstrap.sql), and all may only read staff identity
+(sql/identity.sql).
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from services.common.db import apply_migrations, connect
+from services.common.settings import SERVICES, Settings
+
+log = logging.getLogger(__name__)
+
+ADMIN_ROLE = "clinic_admin"
+SQL_DIR = Path(__file__).parent / "sql"
+# Serialises concurrent bootstraps (roles and CREATE DATABASE race otherwise).
+# Arbitrary constant: b"clinicbs" as a big-endian int64.
+BOOTSTRAP_LOCK_KEY = 0x636C696E69636273
+
+
+def bootstrap(settings: Settings) -> None:
+    """Roles, schemas and grants as the admin, then each service's migrations as its own role."""
+    maintenance = psycopg.conninfo.make_conninfo(settings.admin_database_url, dbname="postgres")
+    bootstrap_database(maintenance, settings.db_name, role_passwords(settings))
+    for service in SERVICES:
+        with connect(settings.role_url(service)) as conn:
+            apply_migrations(conn, service, f"services.{service}")
+
+
+def role_passwords(settings: Settings) -> dict[str, str]:
+    """Each role's password as its URL gives it (compose sets them; locally, the role name)."""
+    return {role: psycopg.conninfo.conninfo_to_dict(settings.role_url(role)).get("password") or role
+            for role in SERVICES}
+
+
+def service_connection(settings: Settings, service: str) -> psycopg.Connection:
+    """A connection as the service's own role, with its migrations applied, so that
+    credentials and demo data can be made before the service has ever started."""
+    conn = connect(settings.role_url(service))
+    apply_migrations(conn, service, f"services.{service}")
+    return conn
+
+
+def bootstrap_database(maintenance_url: str, dbname: str, role_passwords: dict[str, str]) -> None:
+    """Roles, database, schemas and grants, from a superuser connection to any database;
+    idempotent and safe to run concurrently."""
+    # autocommit: CREATE DATABASE cannot run inside a transaction block.
+    with psycopg.connect(maintenance_url, autocommit=True) as conn:
+        # Session-level lock, held until this connection closes, i.e. across
+        # the per-database part below too.
+        conn.execute("SELECT pg_advisory_lock(%s)", (BOOTSTRAP_LOCK_KEY,))
+        _ensure_roles(conn, role_passwords)
+        _ensure_database(conn, dbname)
+        db_url = psycopg.conninfo.make_conninfo(maintenance_url, dbname=dbname)
+        with psycopg.connect(db_url) as db, db.transaction():
+            db.execute((SQL_DIR / "bootstrap.sql").read_text())
+            db.execute((SQL_DIR / "identity.sql").read_text())
+    log.info("bootstrapped database %s", dbname)
+
+
+def _ensure_roles(conn: psycopg.Connection, role_passwords: dict[str, str]) -> None:
+    for role in SERVICES:
+        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
+        verb = "ALTER" if exists else "CREATE"
+        # Converge attributes too, in case the role was made by hand. Utility
+        # statements take no bind parameters, hence the composed literal.
+        conn.execute(sql.SQL("{} ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE "
+                             "PASSWORD {}").format(sql.SQL(verb), sql.Identifier(role),
+                                                   sql.Literal(role_passwords[role])))
+
+
+def _ensure_database(conn: psycopg.Connection, dbname: str) -> None:
+    exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone()
+    if not exists:
+        conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(
+            sql.Identifier(dbname), sql.Identifier(ADMIN_ROLE)))

@@ -1,0 +1,49 @@
+"""The identity store: every read and write of the `identity` schema (staff members and
+their token hashes).
+
+Every service reads it, so that a revocation takes effect at once everywhere; only the
+administration commands write it, as the admin role (the service roles may only SELECT,
+see services/admin/sql/identity.sql).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import psycopg
+
+STAFF_ROLES = ("scheduler", "admin")
+
+
+class StaffNameTaken(Exception):
+    """A staff member of that name exists already (names are unique)."""
+
+
+@dataclass(frozen=True)
+class StaffMember:
+    staff_id: str
+    name: str
+    role: str
+
+
+def find_staff(conn: psycopg.Connection, token_hash: str) -> StaffMember | None:
+    """The active staff member whose token hashes to token_hash."""
+    row = conn.execute(
+        "SELECT staff_id::text, name, role FROM identity.staff WHERE token_hash = %s AND revoked_at IS NULL",
+        (token_hash,),
+    ).fetchone()
+    return StaffMember(*row) if row else None
+
+
+def add_staff(conn: psycopg.Connection, name: str, role: str, token_hash: str) -> None:
+    try:
+        conn.execute("INSERT INTO identity.staff (name, role, token_hash) VALUES (%s, %s, %s)",
+                     (name, role, token_hash))
+    except psycopg.errors.UniqueViolation:
+        raise StaffNameTaken(name) from None
+
+
+def revoke_staff(conn: psycopg.Connection, name: str) -> bool:
+    """End the named member's token at once; False when there is no active one."""
+    cur = conn.execute("UPDATE identity.staff SET revoked_at = now() WHERE name = %s AND revoked_at IS NULL",
+                       (name,))
+    return cur.rowcount == 1
