@@ -91,3 +91,10 @@ def test_the_domain_core_does_no_io(service):
     impure = {module_name(p): sorted(m for m in imported_modules(p) if m.split(".")[0] in IO_LIBRARIES)
               for p in domain.rglob("*.py")}
     assert domain.is_dir() and impure and {name: mods for name, mods in impure.items() if mods} == {}
+
+
+def test_common_plumbing_imports_no_service_nor_the_administration_package():
+    above = tuple(f"services.{name}" for name in (*SERVICES, "admin"))
+    upward = {name: sorted(m for m in imports if m.startswith(above))
+              for name, imports in service_modules().items() if name.startswith("services.common")}
+    assert upward and {name: mods for name, mods in upward.items() if mods} == {}
