@@ -10,15 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from services.common.report_vocabulary import (
-    HOME_CARE_MEASURES,
-    IMPROVING,
-    ONSETS,
-    PAIN_LOCATIONS,
-    PAIN_SCALE_MAX,
-    PAIN_SCALE_MIN,
-    SIDES,
-)
+from services.common import report_vocabulary as report
 
 # Most serious first: the position is the ranking ("the most serious level wins").
 CARE_LEVELS: tuple[str, ...] = ("urgent", "specialist", "self_care")
@@ -28,7 +20,7 @@ REFERRAL_PRIORITIES: tuple[str, ...] = ("urgent", "routine")
 LIKELY_SOURCES: tuple[str, ...] = ("joint", "soft_tissue", "mixed")
 
 # The rule file's likely_source groups must share out exactly the report's locations.
-LOCATIONS = PAIN_LOCATIONS
+LOCATIONS = report.PAIN_LOCATIONS
 
 
 def seriousness(level: str) -> int:
@@ -59,18 +51,19 @@ class Field:
 FIELDS: dict[str, Field] = {
     field.name: field
     for field in (
-        Field("pain.severity", FieldKind.NUMBER, "pain", "severity", low=PAIN_SCALE_MIN, high=PAIN_SCALE_MAX),
+        Field("pain.severity", FieldKind.NUMBER, "pain", "severity",
+              low=report.PAIN_SCALE_MIN, high=report.PAIN_SCALE_MAX),
         Field("pain.duration_days", FieldKind.NUMBER, "pain", "started_on", low=0, days_since=True),
-        Field("pain.onset", FieldKind.CHOICE, "pain", "onset", values=ONSETS),
-        Field("pain.side", FieldKind.CHOICE, "pain", "side", values=SIDES),
-        Field("pain.locations", FieldKind.CHOICES, "pain", "locations", values=PAIN_LOCATIONS, min_items=1),
+        Field("pain.onset", FieldKind.CHOICE, "pain", "onset", values=report.ONSETS),
+        Field("pain.side", FieldKind.CHOICE, "pain", "side", values=report.SIDES),
+        Field("pain.locations", FieldKind.CHOICES, "pain", "locations", values=report.PAIN_LOCATIONS, min_items=1),
         Field("pain.direct_trauma", FieldKind.YES_NO, "pain", "direct_trauma"),
         Field("function.joint_locking", FieldKind.YES_NO, "function", "joint_locking"),
         Field("function.instability", FieldKind.YES_NO, "function", "instability"),
         Field("function.persistent_dysfunction", FieldKind.YES_NO, "function", "persistent_dysfunction"),
-        Field("home_care.measures", FieldKind.CHOICES, "home_care", "measures", values=HOME_CARE_MEASURES),
+        Field("home_care.measures", FieldKind.CHOICES, "home_care", "measures", values=report.HOME_CARE_MEASURES),
         Field("home_care.days", FieldKind.NUMBER, "home_care", "days", low=0),
-        Field("home_care.improving", FieldKind.CHOICE, "home_care", "improving", values=IMPROVING),
+        Field("home_care.improving", FieldKind.CHOICE, "home_care", "improving", values=report.IMPROVING),
         Field("activity.high_impact", FieldKind.YES_NO, "activity", "high_impact"),
     )
 }
