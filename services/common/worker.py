@@ -55,7 +55,9 @@ def install_stop_signals(stop: threading.Event) -> None:
 
 
 def run_worker(settings: Settings, *, migrations_package: str, handlers: dict[str, Handler],
-               stop: threading.Event | None = None) -> None:
+               stop: threading.Event | None = None, group_id: str | None = None) -> None:
+    """The worker until `stop` is set (SIGTERM/SIGINT in the main thread); its consumer group
+    is `group_id`, by default `clinic-<service>` (tests give each worker its own)."""
     configure_logging(settings.service)
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
@@ -69,7 +71,7 @@ def run_worker(settings: Settings, *, migrations_package: str, handlers: dict[st
         relay_thread = start_relay_thread(relay, stop)
         log.info("worker started", extra={"topics": list(handlers)})
         consumer = InboxConsumer(service=settings.service, pool=pool, kafka_bootstrap=settings.kafka_bootstrap,
-                                 group_id=f"clinic-{settings.service}", handlers=handlers)
+                                 group_id=group_id or f"clinic-{settings.service}", handlers=handlers)
         while handlers and not stop.is_set():
             try:
                 consumer.run(stop)
