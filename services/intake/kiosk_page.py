@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from flask import Blueprint, render_template
 
+from services.common.report_vocabulary import PAIN_SCALE_MAX, PAIN_SCALE_MIN
+
 from . import schemas
 
 kiosk_blp = Blueprint(
@@ -36,7 +38,7 @@ MEASURE_WORDS = {
     "strengthening": "Strengthening exercises",
 }
 # The 0-10 numeric rating scale of PainSchema.severity, one big button per number.
-SEVERITIES = range(0, 11)
+SEVERITIES = range(PAIN_SCALE_MIN, PAIN_SCALE_MAX + 1)
 
 # A page may only load its own files, and may only talk to its own origin: a script
 # injected into a shared kiosk must not be able to send patient data or the key elsewhere.
