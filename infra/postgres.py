@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
+import secrets
 import logging
 import os
 import pwd
@@ -30,14 +31,19 @@ from pathlib import Path
 from urllib.parse import quote
 
 import psycopg
+from psycopg import sql
 
 from infra.lifeline import stop_with_parent
-from services.admin.database import ADMIN_ROLE, bootstrap_database
-from services.common.settings import SERVICES
+from infra.local_secrets import ensure_local_secret, write_private
+from services.admin.database import bootstrap_database
+from services.common.secret_sources import local_secrets_dir
+from services.common.settings import ADMIN_ROLE, SERVICES, db_password_setting
 
 log = logging.getLogger(__name__)
 
-ADMIN_PASSWORD = "clinic_admin"  # local only: compose and real deployments set their own
+# What the admin's password was before local passwords were random: a cluster made then
+# still has it until its next bootstrap changes it (see _admin_password).
+LEGACY_ADMIN_PASSWORD = "clinic_admin"
 DEFAULT_DB = "clinic"
 # Error DETAIL lines quote the offending values (a duplicate key's MRN, say) and
 # STATEMENT lines the SQL: neither may reach the server log, which is not patient data.
@@ -207,12 +213,23 @@ class LocalPostgres:
     # URLs ------------------------------------------------------------------
 
     def admin_url(self) -> str:
-        return self._url(ADMIN_ROLE, ADMIN_PASSWORD, self.dbname)
+        return self._url(ADMIN_ROLE, self._admin_password(), self.dbname)
 
     def role_url(self, role: str) -> str:
         if role not in SERVICES:
             raise ValueError(f"unknown service role {role!r}; expected one of {SERVICES}")
-        return self._url(role, role, self.dbname)  # local password = role name
+        return self._url(role, self._role_password(role), self.dbname)
+
+    # Passwords: random per state folder (infra/local_secrets.py), never a fixed default.
+
+    def _admin_password(self) -> str:
+        saved = local_secrets_dir(self.state_dir) / db_password_setting("admin")
+        if not saved.is_file() and (self.data_dir / "PG_VERSION").exists():
+            return LEGACY_ADMIN_PASSWORD  # a cluster older than random passwords
+        return ensure_local_secret(self.state_dir, db_password_setting("admin"))
+
+    def _role_password(self, role: str) -> str:
+        return ensure_local_secret(self.state_dir, db_password_setting(role))
 
     def _url(self, user: str, password: str, dbname: str) -> str:
         return (f"postgresql://{quote(user, safe='')}:{quote(password, safe='')}"
@@ -247,7 +264,7 @@ class LocalPostgres:
         pwfile.unlink(missing_ok=True)  # left by a crash: recreate with our mode
         pwfile.touch(mode=0o600)
         user.chown(pwfile)
-        pwfile.write_text(ADMIN_PASSWORD + "\n")
+        pwfile.write_text(self._admin_password() + "\n")
         cmd = [str(bin_dir / "initdb"), "-D", str(target), "-U", ADMIN_ROLE,
                f"--pwfile={pwfile}", "--auth-host=scram-sha-256",
                "--auth-local=scram-sha-256", "--encoding=UTF8", "--no-locale",
@@ -322,7 +339,7 @@ class LocalPostgres:
     def wait_ready(self, timeout: float = 30) -> None:
         """Poll until the server accepts connections (or has died, or timed out)."""
         deadline = time.monotonic() + timeout
-        url = self._url(ADMIN_ROLE, ADMIN_PASSWORD, "postgres")  # `clinic` may not exist yet
+        url = self._url(ADMIN_ROLE, self._admin_password(), "postgres")  # `clinic` may not exist yet
         while True:
             if self._proc is not None and self._proc.poll() is not None:
                 raise InfraError(f"postgres exited with code {self._proc.returncode} "
@@ -358,9 +375,21 @@ class LocalPostgres:
     # bootstrap -------------------------------------------------------------
 
     def bootstrap(self) -> None:
-        """Create the database, roles, schemas and grants, as `clinic db bootstrap` does."""
-        bootstrap_database(self._url(ADMIN_ROLE, ADMIN_PASSWORD, "postgres"), self.dbname,
-                           {role: role for role in SERVICES})  # local password = role name
+        """Create the database, roles, schemas and grants, as `clinic db bootstrap` does;
+        the roles get (or are changed to) this state folder's random passwords."""
+        if self._admin_password() == LEGACY_ADMIN_PASSWORD:
+            self._replace_legacy_admin_password()
+        bootstrap_database(self._url(ADMIN_ROLE, self._admin_password(), "postgres"), self.dbname,
+                           {role: self._role_password(role) for role in SERVICES})
+
+    def _replace_legacy_admin_password(self) -> None:
+        new = secrets.token_urlsafe(32)
+        with psycopg.connect(self._url(ADMIN_ROLE, LEGACY_ADMIN_PASSWORD, "postgres"), autocommit=True) as conn:
+            conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(ADMIN_ROLE), sql.Literal(new)))
+        folder = local_secrets_dir(self.state_dir)
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        write_private(folder / db_password_setting("admin"), new)
+        log.warning("replaced the local admin's old fixed password with a random one (%s)", folder)
 
 
 def _make_traversable(path: Path, user: RunAs) -> None:

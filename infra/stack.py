@@ -21,7 +21,6 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
-import secrets
 import shutil
 import socket
 import subprocess
@@ -41,7 +40,9 @@ from infra.kafka.runner import pom_hash
 from infra.postgres import InfraError, LocalPostgres, find_bin_dir, stop_stale
 from infra.supervisor import ManagedProcess, ShutdownRequested, StartError, Supervisor, spawn
 from services.admin.topics import TopicError
-from services.common.settings import SERVICES
+from infra.local_secrets import ensure_local_secret, write_private
+from services.common.secret_sources import read_secret
+from services.common.settings import SERVICES, secret_key_setting
 
 log = logging.getLogger("clinic.stack")
 
@@ -284,10 +285,9 @@ def start_all(sup: Supervisor, config: StackConfig, pg: LocalPostgres, kafka: Lo
                              tier=1, grace=KAFKA_GRACE, log_path=config.logs_dir / "kafka.log"))
     kafka.ensure_topics()
 
-    secret_key = os.environ.get("CLINIC_SECRET_KEY") or _local_secret_key(config.state_dir)
     services = []
     for svc in SERVICES:
-        env = service_env(config, svc, pg.role_url(svc), secret_key)
+        env = service_env(config, svc, pg.role_url(svc), _service_secret_key(config.state_dir, svc))
         # The API's gunicorn workers add up their metrics in a folder of its own
         # (emptied by services/common/gunicorn_conf.py at its start); the worker serves its own.
         api_env = {**env, "PROMETHEUS_MULTIPROC_DIR": str(config.state_dir / "metrics" / f"{svc}-api")}
@@ -344,20 +344,11 @@ def _common_env(config: StackConfig) -> dict[str, str]:
     return env
 
 
-def _local_secret_key(state_dir: Path) -> str:
-    """A random session-signing key per state folder, so that local sessions
-    survive restarts without everyone sharing the settings' public default."""
-    path = state_dir / "secret-key"
-    if not path.exists():
-        _write_private(path, secrets.token_urlsafe(32))
-    return path.read_text().strip()
-
-
-def _write_private(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with open(fd, "w") as out:
-        os.fchmod(fd, 0o600)  # also when the file existed with looser modes
-        out.write(text)
+def _service_secret_key(state_dir: Path, svc: str) -> str:
+    """Each service's own signing key: CLINIC_<SVC>_SECRET_KEY if set, else a random one
+    kept in the state folder, so that sessions survive restarts and no two services share one."""
+    setting = secret_key_setting(svc)
+    return read_secret(os.environ, setting, state_dir) or ensure_local_secret(state_dir, setting)
 
 
 # --- readiness --------------------------------------------------------------
@@ -425,7 +416,7 @@ def demo_credentials(config: StackConfig, pg: LocalPostgres) -> str | None:
                     result.returncode, seed_log)
         return None
     text = result.stdout.decode()
-    _write_private(path, text)
+    write_private(path, text)
     return text
 
 

@@ -119,11 +119,10 @@ def stack_env(state_dir: Path) -> dict[str, str]:
         "CLINIC_DEMO": "0",
         "CLINIC_KAFKA_LIB_DIR": str(kafka_lib_dir()),
         **stack_ports(),
-        "CLINIC_SECRET_KEY": "test-secret",
     }
+    # No secret given: the stack makes its own (random, under state_dir/secrets/), and the
+    # tests' `clinic` calls find them there, as a developer's do.
     env["CLINIC_KAFKA_BOOTSTRAP"] = f"127.0.0.1:{env['CLINIC_KAFKA_PORT']}"
-    env["CLINIC_ADMIN_DATABASE_URL"] = (
-        f"postgresql://clinic_admin:clinic_admin@127.0.0.1:{env['CLINIC_PG_PORT']}/clinic")
     return env
 
 

@@ -15,11 +15,12 @@ import psycopg
 from psycopg import sql
 
 from services.common.db import apply_migrations, connect
-from services.common.settings import SERVICES, Settings
+from services.common.settings import ADMIN_ROLE, SERVICES, Settings, db_password_setting
+
+from .errors import CommandError
 
 log = logging.getLogger(__name__)
 
-ADMIN_ROLE = "clinic_admin"
 SQL_DIR = Path(__file__).parent / "sql"
 # Serialises concurrent bootstraps (roles and CREATE DATABASE race otherwise).
 # Arbitrary constant: b"clinicbs" as a big-endian int64.
@@ -36,9 +37,14 @@ def bootstrap(settings: Settings) -> None:
 
 
 def role_passwords(settings: Settings) -> dict[str, str]:
-    """Each role's password as its URL gives it (compose sets them; locally, the role name)."""
-    return {role: psycopg.conninfo.conninfo_to_dict(settings.role_url(role)).get("password") or role
-            for role in SERVICES}
+    """Each role's password as its URL gives it; a role without one is refused (no default)."""
+    passwords = {role: psycopg.conninfo.conninfo_to_dict(settings.role_url(role)).get("password")
+                 for role in SERVICES}
+    if missing := [role for role, password in passwords.items() if not password]:
+        raise CommandError("no database password for " + ", ".join(missing) + ": set "
+                           + ", ".join(db_password_setting(role) for role in missing)
+                           + " (or the role's CLINIC_<ROLE>_DATABASE_URL with its password)")
+    return passwords
 
 
 def service_connection(settings: Settings, service: str) -> psycopg.Connection:

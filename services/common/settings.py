@@ -4,9 +4,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
+
+from .secret_sources import MissingSecret, read_secret
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("intake", "triage", "referral")
+ADMIN_ROLE = "clinic_admin"  # the superuser the administration commands connect as
 
 TOPIC_REPORTS = "clinic.symptom-reports.v1"
 TOPIC_DECISIONS = "clinic.triage-decisions.v1"
@@ -28,7 +32,7 @@ class Settings:
     database_url: str
     admin_database_url: str
     kafka_bootstrap: str
-    secret_key: str
+    secret_key: str | None
     ports: dict[str, int]
     role_urls: dict[str, str]
     # host:port where a worker process serves /metrics (the APIs serve theirs themselves)
@@ -38,9 +42,31 @@ class Settings:
         """Database URL of a service's role (the `clinic` command acts for each service)."""
         return self.role_urls[role]
 
+    def require_secret_key(self) -> str:
+        """The key that signs this service's cookies; the APIs refuse to start without one."""
+        if not self.secret_key:
+            raise MissingSecret("CLINIC_SECRET_KEY")
+        return self.secret_key
 
-def _local_url(user: str, password: str, host: str, port: int, db: str) -> str:
-    return f"postgresql://{user}:{password}@{host}:{port}/{db}"
+
+def db_password_setting(role: str) -> str:
+    """The setting that holds a database role's password: CLINIC_<ROLE>_DB_PASSWORD."""
+    return f"CLINIC_{role.upper()}_DB_PASSWORD"
+
+
+def secret_key_setting(service: str) -> str:
+    """Where `make run` keeps a service's own signing key under .state/secrets/."""
+    return f"CLINIC_{service.upper()}_SECRET_KEY"
+
+
+def _role_url(env, name: str, user: str, host: str, port: int, db: str, state_dir: Path) -> str:
+    """CLINIC_<NAME>_DATABASE_URL as given, else a URL made from the host settings and the
+    role's password (without one when none is set: the server then refuses the login)."""
+    if url := env.get(f"CLINIC_{name.upper()}_DATABASE_URL"):
+        return url
+    password = read_secret(env, db_password_setting(name), state_dir)
+    auth = quote(user, safe="") + (f":{quote(password, safe='')}" if password else "")
+    return f"postgresql://{auth}@{host}:{port}/{quote(db, safe='')}"
 
 
 def load(service: str | None = None, env: os._Environ | dict | None = None) -> Settings:
@@ -50,12 +76,12 @@ def load(service: str | None = None, env: os._Environ | dict | None = None) -> S
     host = env.get("CLINIC_PG_HOST", "127.0.0.1")
     port = int(env.get("CLINIC_PG_PORT", "55432"))
     db = env.get("CLINIC_DB_NAME", "clinic")
-    role_urls = {
-        role: env.get(f"CLINIC_{role.upper()}_DATABASE_URL") or _local_url(role, role, host, port, db)
-        for role in SERVICES
-    }
+    role_urls = {role: _role_url(env, role, role, host, port, db, state_dir) for role in SERVICES}
     if service in role_urls and env.get("CLINIC_DATABASE_URL"):
         role_urls[service] = env["CLINIC_DATABASE_URL"]
+    secret_key = read_secret(env, "CLINIC_SECRET_KEY", state_dir)
+    if not secret_key and service in SERVICES:  # `make run` keeps one per service
+        secret_key = read_secret(env, secret_key_setting(service), state_dir)
     return Settings(
         service=service,
         state_dir=state_dir,
@@ -63,12 +89,9 @@ def load(service: str | None = None, env: os._Environ | dict | None = None) -> S
         pg_port=port,
         db_name=db,
         database_url=role_urls.get(service, env.get("CLINIC_DATABASE_URL", "")),
-        admin_database_url=env.get(
-            "CLINIC_ADMIN_DATABASE_URL", _local_url("clinic_admin", "clinic_admin", host, port, db)
-        ),
+        admin_database_url=_role_url(env, "admin", ADMIN_ROLE, host, port, db, state_dir),
         kafka_bootstrap=env.get("CLINIC_KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
-        # Local default only; compose and real deployments set CLINIC_SECRET_KEY.
-        secret_key=env.get("CLINIC_SECRET_KEY", "local-development-secret-change-me"),
+        secret_key=secret_key,
         ports={
             "intake": int(env.get("CLINIC_INTAKE_PORT", "8001")),
             "triage": int(env.get("CLINIC_TRIAGE_PORT", "8002")),

@@ -111,7 +111,7 @@ def build_app(settings: Settings, *, title: str, migrations_package: str, import
     configure_logging(settings.service)
     app = Flask(import_name, static_folder=None)  # pages register their own static routes
     app.config.update(
-        SECRET_KEY=settings.secret_key,
+        SECRET_KEY=settings.require_secret_key(),
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Strict",

@@ -147,7 +147,7 @@ def fault_plan(ctx: Ctx, profile: Profile, inject) -> list[tuple[str, Callable[[
 
 def run_suite(stack, profile: Profile, say: Callable[[str], None] = _log) -> Result:
     run_id = uuid.uuid4().hex[:6]
-    admin_url = stack.env["CLINIC_ADMIN_DATABASE_URL"]
+    admin_url = stack.settings().admin_database_url
     bootstrap = stack.env["CLINIC_KAFKA_BOOTSTRAP"]
     procs = StackProcesses.of(stack)
     suite_started = time.monotonic()

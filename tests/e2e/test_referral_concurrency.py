@@ -415,7 +415,7 @@ INTAKE_STATUS = {"booked": "referred", "waitlisted": "waitlisted", "cancelled": 
 
 # -- the test ------------------------------------------------------------------------------
 def test_workers_and_schedulers_racing_keep_every_booking_invariant(live_stack, tmp_path):
-    admin_url = live_stack.env["CLINIC_ADMIN_DATABASE_URL"]
+    admin_url = live_stack.settings().admin_database_url
     with psycopg.connect(admin_url) as conn:
         # Dead letters are counted from here: other tests on this stack may have parked some.
         test_started_at = conn.execute("SELECT now()").fetchone()[0]

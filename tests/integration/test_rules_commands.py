@@ -135,11 +135,12 @@ def test_replay_reproduces_stored_decisions_and_names_one_that_was_altered(clini
 def own_database(clinic_env, pg, monkeypatch):
     """A database of this test's own, bootstrapped as `clinic db bootstrap` does, so that its
     count of stored decisions is exactly what the test stored."""
-    from services.admin.database import bootstrap_database, service_connection
-    from services.common.settings import SERVICES, load
+    from services.admin.database import bootstrap_database, role_passwords, service_connection
+    from services.common.settings import load
 
     name = f"clinic_replay_{uuid.uuid4().hex[:8]}"
-    bootstrap_database(pg.admin_url().rsplit("/", 1)[0] + "/postgres", name, {role: role for role in SERVICES})
+    # The roles keep their passwords: they are shared with every other test's database.
+    bootstrap_database(pg.admin_url().rsplit("/", 1)[0] + "/postgres", name, role_passwords(load()))
     monkeypatch.setenv("CLINIC_DB_NAME", name)
     with service_connection(load(), "triage") as conn:
         yield conn

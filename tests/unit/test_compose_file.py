@@ -308,16 +308,22 @@ def test_migrate_sets_the_passwords_the_services_use(services):
     assert services["postgres"]["environment"]["POSTGRES_PASSWORD"] == raw_admin
 
 
-def test_bootstrap_takes_role_passwords_from_the_role_urls():
-    """`clinic db bootstrap` (run by migrate) gives each role the password in its URL."""
-    from services.common.settings import load
+def test_bootstrap_takes_role_passwords_from_the_role_urls(tmp_path):
+    """`clinic db bootstrap` (run by migrate) gives each role the password in its URL, or in
+    CLINIC_<ROLE>_DB_PASSWORD; a role with neither is refused, never given a default."""
     from services.admin.database import role_passwords
+    from services.admin.errors import CommandError
+    from services.common.settings import load
 
-    settings = load(env={
+    env = {
+        "CLINIC_STATE_DIR": str(tmp_path),  # no local secrets folder to fall back on
         "CLINIC_INTAKE_DATABASE_URL": "postgresql://intake:a%27b%40c@postgres:5432/clinic",
         "CLINIC_REFERRAL_DATABASE_URL": "postgresql://referral:r@postgres:5432/clinic",
-    })
-    assert role_passwords(settings) == {"intake": "a'b@c", "triage": "triage", "referral": "r"}
+    }
+    with pytest.raises(CommandError, match="no database password for triage: set CLINIC_TRIAGE_DB_PASSWORD"):
+        role_passwords(load(env=env))
+    settings = load(env={**env, "CLINIC_TRIAGE_DB_PASSWORD": "t/1"})
+    assert role_passwords(settings) == {"intake": "a'b@c", "triage": "t/1", "referral": "r"}
 
 
 # --------------------------------------------------------------------------- lifecycle
