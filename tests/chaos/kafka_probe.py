@@ -12,12 +12,13 @@ from dataclasses import dataclass
 
 with warnings.catch_warnings():  # kafka-python 3.0.12 imports a deprecated importlib API
     warnings.simplefilter("ignore", DeprecationWarning)
-    from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+    from kafka import KafkaAdminClient, TopicPartition
     from kafka.admin import OffsetSpec
 
 from services.common import envelope
-from services.common.kafka_io import make_producer, read_to_end
+from services.common.kafka_io import make_producer
 from services.common.settings import TOPIC_DECISIONS, TOPIC_REFERRAL_EVENTS, TOPIC_REPORTS, TOPICS, dlq_topic
+from tests.kafka_support import read_topic
 
 PARTITIONS = 6
 GROUPS = {  # consumer group -> topics it reads (services/*/worker.py)
@@ -143,25 +144,9 @@ class Parked:
                 self.headers.get("dlq.original_offset"))
 
 
-def read_all(bootstrap: str, topic: str, timeout: float = 60.0) -> list:
-    """Every message on `topic` now (to the end offsets at the start), in offset order."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                             client_id="chaos-reader", request_timeout_ms=15000)
-    try:
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
-        consumer.assign(partitions)
-        try:
-            found, _end = read_to_end(consumer, consumer.beginning_offsets(partitions), timeout)
-        except TimeoutError as exc:
-            raise AssertionError(str(exc)) from None
-        return sorted(found, key=lambda m: (m.partition, m.offset))
-    finally:
-        consumer.close()
-
-
 def read_dlq(bootstrap: str, topic: str) -> list[Parked]:
     parked = []
-    for m in read_all(bootstrap, dlq_topic(topic)):
+    for m in read_topic(bootstrap, dlq_topic(topic), client_id="chaos-reader"):
         headers = {k: (v or b"").decode(errors="replace") for k, v in (m.headers or [])}
         parked.append(Parked(dlq_topic(topic), m.partition, m.offset, m.key.decode(errors="replace") if m.key else None,
                              m.value, headers))

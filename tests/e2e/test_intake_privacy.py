@@ -15,7 +15,7 @@ from datetime import date, timedelta
 import pytest
 import requests
 
-from tests.intake_support import read_whole_topic
+from tests.kafka_support import read_topic
 
 from services.common.settings import TOPICS
 
@@ -119,7 +119,7 @@ def test_patient_data_stays_out_of_logs_metrics_and_events(live_stack):
 
     # -- events -----------------------------------------------------------------------------
     bootstrap = live_stack.env["CLINIC_KAFKA_BOOTSTRAP"]
-    ours = {topic: [m for m in read_whole_topic(bootstrap, topic) if m.key and m.key.decode() in report_ids]
+    ours = {topic: [m for m in read_topic(bootstrap, topic) if m.key and m.key.decode() in report_ids]
             for topic in TOPICS}
     reports_topic = TOPICS[0]
     assert sorted(m.key.decode() for m in ours[reports_topic]) == sorted(report_ids)
