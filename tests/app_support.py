@@ -1,12 +1,16 @@
-"""Helpers for tests that use one service's app or database role directly."""
+"""Helpers for tests that use one service's app, worker or database role directly."""
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable, Iterator
+from unittest import mock
 
 import psycopg
 from flask import Flask
 
+from services.common import worker as worker_module
+from services.common.inbox import Handler
 from services.common.settings import Settings
 
 
@@ -25,3 +29,34 @@ def role_conn(settings: Settings) -> Iterator[psycopg.Connection]:
     """A connection as the service's role, autocommit: every query sees the latest commits."""
     with psycopg.connect(settings.database_url, autocommit=True) as conn:
         yield conn
+
+
+class WorkerThread:
+    """`clinic worker <service>` as it runs (services/common/worker.run_worker: migrations,
+    outbox relay, inbox consumer) in a thread, stopped and joined on exit. `group_id`: its
+    own consumer group, so that other tests' committed offsets do not matter (None: the
+    service's own, `clinic-<service>`)."""
+
+    def __init__(self, settings: Settings, *, migrations_package: str, handlers: dict[str, Handler],
+                 group_id: str | None = None):
+        self.group_id = group_id or f"clinic-{settings.service}"
+        self.stop = threading.Event()
+        self.thread = threading.Thread(
+            target=worker_module.run_worker, args=(settings,), daemon=True, name=f"{settings.service}-test-worker",
+            kwargs={"migrations_package": migrations_package, "handlers": handlers, "stop": self.stop,
+                    "group_id": group_id})
+        # run_worker's configure_logging would replace the root logger's handlers, pytest's
+        # log capture (caplog, the report's "Captured log") among them: pytest keeps logging.
+        self._logging_kept = mock.patch.object(worker_module, "configure_logging", lambda service: None)
+
+    def __enter__(self) -> WorkerThread:
+        self._logging_kept.start()
+        self.thread.start()
+        return self
+
+    def __exit__(self, exc_type, *_exc) -> None:
+        self.stop.set()
+        self.thread.join(timeout=30)
+        self._logging_kept.stop()
+        if exc_type is None:
+            assert not self.thread.is_alive(), "the worker did not stop within 30 s"
