@@ -14,6 +14,10 @@ from tests.live_stack import kafka_lib_dir
 
 REPO = Path(__file__).resolve().parents[1]
 
+# Each service's fixtures (its settings, role connection, app...), next to its helpers;
+# test modules import only the helpers.
+pytest_plugins = ["tests.intake_support", "tests.triage_support", "tests.referral_support"]
+
 
 @pytest.fixture(scope="session")
 def infra_dir():

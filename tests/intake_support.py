@@ -1,4 +1,5 @@
-"""Helpers and fixtures for the intake service's integration tests.
+"""Helpers and fixtures (a pytest plugin: tests/conftest.py) for the intake service's
+integration tests.
 
 The session database is shared with every other test, so each test makes its own kiosks
 (uuid names) and patients (uuid MRNs) and looks only at rows carrying them, except where a
@@ -8,16 +9,12 @@ other test changes while it runs).
 from __future__ import annotations
 
 import copy
-import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
 import psycopg
 import pytest
-
-
-from kafka import KafkaConsumer, TopicPartition
 
 from tests.app_support import flask_app, role_conn
 from services.admin.credentials import kiosk_add, kiosk_revoke, staff_add
@@ -93,27 +90,6 @@ def error_of(response) -> dict:
     return error
 
 
-def read_whole_topic(bootstrap: str, topic: str) -> list:
-    """Every message on the topic, from the first offset to the end offsets of now."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
-                             enable_auto_commit=False, auto_offset_reset="earliest",
-                             client_id="intake-test-reader")
-    try:
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
-        end = consumer.end_offsets(partitions)
-        found = []
-        deadline = time.monotonic() + 60
-        while any(consumer.position(tp) < end[tp] for tp in partitions):
-            assert time.monotonic() < deadline, f"could not read {topic} to its end"
-            for messages in consumer.poll(timeout_ms=500).values():
-                found += messages
-        return found
-    finally:
-        consumer.close()
-
-
 @pytest.fixture(scope="session")
 def intake_settings(migrated_settings):
     return migrated_settings("intake")
@@ -131,11 +107,6 @@ def intake_app(intake_settings):
 
     with flask_app(create_app, intake_settings) as app:
         yield app
-
-
-@pytest.fixture
-def client(intake_app):
-    return intake_app.test_client()
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""Helpers and fixtures for the referral service's integration, API and browser tests.
+"""Helpers and fixtures (a pytest plugin: tests/conftest.py) for the referral service's
+integration, API and browser tests.
 
 The session database is shared by every test (and other services' tests), and the
 booking looks at every pain-management slot. So each test lives in its own "time bubble":
@@ -12,7 +13,6 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-
 
 from tests.app_support import role_conn
 from services.common.envelope import new_event, new_traceparent

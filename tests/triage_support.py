@@ -1,26 +1,21 @@
-"""Helpers and fixtures for the triage service's integration tests.
+"""Helpers and fixtures (a pytest plugin: tests/conftest.py) for the triage service's
+integration tests.
 
 The session database and broker are shared with every other test, so each test makes
 its own report ids and looks only at rows and messages carrying them.
 """
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
-
-from kafka import KafkaConsumer, TopicPartition
-
-from tests.app_support import role_conn
-from services.common.db import make_pool
+from tests.app_support import WorkerThread, role_conn
 from services.common.envelope import new_traceparent
-from services.common.inbox import Delivery, InboxConsumer
+from services.common.inbox import Delivery
 from services.common.kafka_io import make_producer
-from services.common.outbox import OutboxRelay, start_relay_thread
 from services.common.settings import TOPIC_REPORTS
 from services.intake.events import report_event as intake_report_event
 from services.triage import worker
@@ -94,54 +89,13 @@ def produce(bootstrap: str, topic: str, messages: list[tuple[str, bytes]], trace
         producer.close(timeout=5)
 
 
-def read_topic(bootstrap: str, topic: str, keys: set[str]) -> list:
-    """Every message on the topic so far whose key is one of `keys`, in offset order."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
-                             client_id="triage-test-reader")
-    try:
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
-        end = consumer.end_offsets(partitions)
-        found = []
-        deadline = time.monotonic() + 30
-        while any(consumer.position(tp) < end[tp] for tp in partitions):
-            assert time.monotonic() < deadline, f"could not read {topic} to its end"
-            for messages in consumer.poll(timeout_ms=500).values():
-                found += [m for m in messages if m.key and m.key.decode() in keys]
-        return sorted(found, key=lambda m: (m.partition, m.offset))
-    finally:
-        consumer.close()
-
-
-class TriageWorker:
-    """What `clinic worker triage` runs (inbox consumer + outbox relay), with its own
-    consumer group so that other tests' committed offsets do not matter."""
+class TriageWorker(WorkerThread):
+    """What `clinic worker triage` runs, with its own consumer group so that other tests'
+    committed offsets do not matter."""
 
     def __init__(self, settings, rules):
-        self.settings = settings
-        self.group_id = f"triage-test-{uuid.uuid4().hex[:8]}"
-        self.stop = threading.Event()
-        self.pool = make_pool(settings.database_url, max_size=2, name="triage-test-worker")
-        self.consumer = InboxConsumer(service="triage", pool=self.pool, kafka_bootstrap=settings.kafka_bootstrap,
-                                      group_id=self.group_id, handlers=worker.handlers(rules))
-        self.relay = OutboxRelay(settings.database_url, "triage", settings.kafka_bootstrap,
-                                 client_id="triage-test-relay")
-        self.threads: list[threading.Thread] = []
-
-    def __enter__(self) -> TriageWorker:
-        self.threads.append(start_relay_thread(self.relay, self.stop))
-        consumer_thread = threading.Thread(target=self.consumer.run, args=(self.stop,), daemon=True,
-                                           name="triage-test-consumer")
-        consumer_thread.start()
-        self.threads.append(consumer_thread)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop.set()
-        for thread in self.threads:
-            thread.join(timeout=30)
-        self.pool.close()
+        super().__init__(settings, migrations_package="services.triage", handlers=worker.handlers(rules),
+                         group_id=f"triage-test-{uuid.uuid4().hex[:8]}")
 
 
 def wait_for(query, conn, params, until, timeout: float = 60.0):

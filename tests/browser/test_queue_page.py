@@ -11,17 +11,7 @@ from datetime import timedelta
 import pytest
 from werkzeug.serving import make_server
 
-from tests.referral_support import (  # noqa: F401  (fixtures)
-    add_slots,
-    decide,
-    mrn,
-    new_provider,
-    now,
-    ref_conn,
-    referral_for_report,
-    referral_settings,
-    staff_token,
-)
+from tests.referral_support import add_slots, decide, mrn, new_provider, referral_for_report, staff_token
 
 from services.common.envelope import new_traceparent
 from services.referral import booking

@@ -12,7 +12,8 @@ import uuid
 
 import pytest
 
-from tests.triage_support import produce, read_topic, triage_settings  # noqa: F401  (fixture)
+from tests.kafka_support import read_topic
+from tests.triage_support import produce
 
 from services.common import envelope
 from services.common.db import make_pool
@@ -31,6 +32,8 @@ def _event(kind: str) -> dict:
 
 
 def _run(settings, group_id: str, handler, stop_when) -> InboxConsumer:
+    # The inbox consumer alone, not run_worker: the test kills the consumer loop itself (a
+    # BaseException, no offset commit) and needs no outbox relay.
     pool = make_pool(settings.database_url, max_size=2, name="dlq-once-test")
     consumer = InboxConsumer(service="triage", pool=pool, kafka_bootstrap=settings.kafka_bootstrap,
                              group_id=group_id, handlers={TOPIC_REPORTS: handler})
@@ -58,7 +61,7 @@ def _run(settings, group_id: str, handler, stop_when) -> InboxConsumer:
     return outcome
 
 
-def test_a_redelivered_poison_message_is_not_dead_lettered_twice(triage_settings, caplog):  # noqa: F811
+def test_a_redelivered_poison_message_is_not_dead_lettered_twice(triage_settings, caplog):
     key = f"dlq-once-{uuid.uuid4()}"
     group = f"dlq-once-{uuid.uuid4().hex[:8]}"
     applied: list[str] = []
@@ -97,7 +100,7 @@ def test_a_redelivered_poison_message_is_not_dead_lettered_twice(triage_settings
 
 
 @pytest.mark.parametrize("when", ["before_the_send", "after_the_broker_ack"])
-def test_a_dead_letter_interrupted_half_way_is_neither_lost_nor_doubled(triage_settings, caplog, monkeypatch,  # noqa: F811
+def test_a_dead_letter_interrupted_half_way_is_neither_lost_nor_doubled(triage_settings, caplog, monkeypatch,
                                                                         when):
     """The worker dies while parking: before sending, or after the broker's ack but before
     its database commit. The next delivery finds the unfinished attempt, looks in the .dlq

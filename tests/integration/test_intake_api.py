@@ -8,13 +8,8 @@ import uuid
 
 import pytest
 
-from tests.intake_support import (  # noqa: F401  (fixtures)
-    client,
+from tests.intake_support import (
     error_of,
-    intake_app,
-    intake_conn,
-    intake_settings,
-    kiosk,
     kiosk_report_ids,
     new_kiosk,
     report_body,
@@ -28,6 +23,12 @@ from services.common.settings import TOPIC_REPORTS
 pytestmark = pytest.mark.integration
 
 JSON = {"Content-Type": "application/json"}
+
+
+@pytest.fixture
+def app(intake_app):
+    """Intake's app, whose test client is `client` (tests/conftest.py)."""
+    return intake_app
 
 
 def post(client, headers: dict, body=None, *, data: bytes | str | None = None, **extra_headers):

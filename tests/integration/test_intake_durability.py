@@ -23,14 +23,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.intake_support import (  # noqa: F401  (fixtures)
-    error_of,
-    intake_conn,
-    intake_settings,
-    new_kiosk,
-    read_whole_topic,
-    report_body,
-)
+from tests.kafka_support import read_topic
+from tests.intake_support import error_of, new_kiosk, report_body
 
 from infra.kafka.runner import LocalKafka
 from infra.postgres import LocalPostgres, free_port
@@ -116,7 +110,9 @@ def broker(kafka):
 
 @pytest.fixture
 def relay(intake_settings, broker):
-    """The intake worker's relay thread (services/common/worker.py starts the same one)."""
+    """The intake worker's relay thread (services/common/worker.py starts the same one).
+    Started here rather than through run_worker: the test must see the relay thread itself
+    stop (run_worker waits 15 s for it, then goes on) before the leftover sockets are collected."""
     stop = threading.Event()
     relay = OutboxRelay(intake_settings.database_url, "intake", broker.bootstrap, client_id="intake-outage-relay")
     thread = start_relay_thread(relay, stop)
@@ -173,7 +169,7 @@ def test_reports_accepted_while_kafka_is_down_are_published_once_it_is_back(
         wait_until(lambda: unsent(intake_conn, sent_while_down) == 0, 120, "the outbox to drain")
         drain_s = time.monotonic() - restarted_at
 
-        messages = read_whole_topic(broker.bootstrap, TOPIC_REPORTS)
+        messages = read_topic(broker.bootstrap, TOPIC_REPORTS)
         ours = [m for m in messages if m.key.decode() in {before, *sent_while_down}]
         published = sorted(m.key.decode() for m in ours)
         assert published == sorted([before, *sent_while_down]), "each report exactly once"

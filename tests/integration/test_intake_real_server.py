@@ -17,14 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.intake_support import (  # noqa: F401  (fixtures)
-    error_of,
-    intake_conn,
-    intake_settings,
-    kiosk,
-    kiosk_report_ids,
-    report_body,
-)
+from tests.intake_support import error_of, kiosk_report_ids, report_body
 
 from infra.postgres import free_port
 

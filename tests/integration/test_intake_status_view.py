@@ -13,15 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.intake_support import (  # noqa: F401  (fixtures)
-    client,
-    intake_app,
-    intake_conn,
-    intake_settings,
-    kiosk,
-    report_body,
-    staff_headers,
-)
+from tests.intake_support import report_body, staff_headers
 
 from services.common.db import make_pool
 from services.common.envelope import new_event, new_traceparent
@@ -35,6 +27,12 @@ pytestmark = pytest.mark.integration
 T0 = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 ADVICE = {"urgent": ["Stop running until you are seen."], "self_care": ["Rest for two weeks."],
           "specialist": ["Avoid deep squats."]}
+
+
+@pytest.fixture
+def app(intake_app):
+    """Intake's app, whose test client is `client` (tests/conftest.py)."""
+    return intake_app
 
 
 @pytest.fixture(scope="module")

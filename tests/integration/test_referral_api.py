@@ -8,17 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.app_support import flask_app
-from tests.referral_support import (  # noqa: F401  (fixtures)
-    add_slots,
-    decide,
-    mrn,
-    new_provider,
-    now,
-    ref_conn,
-    referral_for_report,
-    referral_settings,
-    staff_token,
-)
+from tests.referral_support import add_slots, decide, mrn, new_provider, referral_for_report, staff_token
 
 from services.referral import slot_store
 from services.referral.app import create_app

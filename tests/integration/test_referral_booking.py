@@ -6,17 +6,14 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from tests.referral_support import (  # noqa: F401  (fixtures)
+from tests.referral_support import (
     TRACEPARENT,
     add_slots,
     decide,
     mrn,
     new_provider,
-    now,
     outbox_events,
-    ref_conn,
     referral_for_report,
-    referral_settings,
 )
 
 from services.common.envelope import trace_id

@@ -11,17 +11,7 @@ import psycopg
 import pytest
 from psycopg import errors
 
-from tests.referral_support import (  # noqa: F401  (fixtures)
-    add_slots,
-    apply,
-    decide,
-    mrn,
-    new_provider,
-    now,
-    ref_conn,
-    referral_for_report,
-    referral_settings,
-)
+from tests.referral_support import add_slots, apply, decide, mrn, new_provider, referral_for_report
 
 from services.referral import store
 

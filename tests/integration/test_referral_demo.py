@@ -5,7 +5,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.referral_support import decide, mrn, now, ref_conn, referral_for_report, referral_settings  # noqa: F401
+from tests.referral_support import decide, mrn, referral_for_report
 
 from services.referral import slot_store
 from services.referral.demo import DEMO_PROVIDER, seed_provider

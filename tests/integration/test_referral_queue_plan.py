@@ -9,7 +9,7 @@ from datetime import timedelta
 import psycopg
 import pytest
 
-from tests.referral_support import next_bubble, referral_settings  # noqa: F401  (fixtures)
+from tests.referral_support import next_bubble
 
 from services.referral import store
 

@@ -7,15 +7,7 @@ import uuid
 import pytest
 
 from tests.app_support import flask_app
-from tests.referral_support import (  # noqa: F401  (fixtures)
-    decide,
-    mrn,
-    now,
-    ref_conn,
-    referral_for_report,
-    referral_settings,
-    staff_token,
-)
+from tests.referral_support import decide, mrn, referral_for_report, staff_token
 
 from services.common.auth import hash_secret
 from services.referral.app import create_app

@@ -3,24 +3,17 @@ announced on clinic.referral-events.v1 with the report's trace; bad decisions ar
 from __future__ import annotations
 
 import json
-import threading
 import time
 import uuid
 
 import pytest
 
-from tests.referral_support import (  # noqa: F401  (fixtures)
-    decision_event,
-    mrn,
-    ref_conn,
-    referral_for_report,
-    referral_settings,
-)
+from tests.app_support import WorkerThread
+from tests.referral_support import decision_event, mrn, referral_for_report
 
 from services.common import envelope
 from services.common.kafka_io import make_producer
 from services.common.settings import TOPIC_DECISIONS, TOPIC_REFERRAL_EVENTS, dlq_topic
-from services.common.worker import run_worker
 from services.referral.worker import on_decision
 
 pytestmark = pytest.mark.integration
@@ -30,15 +23,9 @@ TIMEOUT_S = 60
 
 @pytest.fixture
 def running_worker(referral_settings):
-    stop = threading.Event()
-    thread = threading.Thread(target=run_worker, args=(referral_settings,), daemon=True, name="referral-worker",
-                              kwargs={"migrations_package": "services.referral", "stop": stop,
-                                      "handlers": {TOPIC_DECISIONS: on_decision}})
-    thread.start()
-    yield
-    stop.set()
-    thread.join(timeout=30)
-    assert not thread.is_alive()
+    with WorkerThread(referral_settings, migrations_package="services.referral",
+                      handlers={TOPIC_DECISIONS: on_decision}):
+        yield
 
 
 def publish(settings, event: dict, traceparent: str) -> None:

@@ -9,14 +9,7 @@ import uuid
 
 import pytest
 
-from tests.triage_support import (  # noqa: F401  (fixtures)
-    clinical,
-    decide_as_worker,
-    report_event,
-    rules,
-    triage_conn,
-    triage_settings,
-)
+from tests.triage_support import clinical, decide_as_worker, report_event
 
 from services.admin.cli import main
 from services.triage.domain import default_rules_path

@@ -8,14 +8,7 @@ from datetime import datetime
 import pytest
 
 from tests.app_support import flask_app
-from tests.triage_support import (  # noqa: F401  (fixtures)
-    clinical,
-    decide_as_worker,
-    report_event,
-    rules,
-    triage_conn,
-    triage_settings,
-)
+from tests.triage_support import clinical, decide_as_worker, report_event
 
 from services.admin.credentials import kiosk_add, staff_add
 from services.triage.app import create_app

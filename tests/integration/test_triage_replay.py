@@ -7,14 +7,7 @@ from datetime import date
 
 import pytest
 
-from tests.triage_support import (  # noqa: F401  (fixtures)
-    clinical,
-    decide_as_worker,
-    report_event,
-    rules,
-    triage_conn,
-    triage_settings,
-)
+from tests.triage_support import clinical, decide_as_worker, report_event
 
 from services.triage import store
 from services.triage.replay import DECISION_FIELDS, ReplayRefused, differences, replay

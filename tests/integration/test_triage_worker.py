@@ -9,18 +9,8 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
-from tests.triage_support import (  # noqa: F401  (fixtures)
-    TriageWorker,
-    clinical,
-    decide_as_worker,
-    produce,
-    read_topic,
-    report_event,
-    rules,
-    triage_conn,
-    triage_settings,
-    wait_for,
-)
+from tests.kafka_support import read_topic
+from tests.triage_support import TriageWorker, clinical, decide_as_worker, produce, report_event, wait_for
 
 from services.common import envelope
 from services.common.envelope import new_traceparent
