@@ -35,11 +35,11 @@ class WorkerThread:
     """`clinic worker <service>` as it runs (services/common/worker.run_worker: migrations,
     outbox relay, inbox consumer) in a thread, stopped and joined on exit. `group_id`: its
     own consumer group, so that other tests' committed offsets do not matter (None: the
-    service's own, `clinic-<service>`)."""
+    service's own, as in production)."""
 
     def __init__(self, settings: Settings, *, migrations_package: str, handlers: dict[str, Handler],
                  group_id: str | None = None):
-        self.group_id = group_id or f"clinic-{settings.service}"
+        self.group_id = group_id
         self.stop = threading.Event()
         self.thread = threading.Thread(
             target=worker_module.run_worker, args=(settings,), daemon=True, name=f"{settings.service}-test-worker",
