@@ -29,7 +29,7 @@ def on_report(rules: RuleSet, conn, event: dict, delivery: Delivery) -> None:
 
 
 def handlers(rules: RuleSet) -> dict[str, Handler]:
-    """Topic -> handler; tests wire their own InboxConsumer with these."""
+    """Topic -> handler, for run_worker."""
     return {TOPIC_REPORTS: partial(on_report, rules)}
 
 

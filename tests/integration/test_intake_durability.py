@@ -239,7 +239,8 @@ def timed(call):
 
 def test_postgres_down_is_a_prompt_503_and_recovery_needs_no_restart(private_pg, stack_env, record_property):
     env = {**stack_env, "CLINIC_PG_PORT": str(private_pg.pg.port),
-           "CLINIC_ADMIN_DATABASE_URL": private_pg.pg.admin_url()}
+           "CLINIC_ADMIN_DATABASE_URL": private_pg.pg.admin_url(),
+           "CLINIC_STATE_DIR": str(private_pg.state_dir)}  # its roles' random passwords
     settings = settings_module.load("intake", env=env)
     app = create_app(settings)  # migrates the fresh database
     try:
@@ -301,7 +302,8 @@ def test_while_postgres_is_down_one_request_waits_and_the_others_are_refused_at_
     """After one request has waited the pool's timeout in vain, the next ones get their 503
     without waiting (they never reach the pool) until a probe finds the database back."""
     env = {**stack_env, "CLINIC_PG_PORT": str(private_pg.pg.port),
-           "CLINIC_ADMIN_DATABASE_URL": private_pg.pg.admin_url()}
+           "CLINIC_ADMIN_DATABASE_URL": private_pg.pg.admin_url(),
+           "CLINIC_STATE_DIR": str(private_pg.state_dir)}  # its roles' random passwords
     settings = settings_module.load("intake", env=env)
     app = create_app(settings)
     pool = app.extensions["clinic"].pool
