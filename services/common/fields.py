@@ -6,27 +6,94 @@ refused by the other in the same words.
 from __future__ import annotations
 
 import re
+import sys
 import unicodedata
 from datetime import date
 
-from marshmallow import fields, validate
+from marshmallow import fields
 
 # `date.fromisoformat` also takes "20261120" and "2026-W47-5"; the contract means calendar dates.
 CALENDAR_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
+# What str.strip() takes off both ends (str.isspace), and what may never be inside: control
+# characters (Cc), invisible format characters (Cf: bidi overrides and isolates, zero-width
+# spaces and joiners, the BOM, tag characters), lone surrogates (Cs). Cf characters can
+# make a name display as another (U+202E turns "Silva" around) or two look-alike MRNs differ.
+REFUSED_CATEGORIES = ("Cc", "Cf", "Cs")
+
+
+def _chars(test) -> list[int]:
+    return [code for code in range(sys.maxunicode + 1) if test(chr(code))]
+
+
+def _char_class(codes: list[int]) -> str:
+    """The inside of a regex character class for these code points, as ranges.
+
+    BMP code points are written \\uXXXX (read alike by ECMA-262, Python and Rust regexes);
+    astral ones literally (a JSON document carries them as surrogate-pair escapes).
+    """
+    def one(code: int) -> str:
+        return f"\\u{code:04X}" if code <= 0xFFFF else chr(code)
+
+    parts, start = [], None
+    for i, code in enumerate(codes):
+        if start is None:
+            start = code
+        if i + 1 == len(codes) or codes[i + 1] != code + 1:
+            parts.append(one(start) if start == code else f"{one(start)}-{one(code)}")
+            start = None
+    return "".join(parts)
+
+
+_SPACE = _char_class(_chars(str.isspace))
+_REFUSED = _char_class(_chars(lambda char: unicodedata.category(char) in REFUSED_CATEGORIES))
+
+
+def text_pattern(max_length: int) -> str:
+    """The JSON Schema `pattern` of a Text field: exactly the strings the field accepts.
+
+    Surrounding whitespace (dropped), then 1 to `max_length` characters that start and end
+    with a visible one, none of them a control, format or surrogate character.
+    """
+    edge = f"[^{_SPACE}{_REFUSED}]"
+    return f"^[{_SPACE}]*{edge}(?:[^{_REFUSED}]{{0,{max_length - 2}}}{edge})?[{_SPACE}]*$"
+
+
 class Text(fields.String):
-    """One line of text: surrounding spaces trimmed, blank refused.
+    """One line of text: surrounding spaces trimmed, blank refused, at most `max_length`
+    characters counted after trimming.
 
     Control characters and lone surrogates are refused because they cannot be shown on
-    a kiosk or a scheduler's page, and PostgreSQL rejects NUL in text outright.
+    a kiosk or a scheduler's page, and PostgreSQL rejects NUL in text outright; Unicode
+    format characters (category Cf: bidi controls, zero-width characters) because they are
+    invisible: a name or MRN with them looks like another. The OpenAPI document carries the
+    same rule as `minLength` and `pattern` (text_pattern), so a client can check before sending.
     """
 
     default_error_messages = {
         "invalid": "Must be text.",
         "blank": "Must not be blank.",
         "control": "Must not contain line breaks or control characters.",
+        "format": "Must not contain invisible formatting characters (Unicode category Cf, such as "
+                  "bidi controls or zero-width spaces).",
+        "too_long": "Must be at most {max_length} characters.",
     }
+
+    def __init__(self, *, max_length: int = 1000, **kwargs):
+        self.max_length = max_length
+        metadata = dict(kwargs.pop("metadata", None) or {})
+        description = metadata.get("description", "")
+        metadata.update(
+            minLength=1,
+            pattern=text_pattern(max_length),
+            description=(description + " " if description else "")
+            + f"1 to {max_length} characters after surrounding spaces are trimmed; no line breaks, "
+              "control characters or invisible formatting characters (Unicode Cf).",
+        )
+        # No maxLength in the schema: the limit counts characters after trimming, which the
+        # pattern expresses and maxLength (counting the spaces too) would not.
+        super().__init__(metadata=metadata, **kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs) -> str:
         if not isinstance(value, str):  # String would also take bytes
@@ -34,15 +101,19 @@ class Text(fields.String):
         text = value.strip()
         if not text:
             raise self.make_error("blank")
-        if any(unicodedata.category(char) in ("Cc", "Cs") for char in text):
+        categories = {unicodedata.category(char) for char in text}
+        if categories.intersection(("Cc", "Cs")):
             raise self.make_error("control")
+        if "Cf" in categories:
+            raise self.make_error("format")
+        if len(text) > self.max_length:
+            raise self.make_error("too_long", max_length=self.max_length)
         return text
 
 
 def bounded_text(max_length: int, **kwargs) -> Text:
     """Text of at most `max_length` characters, counted after trimming."""
-    return Text(validate=validate.Length(max=max_length, error=f"Must be at most {max_length} characters."),
-                **kwargs)
+    return Text(max_length=max_length, **kwargs)
 
 
 class CalendarDate(fields.Date):

@@ -5,10 +5,12 @@ Gunicorn reads the module-level names below; nothing else runs at import.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
 
+from gunicorn import util as gunicorn_util
 from gunicorn.glogging import Logger
 from pythonjsonlogger.json import JsonFormatter
 
@@ -89,8 +91,49 @@ def _trace_id(traceparent: str) -> str | None:
 
 logger_class = JsonLogger
 
-# No post_fork hook: with preload_app off there is nothing to reset after the
-# fork, and the worker builds its app (and pools) itself.
+# Request line and header limits. Gunicorn refuses what passes them before the app sees
+# the request (414 for the line, 431 for a header or too many of them, 400 for a line or
+# header it cannot parse); post_fork below makes those answers the services' one JSON error
+# shape instead of gunicorn's HTML page. The OpenAPI documents list them (services/common/errors.py).
+limit_request_line = 4094  # bytes: method, path, query and version
+limit_request_fields = 100
+limit_request_field_size = 8190  # bytes: one header, name and value
+
+# Gunicorn's words for these answers are its own; ours say what the limit is.
+_GUNICORN_ERRORS = {
+    400: ("bad_request", "The request line or a header could not be parsed."),
+    403: ("forbidden", "The request was refused."),
+    414: ("uri_too_long", f"The request line is over {limit_request_line} bytes."),
+    417: ("expectation_failed", "Only Expect: 100-continue is understood."),
+    431: ("header_fields_too_large", f"A request header is over {limit_request_field_size} bytes, "
+                                     f"or there are more than {limit_request_fields} headers."),
+    500: ("internal_error", "An internal error occurred."),
+    501: ("not_implemented", "That transfer coding is not supported."),
+}
+_SECURITY_HEADERS = (  # as services/common/web.py SECURITY_HEADERS (no app import here)
+    "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n"
+    "Content-Security-Policy: default-src 'none'; frame-ancestors 'none'\r\n")
+
+
+def json_error(status: int, reason: str) -> bytes:
+    """A whole HTTP/1.1 answer in the services' one error shape, for gunicorn to send."""
+    code, message = _GUNICORN_ERRORS.get(status, ("bad_request" if status < 500 else "internal_error",
+                                                  reason))
+    body = json.dumps({"error": {"code": code, "message": message}}).encode()
+    head = (f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+            f"{_SECURITY_HEADERS}Content-Length: {len(body)}\r\n\r\n")
+    return head.encode("latin-1") + body
+
+
+def _write_json_error(sock, status_int, reason, mesg):
+    # mesg (gunicorn's detail, which may echo the request line) is left out on purpose.
+    gunicorn_util.write_nonblock(sock, json_error(int(status_int), reason))
+
+
+def post_fork(server, worker):
+    # In the worker only (the arbiter never answers requests): gunicorn's base worker sends
+    # every error it answers itself (Worker.handle_error) through util.write_error.
+    gunicorn_util.write_error = _write_json_error
 
 
 # Prometheus multiprocess mode (services/common/metrics.py): the workers write

@@ -7,14 +7,16 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from apispec import BasePlugin
 from flask import Blueprint, Flask, Response, g, jsonify, request
 from flask_smorest import Api
 from prometheus_client import CONTENT_TYPE_LATEST
 from psycopg_pool import ConnectionPool
 
-from . import metrics, outbox
+from . import auth, metrics, outbox
 from .db import apply_migrations, make_pool
-from .errors import ErrorSchema, register_error_handlers
+from .errors import ErrorSchema, document_standard_errors, register_error_handlers
+from .json_body import StrictJSONProvider
 from .logs import configure_logging
 from .settings import Settings
 
@@ -26,6 +28,38 @@ MAX_BODY_BYTES = 64 * 1024
 class ClinicApi(Api):
     # The error answers the OpenAPI documents describe: ours, not flask-smorest's default.
     ERROR_SCHEMA = ErrorSchema
+    # No catch-all `default` response: each operation lists every status it can answer
+    # (errors.document_standard_errors, through _StandardErrors below).
+    DEFAULT_ERROR_RESPONSE_NAME = None
+
+
+class _StandardErrors(BasePlugin):
+    """apispec plugin: every operation registered gets the error answers any request can get."""
+
+    def operation_helper(self, path=None, operations=None, **kwargs):
+        document_standard_errors(path or "", operations or {})
+
+
+# On every answer (JSON, pages, static files, errors), unless the answer set its own:
+# nothing is cached (answers carry patient data), sniffed into another type, framed, or
+# allowed to load anything. The pages (kiosk, queue) set their own, looser CSP for their
+# own scripts and styles; each keeps frame-ancestors 'none'.
+SECURITY_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+def security_headers(response: Response) -> Response:
+    for name, value in SECURITY_HEADERS.items():
+        if name not in response.headers:
+            response.headers[name] = value
+    if "frame-ancestors" not in response.headers["Content-Security-Policy"]:
+        response.headers["Content-Security-Policy"] += "; frame-ancestors 'none'"
+    return response
 
 
 @dataclass
@@ -110,6 +144,7 @@ def _instrument(app: Flask, service: str) -> None:
 def build_app(settings: Settings, *, title: str, migrations_package: str, import_name: str) -> Flask:
     configure_logging(settings.service)
     app = Flask(import_name, static_folder=None)  # pages register their own static routes
+    app.json = StrictJSONProvider(app)  # request.get_json() as strict as the APIs' bodies
     app.config.update(
         SECRET_KEY=settings.require_secret_key(),
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
@@ -128,11 +163,14 @@ def build_app(settings: Settings, *, title: str, migrations_package: str, import
     ctx = ServiceContext(settings=settings, pool=pool, migrations_package=migrations_package)
     app.extensions["clinic"] = ctx
     api = ClinicApi(app, spec_kwargs={"components": {"securitySchemes": {
-        "bearer": {"type": "http", "scheme": "bearer"}}}, "security": [{"bearer": []}]})
+        "bearer": {"type": "http", "scheme": "bearer"}}}, "security": [{"bearer": []}],
+        "extra_plugins": [_StandardErrors()]})
     app.extensions["clinic_api"] = api
     register_error_handlers(app)  # after Api(): ours replace flask-smorest's error format
     app.register_blueprint(health_blueprint(ctx))
     _instrument(app, settings.service)
+    auth.init_app(app)  # after _instrument: the metrics see a 401 turned into a 429
+    app.after_request(security_headers)
     try:
         ctx.ensure_migrated()
     except Exception as exc:

@@ -8,13 +8,12 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from flask import request
 from marshmallow import ValidationError
 
 from services.common.auth import require_staff
 from services.common.errors import ApiError
 from services.common.validation import field_errors
-from services.common.json_body import Blueprint, require_json
+from services.common.json_body import Blueprint, read_json, require_json
 
 from .. import booking, slot_series, slot_store
 from .common import decode_cursor, now, page, pool, run_command, traceparent
@@ -88,7 +87,7 @@ ONE_OR_MANY = {"oneOf": [NewSlotSchema, {"type": "array", "items": NewSlotSchema
 @blp.alt_response(403, description="Not an admin")
 @blp.alt_response(422, description="Invalid fields, overlaps or an unknown provider, named in `error.fields`")
 def add_slots():
-    body = request.get_json()
+    body = read_json()  # an object or a list: read here, not by @blp.arguments
     at = now()
     many = isinstance(body, list)
     if many and not 1 <= len(body) <= MAX_SLOTS_PER_REQUEST:
