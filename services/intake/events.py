@@ -36,12 +36,15 @@ def display_name(patient: dict) -> str:
 
 
 def report_event(report_id: str, patient: dict, clinical: dict, submitted_at: str) -> dict:
-    # Downstream needs the clinical answers, and (for referrals) who the patient is;
-    # birth date and phone stay in intake.
+    # Downstream needs the clinical answers, and (for referrals) who the patient is: the
+    # MRN as typed, the name, and the birth date, without which the referral service cannot
+    # tell two patients with one MRN apart (patient matching, contract). Phone and email
+    # stay in intake.
     data = {
         "report_id": report_id,
         "submitted_at": submitted_at,
-        "patient": {"mrn": patient["mrn"], "display_name": display_name(patient)},
+        "patient": {"mrn": patient["mrn"], "display_name": display_name(patient),
+                    "birth_date": str(patient["birth_date"])},
         **clinical,
     }
     return envelope.new_event(type=REPORT_SUBMITTED, source=EVENT_SOURCE, subject=report_id, data=data)

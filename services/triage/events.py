@@ -7,7 +7,9 @@ Out: `clinic.triage.decided` on clinic.triage-decisions.v1, one per report.
 """
 from __future__ import annotations
 
-from marshmallow import EXCLUDE, INCLUDE, Schema, ValidationError, fields
+from datetime import date
+
+from marshmallow import EXCLUDE, INCLUDE, Schema, ValidationError, fields, post_load
 
 from services.common import envelope
 from services.common.inbox import PoisonEvent
@@ -18,6 +20,8 @@ from services.common.report_vocabulary import CLINICAL_SECTIONS
 REPORT_SUBMITTED = "clinic.report.submitted"
 
 EVENT_SOURCE = "/clinic/triage"
+# The patient fields a decision carries on (data minimisation: nothing else of the report's).
+PATIENT_PASSED_ON = ("mrn", "display_name", "birth_date")
 DECISION_MADE = "clinic.triage.decided"
 
 
@@ -28,6 +32,21 @@ class PatientRefSchema(Schema):
 
     mrn = fields.String(required=True)
     display_name = fields.String(required=True)
+    # For the referral service's patient matching (MRN *and* birth date). Passed through,
+    # never used here. Absent from reports sent before it was added; an unreadable one is
+    # dropped rather than refusing the report: either way the referral service then cannot
+    # match the patient, so it never links the report to an existing referral.
+    birth_date = fields.Raw(load_default=None)
+
+    @post_load
+    def _pass_through(self, data: dict, **_kwargs) -> dict:
+        born = data.pop("birth_date")
+        if isinstance(born, str):
+            try:
+                data["birth_date"] = date.fromisoformat(born).isoformat()
+            except ValueError:
+                pass
+        return data
 
 
 class ReportEventDataSchema(Schema):
@@ -62,6 +81,8 @@ def clinical_answers(data: dict) -> dict:
 # -- out: decisions ----------------------------------------------------------------------
 def decision_event(report_id: str, decision: dict, decided_at: str, patient: dict) -> dict:
     data = {"report_id": report_id, **decision, "decided_at": decided_at,
-            # passed through for the referral service, which books for a person
-            "patient": patient}
+            # passed through for the referral service, which books for a person and matches
+            # them to an open referral: mrn, display_name and (when the report had one)
+            # birth_date, nothing more
+            "patient": {name: patient[name] for name in PATIENT_PASSED_ON if name in patient}}
     return envelope.new_event(type=DECISION_MADE, source=EVENT_SOURCE, subject=report_id, data=data)
