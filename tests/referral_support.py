@@ -58,8 +58,13 @@ def add_slots(conn, provider: dict, starts: list[datetime], now: datetime, minut
                              now=now, traceparent=new_traceparent())
 
 
+# Patients made by mrn() are told apart by their MRN; every decision says this birth date
+# unless a test gives another (or None: a decision from before birth dates were sent).
+BIRTH_DATE = "1991-04-02"
+
+
 def decision_event(care_level: str, mrn: str, report_id: str | None = None, name: str = "Ana Silva",
-                   within_days: int | None = None) -> dict:
+                   within_days: int | None = None, birth_date: str | None = BIRTH_DATE) -> dict:
     report_id = report_id or str(uuid.uuid4())
     priority = {"urgent": "urgent", "specialist": "routine"}.get(care_level)
     terms = None if priority is None else {
@@ -69,6 +74,8 @@ def decision_event(care_level: str, mrn: str, report_id: str | None = None, name
             "likely_source": "joint", "possible_causes": [], "notes": [], "advice": [],
             "referral": terms, "decided_at": datetime.now(UTC).isoformat(),
             "patient": {"mrn": mrn, "display_name": name}}
+    if birth_date is not None:
+        data["patient"]["birth_date"] = birth_date
     return new_event(type="clinic.triage.decided", source="/clinic/triage", subject=report_id, data=data)
 
 
@@ -76,9 +83,9 @@ TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
 
 def decide(conn, care_level: str, mrn: str, now: datetime, report_id: str | None = None,
-           name: str = "Ana Silva") -> str:
+           name: str = "Ana Silva", birth_date: str | None = BIRTH_DATE) -> str:
     """Run the worker's handler for one decision, in one transaction (as the inbox does); the report id."""
-    event = decision_event(care_level, mrn, report_id, name)
+    event = decision_event(care_level, mrn, report_id, name, birth_date=birth_date)
     delivery = Delivery(topic=TOPIC_DECISIONS, partition=0, offset=0, key=event["data"]["report_id"],
                         traceparent=TRACEPARENT)
     with conn.transaction():
@@ -86,9 +93,10 @@ def decide(conn, care_level: str, mrn: str, now: datetime, report_id: str | None
     return event["data"]["report_id"]
 
 
-def apply(conn, care_level: str, mrn: str, now: datetime, report_id: str | None = None) -> str:
+def apply(conn, care_level: str, mrn: str, now: datetime, report_id: str | None = None,
+          birth_date: str | None = BIRTH_DATE) -> str:
     """The use case without the transaction: for tests that hold transactions open themselves."""
-    event = decision_event(care_level, mrn, report_id)
+    event = decision_event(care_level, mrn, report_id, birth_date=birth_date)
     booking.apply_decision(conn, parse_decision(event, DEFAULT_WINDOWS), now, new_traceparent())
     return event["data"]["report_id"]
 

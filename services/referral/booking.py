@@ -5,9 +5,14 @@ Concurrency, in short:
 - A slot is claimed with FOR UPDATE SKIP LOCKED (workers pass over each other's slots)
   and the unique index on referrals.slot_id refuses a double booking outright; the
   worker lets that error roll back the event, which the consumer then retries.
-- A patient's open referral is locked before a report is linked to it; two first
-  reports racing end in a unique violation on the open-referral index, and the retry
-  links the second report to the referral the first one created.
+- A patient is the same patient when the MRN (compared as domain.mrn_key) and the birth
+  date match (domain.match_patient). The open referral a report joins is locked (and
+  read again) before the report is linked to it; two first reports of one patient racing end in
+  a unique violation on the open-referral index (MRN key, birth date), and the retry links
+  the second report to the referral the first one created. Two first reports of
+  *different* patients with one MRN racing cannot both stay unflagged: the index of
+  unflagged open referrals per MRN key refuses the second, and its retry flags it as a
+  possible duplicate of the first.
 - Waitlisting a referral and adding/freeing a slot could pass each other unseen (each
   commits without seeing the other: a free slot beside a waitlisted referral that fits).
   Both sides therefore take one transaction-level advisory lock, and the side that is
@@ -95,8 +100,9 @@ def apply_decision(conn: psycopg.Connection, decision: events.Decision, now: dat
     """Book, waitlist, link or raise for one triage decision, in the caller's transaction."""
     if store.referral_of_report(conn, decision.report_id) is not None:
         return  # this report was handled already (a decision replayed under a new event id)
-    open_referral = store.lock_open_referral(conn, decision.patient_mrn)
-    plan = domain.on_new_decision(open_referral, decision.care_level, decision.report_id, now, decision.windows)
+    match = _match_patient(conn, decision)
+    plan = domain.on_new_decision(match.same_patient, decision.care_level, decision.report_id, now,
+                                  decision.windows)
     levels = {decision.report_id: decision.care_level}
     if isinstance(plan, domain.NothingToDo):
         return
@@ -106,12 +112,29 @@ def apply_decision(conn: psycopg.Connection, decision: events.Decision, now: dat
             store.lock_waitlist(conn)  # see the module docstring
             slot = store.claim_free_slot(conn, now, plan.window_ends_at)
         change = domain.create_referral(plan, referral_id=str(uuid.uuid4()), patient_mrn=decision.patient_mrn,
-                                        free_slots=[slot] if slot else [])
+                                        free_slots=[slot] if slot else [],
+                                        patient_birth_date=decision.patient_birth_date,
+                                        possible_duplicate_of=match.possible_duplicate_of)
         _apply(conn, change, now, traceparent, created=True, patient_name=decision.patient_name, care_levels=levels)
         return
     _apply(conn, plan.change, now, traceparent, care_levels=levels)
     if plan.needs_placement:
         _place_within_window(conn, plan.change.referral, now, traceparent)
+
+
+def _match_patient(conn: psycopg.Connection, decision: events.Decision) -> domain.PatientMatch:
+    """The policy's match among the open referrals with the report's MRN, the one to join
+    locked (and read after the lock). A referral closed meanwhile is looked for again."""
+    for _ in range(store.CLAIM_ATTEMPTS):
+        match = domain.match_patient(store.open_referrals_with_mrn(conn, decision.patient_mrn),
+                                     decision.patient_birth_date)
+        if match.same_patient is None:
+            return match
+        locked = store.lock_open_referral(conn, match.same_patient.referral_id)
+        if locked is not None:
+            return domain.match_patient([locked], decision.patient_birth_date)
+    # Roll back; the consumer retries the event.
+    raise RuntimeError("the patient's open referral kept closing while a report was being linked")
 
 
 def _place_within_window(conn: psycopg.Connection, referral: domain.Referral, now: datetime,

@@ -8,7 +8,7 @@ report (by `sequence`), so events may arrive late or twice without harm.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from marshmallow import INCLUDE, Schema, ValidationError, fields, validate
 
@@ -36,6 +36,9 @@ SNAPSHOT_FIELDS = ("referral_id", "report_id", "report_ids", "care_level", "prio
 class _PatientSchema(Schema):
     mrn = fields.String(required=True, validate=validate.Length(min=1, max=64))
     display_name = fields.String(required=True, validate=validate.Length(min=1, max=201))
+    # Since patient matching (issue 12): absent in decisions made before it (parked in a
+    # DLQ, say), which are still booked but can never be matched to an existing referral.
+    birth_date = fields.Date(load_default=None, allow_none=True)
 
 
 class _ReferralTermsSchema(Schema):
@@ -64,6 +67,7 @@ class Decision:
     patient_mrn: str
     patient_name: str
     windows: Windows  # the triage rule file's windows, as the decision states them
+    patient_birth_date: date | None = None  # None: the decision did not say (cannot be matched)
 
 
 def parse_decision(event: dict, default_windows: Windows) -> Decision:
@@ -81,7 +85,7 @@ def parse_decision(event: dict, default_windows: Windows) -> Decision:
         windows = Windows.from_days(days[URGENT], days[ROUTINE])
     return Decision(report_id=str(data["report_id"]), care_level=data["care_level"],
                     patient_mrn=data["patient"]["mrn"], patient_name=data["patient"]["display_name"],
-                    windows=windows)
+                    windows=windows, patient_birth_date=data["patient"]["birth_date"])
 
 
 # -- out: referral events -------------------------------------------------------------

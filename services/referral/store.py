@@ -13,7 +13,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from .domain import URGENT, Referral, ReferralChange, Slot, is_breached
+from .domain import URGENT, Referral, ReferralChange, Slot, is_breached, mrn_key
 
 # Every open/close path that could leave a free slot and a waitlisted referral passing
 # each other takes this lock (see booking.py); arbitrary key, b"rfwaitls".
@@ -23,7 +23,8 @@ WAITLIST_LOCK_KEY = 0x726677616974_6C73
 _REFERRAL = """r.referral_id::text, r.patient_mrn, r.priority, r.status, r.created_at, r.window_ends_at,
     r.slot_id::text,
     ARRAY(SELECT rr.report_id::text FROM referral.referral_reports rr
-          WHERE rr.referral_id = r.referral_id ORDER BY rr.position)"""
+          WHERE rr.referral_id = r.referral_id ORDER BY rr.position),
+    r.patient_birth_date, r.possible_duplicate_of::text"""
 
 # A referral that keeps changing under us while we wait is left to the next offer.
 CLAIM_ATTEMPTS = 5
@@ -32,10 +33,10 @@ _SLOT = "s.slot_id::text, s.provider_id::text, s.start_at, s.end_at"
 
 
 def _referral(row) -> Referral:
-    referral_id, mrn, priority, status, created_at, window_ends_at, slot_id, report_ids = row
+    referral_id, mrn, priority, status, created_at, window_ends_at, slot_id, report_ids, born, duplicate_of = row
     return Referral(referral_id=referral_id, patient_mrn=mrn, priority=priority, status=status,
                     created_at=created_at, window_ends_at=window_ends_at, slot_id=slot_id,
-                    report_ids=tuple(report_ids))
+                    report_ids=tuple(report_ids), patient_birth_date=born, possible_duplicate_of=duplicate_of)
 
 
 def care_level_of(priority: str) -> str:
@@ -70,8 +71,22 @@ def _lock_then_load(conn: psycopg.Connection, condition: str, params: tuple) -> 
     return _referral(row)
 
 
-def lock_open_referral(conn: psycopg.Connection, patient_mrn: str) -> Referral | None:
-    return _lock_then_load(conn, "r.patient_mrn = %s AND r.status IN ('booked', 'waitlisted')", (patient_mrn,))
+def open_referrals_with_mrn(conn: psycopg.Connection, patient_mrn: str) -> list[Referral]:
+    """Every open referral whose compared MRN (domain.mrn_key) is the report's, oldest first,
+    not locked: the candidates the policy matches the patient against (by birth date). The
+    one it picks is then locked (lock_open_referral); the others are only named in a flag,
+    and locking them would hold another patient's referral while waiting for the waitlist."""
+    rows = conn.execute(
+        f"SELECT {_REFERRAL} FROM referral.referrals r"
+        " WHERE r.patient_mrn_key = %s AND r.status IN ('booked', 'waitlisted')"
+        " ORDER BY r.created_at, r.referral_id",
+        (mrn_key(patient_mrn),)).fetchall()
+    return [_referral(row) for row in rows]
+
+
+def lock_open_referral(conn: psycopg.Connection, referral_id: str) -> Referral | None:
+    """The referral, locked and read after the lock, if it is still open."""
+    return _lock_then_load(conn, "r.referral_id = %s AND r.status IN ('booked', 'waitlisted')", (referral_id,))
 
 
 def lock_referral(conn: psycopg.Connection, referral_id: str) -> Referral | None:
@@ -154,14 +169,17 @@ def save_change(conn: psycopg.Connection, change: ReferralChange, *, created: bo
     """Store the changed referral, its new report links and history entries; the new version.
 
     `care_levels` gives the care level of each report the change links for the first time.
-    A slot already held by another referral, or a second open referral for the patient,
-    raises psycopg.errors.UniqueViolation: the caller's transaction is then void."""
+    A slot already held by another referral, a second open referral for the patient, or a
+    second unflagged open referral for the MRN (see migrations/002) raises
+    psycopg.errors.UniqueViolation: the caller's transaction is then void."""
     referral, entries = change.referral, change.history
     if created:
         conn.execute(
-            "INSERT INTO referral.referrals (referral_id, patient_mrn, patient_display_name, priority, status,"
-            " slot_id, created_at, window_ends_at, version, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            (referral.referral_id, referral.patient_mrn, patient_name, referral.priority, referral.status,
+            "INSERT INTO referral.referrals (referral_id, patient_mrn, patient_mrn_key, patient_birth_date,"
+            " possible_duplicate_of, patient_display_name, priority, status, slot_id, created_at, window_ends_at,"
+            " version, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (referral.referral_id, referral.patient_mrn, mrn_key(referral.patient_mrn), referral.patient_birth_date,
+             referral.possible_duplicate_of, patient_name, referral.priority, referral.status,
              referral.slot_id, referral.created_at, referral.window_ends_at, len(entries), entries[-1].at),
         )
         version = len(entries)
@@ -207,10 +225,12 @@ _VIEW = """r.referral_id::text, r.patient_mrn, r.patient_display_name, r.priorit
     r.created_at, r.window_ends_at, r.updated_at, r.version, r.priority_rank,
     ARRAY(SELECT rr.report_id::text FROM referral.referral_reports rr
           WHERE rr.referral_id = r.referral_id ORDER BY rr.position) AS report_ids,
-    s.slot_id::text AS slot_id, s.start_at, s.end_at, p.name AS provider, p.location
+    s.slot_id::text AS slot_id, s.start_at, s.end_at, p.name AS provider, p.location,
+    d.referral_id::text AS duplicate_of_id, d.patient_mrn AS duplicate_of_mrn
     FROM referral.referrals r
     LEFT JOIN referral.slots s ON s.slot_id = r.slot_id
-    LEFT JOIN referral.providers p ON p.provider_id = s.provider_id"""
+    LEFT JOIN referral.providers p ON p.provider_id = s.provider_id
+    LEFT JOIN referral.referrals d ON d.referral_id = r.possible_duplicate_of"""
 
 
 def _utc(value: datetime) -> datetime:
@@ -240,6 +260,9 @@ def _view(row: dict, now: datetime) -> dict:
         "appointment": appointment,
         "sequence": row["version"],
         "priority_rank": row["priority_rank"],
+        # For schedulers only (never in events): the other referral's id and MRN, not its name.
+        "possible_duplicate_of": None if row["duplicate_of_id"] is None else {
+            "referral_id": row["duplicate_of_id"], "mrn": row["duplicate_of_mrn"]},
     }
 
 
@@ -265,7 +288,10 @@ class QueueFilter:
     status: str | None = None      # one status, or "open" (booked or waitlisted)
     priority: str | None = None
     report_id: str | None = None
+    review: str | None = None       # "possible_duplicate": flagged referrals only
 
+
+REVIEW_POSSIBLE_DUPLICATE = "possible_duplicate"
 
 QueueKey = tuple[int, datetime, str]  # (priority rank, created_at, referral_id): the sort key
 
@@ -286,6 +312,8 @@ def queue_query(filters: QueueFilter, *, after: QueueKey | None, limit: int) -> 
     if filters.priority:
         where.append(sql.SQL("r.priority_rank = %s"))
         params.append(0 if filters.priority == URGENT else 1)
+    if filters.review == REVIEW_POSSIBLE_DUPLICATE:
+        where.append(sql.SQL("r.possible_duplicate_of IS NOT NULL"))  # the partial index's predicate
     if filters.report_id:
         where.append(sql.SQL("r.referral_id = (SELECT rr.referral_id FROM referral.referral_reports rr"
                              " WHERE rr.report_id = %s)"))

@@ -35,12 +35,16 @@ def refused(conn, error, match=None):
         yield
 
 
-def _insert_referral(conn, patient: str, status: str, slot_id: str | None, now):
+def _insert_referral(conn, patient: str, status: str, slot_id: str | None, now, birth_date: str = "1991-04-02",
+                     possible_duplicate_of: str | None = None) -> str:
+    referral_id = str(uuid.uuid4())
     conn.execute(
-        "INSERT INTO referral.referrals (referral_id, patient_mrn, patient_display_name, priority, status, slot_id,"
-        " created_at, window_ends_at, version) VALUES (%s, %s, 'X', 'routine', %s, %s, %s, %s, 1)",
-        (str(uuid.uuid4()), patient, status, slot_id, now, now + 14 * D),
+        "INSERT INTO referral.referrals (referral_id, patient_mrn, patient_birth_date, possible_duplicate_of,"
+        " patient_display_name, priority, status, slot_id, created_at, window_ends_at, version)"
+        " VALUES (%s, %s, %s, %s, 'X', 'routine', %s, %s, %s, %s, 1)",
+        (referral_id, patient, birth_date, possible_duplicate_of, status, slot_id, now, now + 14 * D),
     )
+    return referral_id
 
 
 def test_the_database_refuses_a_double_booking_even_when_the_code_is_bypassed(scratch, now):

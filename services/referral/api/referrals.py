@@ -73,7 +73,8 @@ def _command(command, referral_id: str, **kwargs) -> dict:
 def list_referrals(query):
     after = decode_cursor(query["cursor"], CURSOR_KIND, (int, datetime, uuid.UUID))
     filters = store.QueueFilter(status=query["status"], priority=query["priority"],
-                                report_id=str(query["report_id"]) if query["report_id"] else None)
+                                report_id=str(query["report_id"]) if query["report_id"] else None,
+                                review=query["review"])
     with pool().connection() as conn:
         items, next_key = store.queue_page(conn, filters, after=after, limit=query["limit"], now=now())
     return page(items, next_key, CURSOR_KIND)

@@ -22,6 +22,7 @@ MAX_BULK_DAYS = 92
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 STATUS_FILTERS = ("booked", "waitlisted", "cancelled", "completed", "open")
+REVIEW_FILTERS = ("possible_duplicate",)
 
 _CLOCK_TIME = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
 _SPACE_FOR_PLUS = re.compile(r" ([0-9]{2}:[0-9]{2})$")
@@ -222,6 +223,10 @@ class ReferralQuerySchema(_Query):
     priority = fields.String(load_default=None, validate=validate.OneOf(
         ["urgent", "routine"], error="Must be urgent or routine."))
     report_id = fields.UUID(load_default=None, metadata={"description": "Any report linked to the referral."})
+    review = fields.String(load_default=None, validate=validate.OneOf(
+        REVIEW_FILTERS, error="Must be one of: " + ", ".join(REVIEW_FILTERS) + "."), metadata={
+        "description": "Extension to the contract. possible_duplicate: only referrals flagged for review as a "
+                       "possible duplicate (same MRN as another open referral, another birth date)."})
     limit = _limit()
     cursor = _cursor()
 
@@ -239,6 +244,12 @@ class AppointmentSchema(Schema):
     location = fields.String()
 
 
+class PossibleDuplicateSchema(Schema):
+    referral_id = fields.UUID(metadata={"description": "The other open referral."})
+    mrn = fields.String(metadata={"description": "The other referral's MRN, as its report gave it "
+                                                 "(never the other patient's name)."})
+
+
 class ReferralSchema(Schema):
     referral_id = fields.UUID()
     report_id = fields.UUID(metadata={"description": "The report that opened the referral."})
@@ -253,6 +264,10 @@ class ReferralSchema(Schema):
     breached = fields.Boolean(metadata={"description": "Still waitlisted after its window ended."})
     appointment = fields.Nested(AppointmentSchema, allow_none=True)
     sequence = fields.Integer(metadata={"description": "Grows with every change (the number of history entries)."})
+    possible_duplicate_of = fields.Nested(PossibleDuplicateSchema, allow_none=True, metadata={
+        "description": "Extension to the contract. Set when, as this referral was made, another open referral "
+                       "had the same MRN (NFKC, trimmed, case-folded) but another or an unknown birth date: "
+                       "the report was not linked to it, and a scheduler should review the two. Null otherwise."})
 
 
 class HistoryEntrySchema(Schema):

@@ -41,6 +41,7 @@ from .model import (
     Referral,
     Slot,
 )
+from .patients import PatientMatch, is_same_patient, match_patient, mrn_key
 from .transitions import cancel, complete, place_in_slot, reschedule
 from .windows import DEFAULT_WINDOWS, Windows, is_breached, priority_for, slot_in_window, window_end
 
@@ -62,6 +63,7 @@ __all__ = [
     "HistoryEntry",
     "InvalidCommand",
     "NothingToDo",
+    "PatientMatch",
     "Referral",
     "ReferralChange",
     "ReferralError",
@@ -74,6 +76,9 @@ __all__ = [
     "complete",
     "create_referral",
     "is_breached",
+    "is_same_patient",
+    "match_patient",
+    "mrn_key",
     "offer_free_slot",
     "on_new_decision",
     "pick_waitlisted_for_slot",

@@ -6,7 +6,7 @@ Two steps so the caller only loads slots when they are needed:
 """
 
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import date, datetime
 from typing import Iterable
 
 from .allocation import choose_slot
@@ -96,9 +96,19 @@ def on_new_decision(
 
 
 def create_referral(
-    plan: CreateReferral, *, referral_id: Id, patient_mrn: str, free_slots: Iterable[Slot]
+    plan: CreateReferral,
+    *,
+    referral_id: Id,
+    patient_mrn: str,
+    free_slots: Iterable[Slot],
+    patient_birth_date: date | None = None,
+    possible_duplicate_of: Referral | None = None,
 ) -> ReferralChange:
-    """A new referral, booked into the earliest free slot of its window or waitlisted."""
+    """A new referral, booked into the earliest free slot of its window or waitlisted.
+
+    `possible_duplicate_of` (patients.match_patient): an open referral with the same MRN
+    and another or unknown birth date; the new referral is flagged against it (its id only:
+    the history says why, naming neither patient)."""
     slot = choose_slot(free_slots, plan.created_at, plan.window_ends_at)
     if slot is None:
         status, slot_id = WAITLISTED, None
@@ -106,6 +116,13 @@ def create_referral(
     else:
         status, slot_id = BOOKED, slot.slot_id
         reason = f"{plan.priority} referral: earliest free slot inside the window"
+    duplicate_id = None
+    if possible_duplicate_of is not None:
+        duplicate_id = possible_duplicate_of.referral_id
+        reason += (f"; possible duplicate of referral {duplicate_id}: same MRN, "
+                   + ("unknown birth date" if patient_birth_date is None
+                      or possible_duplicate_of.patient_birth_date is None else "another birth date")
+                   + ", so not linked (for a scheduler to review)")
     referral = Referral(
         referral_id=referral_id,
         patient_mrn=patient_mrn,
@@ -115,6 +132,8 @@ def create_referral(
         window_ends_at=plan.window_ends_at,
         slot_id=slot_id,
         report_ids=(plan.report_id,),
+        patient_birth_date=patient_birth_date,
+        possible_duplicate_of=duplicate_id,
     )
     entry = HistoryEntry(
         referral_id=referral_id,

@@ -6,7 +6,7 @@ the policy, fails loudly instead of booking the wrong thing.
 """
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Hashable, Literal
 
 Priority = Literal["urgent", "routine"]
@@ -66,6 +66,11 @@ class Referral:
     window_ends_at: datetime
     slot_id: Id | None
     report_ids: tuple[Id, ...]  # first one is the report that opened it
+    # Identity beyond the MRN (see patients.py): None when not known (older decisions and
+    # referrals made before birth dates reached this service).
+    patient_birth_date: date | None = None
+    # Flagged for review: an open referral with the same MRN but another birth date.
+    possible_duplicate_of: Id | None = None
 
     def __post_init__(self) -> None:
         if self.priority not in PRIORITIES:
@@ -79,6 +84,8 @@ class Referral:
         # A list would make the "frozen" value mutable behind our back.
         if not isinstance(self.report_ids, tuple) or not self.report_ids:
             raise ValueError("report_ids must be a non-empty tuple")
+        if self.possible_duplicate_of is not None and self.possible_duplicate_of == self.referral_id:
+            raise ValueError("a referral cannot be a possible duplicate of itself")
         holds_slot = self.slot_id is not None
         if holds_slot != (self.status in STATUSES_HOLDING_A_SLOT):
             raise ValueError(
