@@ -65,7 +65,7 @@
 
   function restoreFilters() {
     const url = new URLSearchParams(window.location.search);
-    for (const name of ["status", "priority", "report_id"]) {
+    for (const name of ["status", "priority", "review", "report_id"]) {
       if (url.has(name)) els.filters.elements[name].value = url.get(name);
     }
   }
@@ -181,6 +181,15 @@
     });
   }
 
+  // Same MRN as another open referral, another birth date: not linked, for a scheduler to
+  // review. Names the other referral by id and MRN only (never the other patient's name).
+  function duplicateMarker(r) {
+    const other = r.possible_duplicate_of;
+    if (!other) return null;
+    return node("div", { text: `Possible duplicate of ${other.referral_id} (MRN ${other.mrn})`,
+                         className: "badge duplicate", attrs: { "data-duplicate-of": other.referral_id } });
+  }
+
   function row(r) {
     const tr = node("tr", { className: [r.priority, r.breached ? "breached" : ""].join(" ").trim(),
                             attrs: { "data-referral-id": r.referral_id } });
@@ -188,7 +197,8 @@
                                                     className: `badge ${r.priority}` })]);
     const patient = node("td", {}, [node("div", { text: r.patient.display_name }),
       node("div", { text: `MRN ${r.patient.mrn}`, className: "muted" }),
-      r.report_ids.length > 1 ? node("div", { text: `${r.report_ids.length} reports`, className: "muted" }) : null]);
+      r.report_ids.length > 1 ? node("div", { text: `${r.report_ids.length} reports`, className: "muted" }) : null,
+      duplicateMarker(r)]);
     const status = node("td", { text: r.status, className: "status-cell" });
     const waiting = node("td", { text: waitingText(r), className: "clock",
                                  attrs: { "data-since": r.created_at, "data-open": String(isOpen(r)) } });
