@@ -44,6 +44,12 @@ def kafka(infra_dir):
         yield broker
 
 
+# Every test client and local server talks from 127.0.0.1, and bad tokens are reused across
+# tests: limits that no test trips unless it sets its own (tests/integration/test_auth_limits.py).
+GENEROUS_LIMITS = {"CLINIC_AUTH_FAILURES_PER_ADDRESS": "100000", "CLINIC_AUTH_FAILURES_PER_CREDENTIAL": "100000",
+                   "CLINIC_KIOSK_REPORTS_PER_HOUR": "100000"}
+
+
 @pytest.fixture(scope="session")
 def stack_env(pg, kafka, infra_dir) -> dict[str, str]:
     """Environment variables that point a process (or settings.load) at the test infra."""
@@ -55,6 +61,7 @@ def stack_env(pg, kafka, infra_dir) -> dict[str, str]:
         "CLINIC_ADMIN_DATABASE_URL": pg.admin_url(),
         "CLINIC_KAFKA_BOOTSTRAP": kafka.bootstrap,
         "CLINIC_SECRET_KEY": "test-secret",
+        **GENEROUS_LIMITS,
     }
 
 

@@ -117,6 +117,10 @@ def stack_env(state_dir: Path) -> dict[str, str]:
         **{k: v for k, v in os.environ.items() if not k.startswith("CLINIC_")},
         "CLINIC_STATE_DIR": str(state_dir),
         "CLINIC_DEMO": "0",
+        # All requests come from 127.0.0.1, and the load's kiosks send hundreds of reports:
+        # limits no test trips unless it sets its own (tests/integration/test_auth_limits.py).
+        "CLINIC_AUTH_FAILURES_PER_ADDRESS": "100000", "CLINIC_AUTH_FAILURES_PER_CREDENTIAL": "100000",
+        "CLINIC_KIOSK_REPORTS_PER_HOUR": "100000",
         "CLINIC_KAFKA_LIB_DIR": str(kafka_lib_dir()),
         **stack_ports(),
     }

@@ -13,6 +13,12 @@ import psycopg
 
 STAFF_ROLES = ("scheduler", "admin")
 
+# The staff members whose token is in force, as a relation other queries may join (the
+# queue page's sessions join it at every request, services/common/sessions.py, so that a
+# revocation ends a session at once). The one place outside this module that reads the
+# identity schema does so through this.
+ACTIVE_STAFF = "(SELECT staff_id, name, role FROM identity.staff WHERE revoked_at IS NULL)"
+
 
 class StaffNameTaken(Exception):
     """A staff member of that name exists already (names are unique)."""
@@ -32,6 +38,16 @@ def find_staff(conn: psycopg.Connection, token_hash: str) -> StaffMember | None:
         (token_hash,),
     ).fetchone()
     return StaffMember(*row) if row else None
+
+
+def identify_staff(conn: psycopg.Connection, token_hash: str) -> tuple[StaffMember, bool] | None:
+    """The staff member whose token hashes to token_hash, and whether that token is still in
+    force (a revoked one is named in the log line of the refusal); one index probe."""
+    row = conn.execute(
+        "SELECT staff_id::text, name, role, revoked_at IS NULL FROM identity.staff WHERE token_hash = %s",
+        (token_hash,),
+    ).fetchone()
+    return (StaffMember(*row[:3]), row[3]) if row else None
 
 
 def add_staff(conn: psycopg.Connection, name: str, role: str, token_hash: str) -> None:

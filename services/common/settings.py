@@ -37,6 +37,17 @@ class Settings:
     role_urls: dict[str, str]
     # host:port where a worker process serves /metrics (the APIs serve theirs themselves)
     metrics_bind: str | None = None
+    # The queue page's server-side sessions (services/common/sessions.py): ended after this
+    # long without the signed-in person doing anything, and this long after sign-in at most.
+    session_idle_minutes: float = 30.0
+    session_max_hours: float = 12.0
+    # Failed authentication (services/common/rate_limit.py): this many failures per client
+    # address, and per credential, within one window, then 429 until the window ends.
+    auth_failure_window_seconds: int = 300
+    auth_failures_per_address: int = 10
+    auth_failures_per_credential: int = 10
+    # POST /v1/reports per kiosk and clock hour, then 429.
+    kiosk_reports_per_hour: int = 120
 
     def role_url(self, role: str) -> str:
         """Database URL of a service's role (the `clinic` command acts for each service)."""
@@ -99,4 +110,10 @@ def load(service: str | None = None, env: os._Environ | dict | None = None) -> S
         },
         role_urls=role_urls,
         metrics_bind=env.get("CLINIC_METRICS_BIND") or None,
+        session_idle_minutes=float(env.get("CLINIC_SESSION_IDLE_MINUTES", "30")),
+        session_max_hours=float(env.get("CLINIC_SESSION_MAX_HOURS", "12")),
+        auth_failure_window_seconds=int(env.get("CLINIC_AUTH_FAILURE_WINDOW_SECONDS", "300")),
+        auth_failures_per_address=int(env.get("CLINIC_AUTH_FAILURES_PER_ADDRESS", "10")),
+        auth_failures_per_credential=int(env.get("CLINIC_AUTH_FAILURES_PER_CREDENTIAL", "10")),
+        kiosk_reports_per_hour=int(env.get("CLINIC_KIOSK_REPORTS_PER_HOUR", "120")),
     )

@@ -37,6 +37,16 @@ def find_kiosk(conn: psycopg.Connection, key: str) -> Kiosk | None:
     return Kiosk(*row) if row else None
 
 
+def identify_kiosk(conn: psycopg.Connection, key: str) -> tuple[Kiosk, bool] | None:
+    """The kiosk whose key this is, and whether the key is still in force (a revoked one is
+    named in the refusal's log line); one probe of the key_hash index."""
+    row = conn.execute(
+        "SELECT kiosk_id::text, name, revoked_at IS NULL FROM intake.kiosks WHERE key_hash = %s",
+        (hash_secret(key),),
+    ).fetchone()
+    return (Kiosk(*row[:2]), row[2]) if row else None
+
+
 def add_kiosk(conn: psycopg.Connection, name: str, key: str) -> None:
     conn.execute("INSERT INTO intake.kiosks (name, key_hash) VALUES (%s, %s)", (name, hash_secret(key)))
 

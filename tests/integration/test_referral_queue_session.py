@@ -47,15 +47,17 @@ def test_the_page_asks_for_a_token_first(client):
             assert served.status_code == 200, asset
 
 
-def test_signing_in_sets_a_strict_http_only_cookie_holding_only_the_token_hash(app, client, token):
+def test_signing_in_sets_a_strict_http_only_host_cookie_holding_an_opaque_id(app, client, token, ref_conn):
     response = sign_in(client, token)
     assert response.status_code == 303 and response.headers["Location"].endswith("/queue")
-    cookie = response.headers["Set-Cookie"]
-    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    cookie = next(c for c in response.headers.getlist("Set-Cookie") if c.startswith("__Host-clinic_session="))
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Secure" in cookie and "Path=/" in cookie
+    assert "Domain" not in cookie
     value = cookie.split(";")[0].split("=", 1)[1]
-    session = app.session_interface.get_signing_serializer(app).loads(value)
-    assert session["staff_token_hash"] == hash_secret(token)
-    assert token not in str(session)
+    assert len(value) >= 43 and token not in cookie and hash_secret(token) not in cookie
+    # Only the id's hash is stored, in the referral schema.
+    assert ref_conn.execute("SELECT count(*) FROM referral.staff_sessions WHERE session_hash = %s",
+                            (hash_secret(value),)).fetchone() == (1,)
 
     page = client.get("/queue")
     html = page.get_data(as_text=True)

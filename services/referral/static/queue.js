@@ -30,8 +30,10 @@
   let acting = null;         // { referral, focusKey } while a dialog is open
 
   // -- talking to the API ------------------------------------------------------------
-  async function api(path, { method = "GET", body } = {}) {
+  async function api(path, { method = "GET", body, background = false } = {}) {
     const headers = { Accept: "application/json" };
+    // The periodic refresh is not the scheduler's activity: the session's idle timeout runs on.
+    if (background) headers["X-Clinic-Background"] = "1";
     if (body !== undefined) headers["Content-Type"] = "application/json";
     if (method !== "GET") headers["X-CSRF-Token"] = csrfToken;
     const response = await fetch(path, {
@@ -81,25 +83,25 @@
   }
 
   // -- loading and rendering ---------------------------------------------------------
-  async function loadQueue() {
+  async function loadQueue(background) {
     let items = [];
     let cursor = null;
     do { // keyset pages until enough rows are shown
       const params = queryParams();
       params.set("limit", String(Math.min(MAX_LIMIT, shown - items.length)));
       if (cursor) params.set("cursor", cursor);
-      const page = await api(`/v1/referrals?${params}`);
+      const page = await api(`/v1/referrals?${params}`, { background });
       items = items.concat(page.items);
       cursor = page.next_cursor;
     } while (cursor && items.length < shown);
     return { items, more: Boolean(cursor) };
   }
 
-  async function refresh() {
+  async function refresh(background = false) {
     const mine = ++generation;
     clearTimeout(pollTimer);
     try {
-      const result = await loadQueue();
+      const result = await loadQueue(background);
       if (mine !== generation) return;
       hideAlert();
       const json = JSON.stringify(result);
@@ -113,7 +115,7 @@
     } catch (error) {
       if (mine === generation && error.message !== "signed out") showAlert(`Could not load the queue: ${error.message}`);
     } finally {
-      if (mine === generation) pollTimer = setTimeout(refresh, POLL_MS);
+      if (mine === generation) pollTimer = setTimeout(() => refresh(true), POLL_MS);
     }
   }
 
