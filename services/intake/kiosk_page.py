@@ -1,6 +1,13 @@
 """GET /kiosk, the touch-screen form patients fill in, and GET /kiosk/setup, where staff
 store the kiosk key on the device once.
 
+Setting up needs a staff token (scheduler or admin): the setup page first sends it to
+POST /kiosk/setup/staff-check, which answers 204 only for staff in force (401 otherwise,
+counted towards the failed-authentication limits), and offers to save or remove the key
+only after that; saving or removing checks the token with the server again just before.
+The token is held by the page's script in memory only, never stored. The patient screen
+does not link to the setup page.
+
 Both are static pages: kiosk.js sends the report to POST /v1/reports with the key kept in
 the browser's localStorage, so no patient data and no key ever pass through these routes.
 The choices offered come from the API schema's enumerations, so the form cannot drift from it.
@@ -8,6 +15,8 @@ The choices offered come from the API schema's enumerations, so the form cannot 
 from __future__ import annotations
 
 from flask import Blueprint, render_template
+
+from services.common.auth import require_staff
 
 from services.common.report_vocabulary import PAIN_SCALE_MAX, PAIN_SCALE_MIN
 
@@ -72,6 +81,14 @@ def kiosk_form():
 @kiosk_blp.get("/kiosk/setup")
 def kiosk_setup():
     return render_template("kiosk.html", page="setup")
+
+
+@kiosk_blp.post("/kiosk/setup/staff-check")
+@require_staff("scheduler", "admin")
+def kiosk_setup_staff_check():
+    """204 for a staff token in force (Authorization: Bearer); the setup page asks this before
+    it saves or removes the kiosk key."""
+    return "", 204
 
 
 @kiosk_blp.after_request

@@ -1,6 +1,7 @@
 /* The kiosk pages, in plain JavaScript (no framework, no build step).
 
-   /kiosk/setup: staff paste the kiosk key once; it is checked and kept in localStorage.
+   /kiosk/setup: staff sign in with their staff token (checked by the server, kept in memory
+   only), then paste the kiosk key once; it is checked and kept in localStorage.
    /kiosk: the patient form. It sends POST /v1/reports with that key, shows a 422's field
    errors next to their fields, and then polls GET /v1/reports/<id> for the outcome.
 
@@ -68,27 +69,101 @@
   // /kiosk/setup
   // =====================================================================================
   function initSetup() {
+    const staffForm = $("staff-form");
+    const staffInput = $("staff-token");
     const form = $("setup-form");
     const input = $("kiosk-key");
-    const error = $("kiosk-key-error");
     const state = $("setup-state");
     const save = $("setup-save");
+    const STAFF_IDLE_MS = 2 * 60 * 1000;
+
+    // The staff token lives in this closure only, and only until the staff member is done
+    // (or walks away): it is never stored on the kiosk.
+    let staffToken = null;
+    let staffTimer = null;
 
     function showState() {
       const isSet = Boolean(storedKey());
       state.textContent = isSet
-        ? "This kiosk is set up. To change its key, paste the new key below."
-        : "This kiosk is not set up yet.";
+        ? "This kiosk is set up. To change or remove its key, sign in with your staff token."
+        : "This kiosk is not set up yet. Sign in with your staff token to set it up.";
       state.hidden = false;
       $("setup-actions").hidden = !isSet;
     }
 
-    function showError(message) {
-      error.textContent = message;
-      error.hidden = !message;
-      input.setAttribute("aria-invalid", message ? "true" : "false");
-      input.setAttribute("aria-describedby", message ? "kiosk-key-hint kiosk-key-error" : "kiosk-key-hint");
-      if (message) input.focus();
+    function fieldError(inputEl, errorEl, hintId, message) {
+      errorEl.textContent = message;
+      errorEl.hidden = !message;
+      inputEl.setAttribute("aria-invalid", message ? "true" : "false");
+      inputEl.setAttribute("aria-describedby", message ? `${hintId} ${errorEl.id}` : hintId);
+      if (message) inputEl.focus();
+    }
+    const showError = (message) => fieldError(input, $("kiosk-key-error"), "kiosk-key-hint", message);
+    const showStaffError = (message) => fieldError(staffInput, $("staff-token-error"), "staff-token-hint", message);
+
+    // Back to the first step: the staff token is forgotten.
+    function signOutStaff(message) {
+      staffToken = null;
+      clearTimeout(staffTimer);
+      input.value = "";
+      showError("");
+      form.hidden = true;
+      staffForm.hidden = false;
+      showState();
+      if (message) showStaffError(message);
+    }
+
+    function armStaffTimer() {
+      clearTimeout(staffTimer);
+      staffTimer = setTimeout(() => signOutStaff(""), STAFF_IDLE_MS);
+    }
+
+    // 204 only for a scheduler's or an admin's token in force: checked by the server.
+    async function staffCheck(token) {
+      const response = await request("/kiosk/setup/staff-check", {
+        method: "POST", headers: { "Authorization": "Bearer " + token },
+      });
+      return response.status;
+    }
+
+    function staffRefusal(status) {
+      if (status === 429) return "Too many attempts that failed. Wait a few minutes, then try again.";
+      if (status === 401 || status === 403) {
+        return "This staff token was not accepted. Check that you copied all of it, and that it has not been revoked.";
+      }
+      return "Could not check the token (the intake service did not answer). Try again.";
+    }
+
+    staffForm.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const token = staffInput.value.trim();
+      if (!token) { showStaffError("Enter your staff token first."); return; }
+      $("staff-continue").disabled = true;
+      showStaffError("");
+      try {
+        const status = await staffCheck(token);
+        if (status !== 204) { showStaffError(staffRefusal(status)); return; }
+        staffToken = token;
+        staffInput.value = "";
+        staffForm.hidden = true;
+        form.hidden = false;
+        $("setup-forget").hidden = !storedKey();
+        armStaffTimer();
+        input.focus();
+      } catch (e) {
+        showStaffError(staffRefusal(0));
+      } finally {
+        $("staff-continue").disabled = false;
+      }
+    });
+
+    // Before saving or removing: the token must still be in force (it may have been revoked).
+    async function staffStillValid() {
+      if (!staffToken) return false;
+      const status = await staffCheck(staffToken);
+      if (status === 204) return true;
+      signOutStaff(staffRefusal(status));
+      return false;
     }
 
     // An empty report tells a kiosk key from anything else without storing anything:
@@ -110,14 +185,15 @@
       if (!key) { showError("Paste the kiosk key first."); return; }
       save.disabled = true;
       showError("");
+      armStaffTimer();
       try {
+        if (!(await staffStillValid())) return;
         if (!(await keyIsAccepted(key))) {
           showError("This key was not accepted. Check that you copied all of it, and that it has not been revoked.");
           return;
         }
         storeKey(key);
-        input.value = "";
-        showState();
+        signOutStaff("");
         state.textContent = "Saved. This kiosk is set up.";
         $("setup-actions").querySelector("a").focus();
       } catch (e) {
@@ -127,14 +203,22 @@
       }
     });
 
-    $("setup-forget").addEventListener("click", () => {
+    $("setup-forget").addEventListener("click", async () => {
+      try {
+        if (!(await staffStillValid())) return;
+      } catch (e) {
+        showError("Could not check your staff token (the intake service did not answer). Nothing was removed.");
+        return;
+      }
       forgetKey();
-      showState();
+      signOutStaff("");
       state.textContent = "The key was removed. This kiosk is not set up.";
-      input.focus();
+      staffInput.focus();
     });
 
-    form.hidden = false;
+    $("setup-done").addEventListener("click", () => signOutStaff(""));
+
+    staffForm.hidden = false;
     showState();
   }
 
