@@ -46,9 +46,11 @@ def kiosk_url(live_stack):
     return live_stack.base_url["intake"] + "/kiosk"
 
 
-def set_up_kiosk(page, kiosk_url: str, key: str) -> None:
-    """What staff do once per device: paste the key on /kiosk/setup."""
+def set_up_kiosk(page, kiosk_url: str, key: str, staff_token: str) -> None:
+    """What staff do once per device: sign in with their staff token on /kiosk/setup, paste the key."""
     page.goto(kiosk_url + "/setup")
+    page.get_by_label("Your staff token").fill(staff_token)
+    page.get_by_role("button", name="Continue").click()
     page.get_by_label("Kiosk key").fill(key)
     page.get_by_role("button", name="Check and save the key").click()
     page.get_by_text("Saved. This kiosk is set up.").wait_for()
@@ -95,7 +97,7 @@ def test_a_patient_sends_a_report_and_sees_the_outcome(page, live_stack, kiosk_u
     page.goto(kiosk_url)
     expect(page.get_by_role("heading", name="This kiosk is not set up")).to_be_visible()
 
-    set_up_kiosk(page, kiosk_url, live_stack.kiosk_key())
+    set_up_kiosk(page, kiosk_url, live_stack.kiosk_key(), live_stack.staff_token())
     fill_self_care_report(page)
     page.get_by_role("button", name="Send my answers").click()
 
@@ -113,7 +115,7 @@ def test_a_patient_sends_a_report_and_sees_the_outcome(page, live_stack, kiosk_u
 def test_field_errors_appear_next_to_their_fields(page, live_stack, kiosk_url):
     from playwright.sync_api import expect
 
-    set_up_kiosk(page, kiosk_url, live_stack.kiosk_key())
+    set_up_kiosk(page, kiosk_url, live_stack.kiosk_key(), live_stack.staff_token())
     future = datetime.now(UTC).date() + timedelta(days=30)
     fill_self_care_report(page, birth_date=future, location=None)
     page.get_by_role("button", name="Send my answers").click()
@@ -138,7 +140,7 @@ def test_field_errors_appear_next_to_their_fields(page, live_stack, kiosk_url):
 def test_a_failed_send_is_retried_with_the_same_idempotency_key(page, live_stack, kiosk_url):
     from playwright.sync_api import expect
 
-    set_up_kiosk(page, kiosk_url, live_stack.kiosk_key())
+    set_up_kiosk(page, kiosk_url, live_stack.kiosk_key(), live_stack.staff_token())
     sent = []
 
     def service_unavailable_once(route):
@@ -163,7 +165,7 @@ def test_an_unattended_form_is_cleared(page, live_stack, kiosk_url):
     from playwright.sync_api import expect
 
     page.clock.install()
-    set_up_kiosk(page, kiosk_url, live_stack.kiosk_key())
+    set_up_kiosk(page, kiosk_url, live_stack.kiosk_key(), live_stack.staff_token())
     page.get_by_label("First name").fill("Ana")
     page.clock.fast_forward("03:01")
     expect(page.get_by_role("dialog", name="Are you still there?")).to_be_visible()
@@ -176,7 +178,7 @@ def test_the_outcome_screen_clears_itself(page, live_stack, kiosk_url):
     from playwright.sync_api import expect
 
     page.clock.install()
-    set_up_kiosk(page, kiosk_url, live_stack.kiosk_key())
+    set_up_kiosk(page, kiosk_url, live_stack.kiosk_key(), live_stack.staff_token())
     fill_self_care_report(page)
     page.get_by_role("button", name="Send my answers").click()
     expect(page.get_by_role("heading", name="Thank you")).to_be_visible()
