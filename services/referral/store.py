@@ -24,7 +24,7 @@ _REFERRAL = """r.referral_id::text, r.patient_mrn, r.priority, r.status, r.creat
     r.slot_id::text,
     ARRAY(SELECT rr.report_id::text FROM referral.referral_reports rr
           WHERE rr.referral_id = r.referral_id ORDER BY rr.position),
-    r.patient_birth_date, r.possible_duplicate_of::text"""
+    r.patient_birth_date, r.possible_duplicate_of::text, r.possible_duplicate_mrn"""
 
 # A referral that keeps changing under us while we wait is left to the next offer.
 CLAIM_ATTEMPTS = 5
@@ -33,10 +33,12 @@ _SLOT = "s.slot_id::text, s.provider_id::text, s.start_at, s.end_at"
 
 
 def _referral(row) -> Referral:
-    referral_id, mrn, priority, status, created_at, window_ends_at, slot_id, report_ids, born, duplicate_of = row
+    (referral_id, mrn, priority, status, created_at, window_ends_at, slot_id, report_ids, born, duplicate_of,
+     duplicate_mrn) = row
     return Referral(referral_id=referral_id, patient_mrn=mrn, priority=priority, status=status,
                     created_at=created_at, window_ends_at=window_ends_at, slot_id=slot_id,
-                    report_ids=tuple(report_ids), patient_birth_date=born, possible_duplicate_of=duplicate_of)
+                    report_ids=tuple(report_ids), patient_birth_date=born, possible_duplicate_of=duplicate_of,
+                    possible_duplicate_mrn=duplicate_mrn)
 
 
 def care_level_of(priority: str) -> str:
@@ -176,10 +178,11 @@ def save_change(conn: psycopg.Connection, change: ReferralChange, *, created: bo
     if created:
         conn.execute(
             "INSERT INTO referral.referrals (referral_id, patient_mrn, patient_mrn_key, patient_birth_date,"
-            " possible_duplicate_of, patient_display_name, priority, status, slot_id, created_at, window_ends_at,"
-            " version, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            " possible_duplicate_of, possible_duplicate_mrn, patient_display_name, priority, status, slot_id,"
+            " created_at, window_ends_at, version, updated_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             (referral.referral_id, referral.patient_mrn, mrn_key(referral.patient_mrn), referral.patient_birth_date,
-             referral.possible_duplicate_of, patient_name, referral.priority, referral.status,
+             referral.possible_duplicate_of, referral.possible_duplicate_mrn, patient_name, referral.priority, referral.status,
              referral.slot_id, referral.created_at, referral.window_ends_at, len(entries), entries[-1].at),
         )
         version = len(entries)
@@ -226,11 +229,10 @@ _VIEW = """r.referral_id::text, r.patient_mrn, r.patient_display_name, r.priorit
     ARRAY(SELECT rr.report_id::text FROM referral.referral_reports rr
           WHERE rr.referral_id = r.referral_id ORDER BY rr.position) AS report_ids,
     s.slot_id::text AS slot_id, s.start_at, s.end_at, p.name AS provider, p.location,
-    d.referral_id::text AS duplicate_of_id, d.patient_mrn AS duplicate_of_mrn
+    r.possible_duplicate_of::text AS duplicate_of_id, r.possible_duplicate_mrn AS duplicate_of_mrn
     FROM referral.referrals r
     LEFT JOIN referral.slots s ON s.slot_id = r.slot_id
-    LEFT JOIN referral.providers p ON p.provider_id = s.provider_id
-    LEFT JOIN referral.referrals d ON d.referral_id = r.possible_duplicate_of"""
+    LEFT JOIN referral.providers p ON p.provider_id = s.provider_id"""
 
 
 def _utc(value: datetime) -> datetime:

@@ -183,9 +183,9 @@ def _raw_insert(conn, patient: str, birth_date: str | None, now, duplicate_of: s
     referral_id = str(uuid.uuid4())
     conn.execute(
         "INSERT INTO referral.referrals (referral_id, patient_mrn, patient_birth_date, possible_duplicate_of,"
-        " patient_display_name, priority, status, created_at, window_ends_at, version)"
-        " VALUES (%s, %s, %s, %s, 'X', 'routine', 'waitlisted', %s, %s, 1)",
-        (referral_id, patient, birth_date, duplicate_of, now, now + 14 * D))
+        " possible_duplicate_mrn, patient_display_name, priority, status, created_at, window_ends_at, version)"
+        " VALUES (%s, %s, %s, %s, %s, 'X', 'routine', 'waitlisted', %s, %s, 1)",
+        (referral_id, patient, birth_date, duplicate_of, duplicate_of and patient, now, now + 14 * D))
     return referral_id
 
 
@@ -207,6 +207,9 @@ def test_the_database_allows_one_open_referral_per_mrn_key_and_birth_date(scratc
     _raw_insert(scratch, patient, None, now, duplicate_of=flagged)
     with pytest.raises(errors.CheckViolation, match="referrals_not_a_duplicate_of_itself"), scratch.transaction():
         scratch.execute("UPDATE referral.referrals SET possible_duplicate_of = referral_id WHERE referral_id = %s",
+                        (flagged,))
+    with pytest.raises(errors.CheckViolation, match="referrals_duplicate_flag_whole"), scratch.transaction():
+        scratch.execute("UPDATE referral.referrals SET possible_duplicate_mrn = NULL WHERE referral_id = %s",
                         (flagged,))
 
 

@@ -66,6 +66,7 @@ CASES = {
     "open": store.QueueFilter(status="open"),
     "urgent": store.QueueFilter(priority="urgent"),
     "waitlisted urgent": store.QueueFilter(status="waitlisted", priority="urgent"),
+    "possible duplicates": store.QueueFilter(review="possible_duplicate"),
 }
 
 

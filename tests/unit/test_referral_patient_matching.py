@@ -103,8 +103,8 @@ def test_a_flagged_referral_names_the_other_by_id_only_and_says_why_without_name
     change = create_referral(plan, referral_id="r-new", patient_mrn="mrn-0042 ", free_slots=[],
                              patient_birth_date=BORN, possible_duplicate_of=theirs)
     referral = change.referral
-    assert (referral.possible_duplicate_of, referral.patient_birth_date, referral.patient_mrn) == (
-        theirs.referral_id, BORN, "mrn-0042 ")  # the MRN is kept as the report typed it
+    assert (referral.possible_duplicate_of, referral.possible_duplicate_mrn) == (theirs.referral_id, "MRN-0042")
+    assert (referral.patient_birth_date, referral.patient_mrn) == (BORN, "mrn-0042 ")  # the MRN as typed
     assert referral.status == "waitlisted" and referral.report_ids == ("report-new",)
     reason = change.history[0].reason
     assert f"possible duplicate of referral {theirs.referral_id}" in reason and "another birth date" in reason
@@ -118,7 +118,9 @@ def test_an_unflagged_referral_says_nothing_of_duplicates():
 
 def test_a_referral_cannot_be_flagged_against_itself():
     with pytest.raises(ValueError, match="itself"):
-        open_referral(1, possible_duplicate_of="00000000-0000-0000-0000-000000000001")
+        open_referral(1, possible_duplicate_of="00000000-0000-0000-0000-000000000001", possible_duplicate_mrn="M")
+    with pytest.raises(ValueError, match="both"):
+        open_referral(1, possible_duplicate_of="00000000-0000-0000-0000-000000000002")
 
 
 # -- the birth date through the events -------------------------------------------------

@@ -116,9 +116,9 @@ def create_referral(
     else:
         status, slot_id = BOOKED, slot.slot_id
         reason = f"{plan.priority} referral: earliest free slot inside the window"
-    duplicate_id = None
+    duplicate_id = duplicate_mrn = None
     if possible_duplicate_of is not None:
-        duplicate_id = possible_duplicate_of.referral_id
+        duplicate_id, duplicate_mrn = possible_duplicate_of.referral_id, possible_duplicate_of.patient_mrn
         reason += (f"; possible duplicate of referral {duplicate_id}: same MRN, "
                    + ("unknown birth date" if patient_birth_date is None
                       or possible_duplicate_of.patient_birth_date is None else "another birth date")
@@ -134,6 +134,7 @@ def create_referral(
         report_ids=(plan.report_id,),
         patient_birth_date=patient_birth_date,
         possible_duplicate_of=duplicate_id,
+        possible_duplicate_mrn=duplicate_mrn,
     )
     entry = HistoryEntry(
         referral_id=referral_id,

@@ -69,8 +69,10 @@ class Referral:
     # Identity beyond the MRN (see patients.py): None when not known (older decisions and
     # referrals made before birth dates reached this service).
     patient_birth_date: date | None = None
-    # Flagged for review: an open referral with the same MRN but another birth date.
+    # Flagged for review: an open referral with the same MRN but another birth date (its id,
+    # and its MRN as its report gave it).
     possible_duplicate_of: Id | None = None
+    possible_duplicate_mrn: str | None = None
 
     def __post_init__(self) -> None:
         if self.priority not in PRIORITIES:
@@ -86,6 +88,8 @@ class Referral:
             raise ValueError("report_ids must be a non-empty tuple")
         if self.possible_duplicate_of is not None and self.possible_duplicate_of == self.referral_id:
             raise ValueError("a referral cannot be a possible duplicate of itself")
+        if (self.possible_duplicate_of is None) != (self.possible_duplicate_mrn is None):
+            raise ValueError("a possible-duplicate flag names both the other referral and its MRN")
         holds_slot = self.slot_id is not None
         if holds_slot != (self.status in STATUSES_HOLDING_A_SLOT):
             raise ValueError(
