@@ -1,0 +1,1 @@
+"""Container images and the compose test driver (docs/compose.md)."""
