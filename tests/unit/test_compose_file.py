@@ -12,6 +12,7 @@ exists only where that binary is installed (CI installs it).
 from __future__ import annotations
 
 import ast
+import os
 import re
 import shlex
 import shutil
@@ -41,6 +42,10 @@ COMPOSE_SECRETS = {
     "CLINIC_ADMIN_PASSWORD",
     *(f"CLINIC_{svc.upper()}_PASSWORD" for svc in SERVICES),
 }
+# Host-side choices of the compose file alone, documented in its header too: the
+# infrastructure images (public ones by default, infra/containers/ builds local ones) and
+# Kafka's host port (the same name `make run` reads, infra/stack.py).
+COMPOSE_HOST_SETTINGS = {"CLINIC_POSTGRES_IMAGE", "CLINIC_KAFKA_IMAGE", "CLINIC_KAFKA_PORT"}
 
 _VAR = re.compile(
     r"\$(?:\$|\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?+])(?P<arg>[^}]*))?\}"
@@ -271,7 +276,7 @@ def test_every_clinic_setting_is_documented(services):
 
 def test_interpolated_host_variables_are_settings_or_documented_secrets(compose):
     used = {v for v in variables_in(compose["services"]) if v.startswith("CLINIC_")}
-    assert used - documented_settings() - COMPOSE_SECRETS == set()
+    assert used - documented_settings() - COMPOSE_SECRETS - COMPOSE_HOST_SETTINGS == set()
     header = COMPOSE_FILE.read_text().split("\nx-", 1)[0]
     assert {v for v in used if v not in header} == set(), "document host variables in the file header"
 
@@ -379,7 +384,7 @@ def test_dependency_conditions_can_be_met(services):
 
 def test_postgres(compose, services):
     pg = services["postgres"]
-    assert pg["image"] == "postgres:15"
+    assert pg["image"] == "${CLINIC_POSTGRES_IMAGE:-postgres:15}"
     env = pg["environment"]
     assert (env["POSTGRES_USER"], env["POSTGRES_DB"]) == ("clinic_admin", "clinic")
     assert env["POSTGRES_PASSWORD"] == "${CLINIC_ADMIN_PASSWORD:-clinic_admin}"
@@ -390,9 +395,10 @@ def test_postgres(compose, services):
 
 def test_kafka_is_a_single_kraft_node(compose, services):
     kafka = services["kafka"]
-    repository, _, tag = kafka["image"].partition(":")
+    assert variables_in(kafka["image"]) == {"CLINIC_KAFKA_IMAGE"}, kafka["image"]
+    repository, _, tag = interpolate(kafka["image"]).partition(":")
     assert repository == "apache/kafka" and tag.split(".")[0] == "4", kafka["image"]
-    env = {key: str(value) for key, value in kafka["environment"].items()}
+    env = {key: str(interpolate(value)) for key, value in kafka["environment"].items()}
     assert env["CLUSTER_ID"], "the image refuses to start in KRaft mode without one"
     assert set(env["KAFKA_PROCESS_ROLES"].split(",")) == {"broker", "controller"}
 
@@ -411,6 +417,9 @@ def test_kafka_is_a_single_kraft_node(compose, services):
     assert env["KAFKA_INTER_BROKER_LISTENER_NAME"] == internal[0]
     host = [name for name, addr in advertised.items() if addr == "127.0.0.1:9092"]
     assert host and ("127.0.0.1", "9092", str(listeners[host[0]])) in published(kafka)
+    # One host port, advertised and published alike, whatever CLINIC_KAFKA_PORT says.
+    raw_advertised = kafka["environment"]["KAFKA_ADVERTISED_LISTENERS"]
+    assert variables_in(raw_advertised) == variables_in(kafka["ports"]) == {"CLINIC_KAFKA_PORT"}
 
     for key in (
         "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR",
@@ -444,12 +453,35 @@ def test_topics_match_infra_kafka(services):
     assert set(ALL_TOPICS) == set(topics) | {f"{t}.dlq" for t in topics}
 
 
+def test_local_kafka_image_reads_the_compose_environment_as_apache_kafka_does(services):
+    """infra/containers/kafka's entrypoint makes server properties of the compose file's
+    KAFKA_* settings by the apache/kafka image's rule (KAFKA_LOG_DIRS -> log.dirs)."""
+    env = {key: str(interpolate(value)) for key, value in services["kafka"]["environment"].items()}
+    result = subprocess.run(
+        ["bash", str(ROOT / "infra" / "containers" / "kafka" / "kafka-run"), "--print-config"],
+        env={"PATH": os.environ["PATH"], **env, "KAFKA_HEAP_OPTS": "-Xmx1g"},
+        capture_output=True, text=True, timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    properties = dict(line.split("=", 1) for line in result.stdout.splitlines())
+    assert properties == {
+        key.removeprefix("KAFKA_").lower().replace("_", "."): value
+        for key, value in env.items() if key.startswith("KAFKA_")
+    }
+    assert properties["log.dirs"] == "/var/lib/kafka/data"
+    assert properties["advertised.listeners"] == "INTERNAL://kafka:9092,HOST://127.0.0.1:9092"
+    assert "heap.opts" not in properties and "cluster.id" not in properties  # JVM and format settings
+
+
 # --------------------------------------------------------------------------- image
 
 
 def test_dockerfile_builds_from_python_311_and_runs_unprivileged():
     instructions = dockerfile_instructions()
-    bases = [args.split()[0] for instruction, args in instructions if instruction == "FROM"]
+    # FROM ${ARG} with the ARG's default (infra/containers/ passes a local Python 3.11).
+    args = dict(arg.split("=", 1) for instruction, arg in instructions if instruction == "ARG" and "=" in arg)
+    bases = [re.sub(r"\$\{(\w+)\}", lambda m: args[m.group(1)], arg.split()[0])
+             for instruction, arg in instructions if instruction == "FROM"]
     assert bases and all(base.startswith("python:3.11") for base in bases), bases
     final_stage = instructions[max(i for i, (ins, _) in enumerate(instructions) if ins == "FROM"):]
     users = [args for instruction, args in final_stage if instruction == "USER"]
