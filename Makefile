@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: run test test-unit test-fast chaos bench deps clean
+.PHONY: run test test-unit test-fast chaos bench deps clean compose-test
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ bench: $(STAMP)
 ## chaos: the full fault suite (100,000 reports or 30 minutes, every fault in turn, again and again)
 chaos: $(STAMP)
 	$(PY) -m tests.chaos --reports 100000 --minutes 30
+
+## compose-test: docker-compose.yml run for real through Podman: images, up, flow, crashes, down (docs/compose.md)
+compose-test: $(STAMP)
+	$(PY) -m infra.containers.compose_test
 
 ## deps: Debian packages the stack and the browser tests need (run as root on a fresh machine)
 deps:

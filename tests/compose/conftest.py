@@ -1,0 +1,175 @@
+"""The compose stack (docker-compose.yml) run for real, through Podman: `make compose-test`.
+
+This folder needs what `make compose-test` (infra/containers/compose_test.py) sets up
+first: the images, `podman system service` and its healthcheck ticker. It sets
+CLINIC_COMPOSE_TEST=1; without it these tests are not collected at all (so a plain
+`make test` neither runs nor reports them as skipped).
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+if os.environ.get("CLINIC_COMPOSE_TEST") != "1":
+    collect_ignore_glob = ["test_*.py"]
+
+REPO = Path(__file__).resolve().parents[2]
+PROJECT = os.environ.get("CLINIC_COMPOSE_PROJECT", "clinic-compose-test")
+APIS = ("intake", "triage", "referral")
+WORKERS = tuple(f"{svc}-worker" for svc in APIS)
+ONE_SHOTS = ("migrate", "topics")
+WITH_HEALTHCHECK = ("postgres", "kafka", *APIS)
+LONG_RUNNING = ("postgres", "kafka", *APIS, *WORKERS)
+
+# Figures for the summary at the end of the run: phase -> seconds, container -> memory,
+# service -> seconds after `up -d` began until it was healthy (one-shots: exited 0).
+PHASES: dict[str, float] = {}
+MEMORY: dict[str, str] = {}
+READY: dict[str, float] = {}
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class ComposeStack:
+    """docker-compose against the Docker API in DOCKER_HOST, plus podman for what compose
+    cannot do (inspect a container's health and restart count, SIGKILL its process)."""
+
+    def __init__(self):
+        ports = {name: free_port() for name in ("INTAKE", "TRIAGE", "REFERRAL", "PG", "KAFKA")}
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("CLINIC_") or k in (
+                "CLINIC_POSTGRES_IMAGE", "CLINIC_KAFKA_IMAGE")},
+            **{f"CLINIC_{name}_PORT": str(port) for name, port in ports.items()},
+            # Not the compose file's defaults: the passwords go through every URL for real.
+            **{f"CLINIC_{role}_PASSWORD": secrets.token_urlsafe(18) for role in ("ADMIN", "INTAKE", "TRIAGE",
+                                                                                   "REFERRAL")},
+            "CLINIC_SECRET_KEY": secrets.token_hex(32),
+            "CLINIC_DEMO": "1",  # the demo provider's free slots are what referrals book
+        }
+        self.base_url = {svc: f"http://127.0.0.1:{ports[svc.upper()]}" for svc in APIS}
+
+    def compose(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+        result = subprocess.run(["docker-compose", "-p", PROJECT, "-f", str(REPO / "docker-compose.yml"), *args],
+                                cwd=REPO, env=self.env, capture_output=True, text=True, timeout=timeout)
+        assert result.returncode == 0, f"docker-compose {' '.join(args)}: {result.stderr[-3000:]}"
+        return result
+
+    def clinic(self, *argv: str) -> str:
+        """`docker-compose run --rm migrate clinic ...` (the compose file's header): its stdout."""
+        return self.compose("run", "--rm", "-T", "migrate", "clinic", *argv, timeout=120).stdout.strip()
+
+    def containers(self) -> dict[str, dict]:
+        """service -> `podman inspect` of its one container (two podman calls for them all:
+        docker-compose's own start-up costs a second of CPU per call)."""
+        ids = subprocess.run(["podman", "ps", "-aq", "--filter", f"label=com.docker.compose.project={PROJECT}"],
+                             capture_output=True, text=True, check=True, timeout=60).stdout.split()
+        if not ids:
+            return {}
+        result = subprocess.run(["podman", "inspect", *ids], capture_output=True, text=True, check=True, timeout=60)
+        found: dict[str, dict] = {}
+        for info in json.loads(result.stdout):
+            labels = info["Config"]["Labels"]
+            if labels.get("com.docker.compose.oneoff") == "True":  # a `docker-compose run` container
+                continue
+            service = labels["com.docker.compose.service"]
+            assert service not in found, f"{service}: more than one container"
+            found[service] = info
+        return found
+
+    def container(self, service: str) -> dict:
+        found = self.containers()
+        assert service in found, f"no container for {service}: {sorted(found)}"
+        return found[service]
+
+    def logs(self, tail: int = 40) -> str:
+        return subprocess.run(["docker-compose", "-p", PROJECT, "logs", "--no-color", f"--tail={tail}"],
+                              cwd=REPO, env=self.env, capture_output=True, text=True, timeout=120).stdout
+
+    def wait_healthy(self, started: float, timeout: float = 420) -> dict[str, float]:
+        """Every one-shot exited 0; every other container running, and healthy if it has a check.
+        Returns when (seconds after `started`) each service first got there."""
+        deadline = started + timeout
+        ready: dict[str, float] = {}
+        while True:
+            containers = self.containers()
+            pending = []
+            for service in (*ONE_SHOTS, *LONG_RUNNING):
+                state = containers[service]["State"] if service in containers else {"Status": "absent"}
+                if service in ONE_SHOTS:
+                    done = state["Status"] == "exited"
+                    assert not done or state["ExitCode"] == 0, f"{service} failed:\n{self.logs()}"
+                else:
+                    done = state["Status"] == "running" and (
+                        service not in WITH_HEALTHCHECK or health(state) == "healthy")
+                if done:
+                    ready.setdefault(service, time.monotonic() - started)
+                else:
+                    pending.append(f"{service}: {state['Status']} {health(state) or ''}".strip())
+            if not pending:
+                return ready
+            assert time.monotonic() < deadline, f"not healthy after {timeout:g} s: {pending}\n{self.logs()}"
+            time.sleep(0.5)
+
+    def memory(self) -> dict[str, str]:
+        result = subprocess.run(["podman", "stats", "--no-stream", "--format", "json"],
+                                capture_output=True, text=True, check=True, timeout=60)
+        prefix = f"{PROJECT}_"
+        return {row["name"].removeprefix(prefix).removesuffix("_1"): row["mem_usage"].split(" / ")[0]
+                for row in json.loads(result.stdout)
+                if row["name"].startswith(prefix) and row["name"].removeprefix(prefix).removesuffix("_1")
+                in LONG_RUNNING}
+
+
+def health(state: dict) -> str | None:
+    # Podman names it Healthcheck; its Docker-compatible inspect calls it Health.
+    found = state.get("Health") or state.get("Healthcheck") or {}
+    return found.get("Status") or None
+
+
+@pytest.fixture(scope="session")
+def stack():
+    assert os.environ.get("DOCKER_HOST"), "run through `make compose-test`: it starts the Podman service"
+    stack = ComposeStack()
+    started = time.monotonic()
+    try:
+        stack.compose("up", "-d", "--no-build")
+        READY.update(stack.wait_healthy(started))
+        PHASES["up -d until every container is healthy"] = time.monotonic() - started
+        yield stack
+    finally:
+        started = time.monotonic()
+        stack.compose("down", "-v", "--remove-orphans")
+        PHASES["down -v"] = time.monotonic() - started
+    left = subprocess.run(["podman", "volume", "ls", "-q", "--filter", f"label=com.docker.compose.project={PROJECT}"],
+                          capture_output=True, text=True, check=True).stdout.split()
+    assert not left, f"down -v left volumes behind: {left}"
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not PHASES and not MEMORY and not READY:
+        return
+    write = terminalreporter.write_line
+    terminalreporter.section("compose stack figures")
+    if build := os.environ.get("CLINIC_COMPOSE_BUILD_SECONDS"):
+        write(f"  {'images (build, or check they are up to date)':48} {float(build):7.1f} s")
+    for phase, seconds in PHASES.items():
+        write(f"  {phase:48} {seconds:7.1f} s")
+    if READY:
+        write("  each service healthy (one-shots: exited 0), seconds after `up -d` began:")
+        write("    " + ", ".join(f"{name} {seconds:.0f}" for name, seconds in sorted(READY.items(), key=lambda i: i[1])))
+    if MEMORY:
+        write("  memory per container after the flow (podman stats --no-stream):")
+        for name, usage in sorted(MEMORY.items()):
+            write(f"    {name:20} {usage}")

@@ -1,0 +1,142 @@
+"""docker-compose.yml started for real (through Podman's Docker API), used over its published
+ports as a kiosk and a scheduler would, then two of its containers crashed.
+
+Run by `make compose-test` only (see conftest.py). The tests share one stack and run in
+file order: healthy, the flow, the crash.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import time
+import uuid
+
+import pytest
+import requests
+
+from tests.compose.conftest import APIS, MEMORY, PHASES, WITH_HEALTHCHECK, health
+from tests.e2e.flow_helpers import FINAL_STATUSES, SELF_CARE, SPECIALIST, URGENT, report_body, submit, wait_for_report
+
+# Image builds are not in here; the stack's start is (a cold Kafka and PostgreSQL init).
+pytestmark = pytest.mark.timeout(900)
+
+
+@pytest.fixture(scope="module")
+def credentials(stack):
+    suffix = uuid.uuid4().hex[:8]
+    key = stack.clinic("kiosk", "add", f"compose-kiosk-{suffix}")
+    scheduler = stack.clinic("staff", "add", f"compose-scheduler-{suffix}", "--role", "scheduler")
+    assert key.startswith("kiosk_") and scheduler.startswith("staff_"), (key, scheduler)
+    return {"kiosk": key, "scheduler": scheduler}
+
+
+def staff_get(stack, credentials, service: str, path: str, **params) -> requests.Response:
+    return requests.get(f"{stack.base_url[service]}{path}", params=params, timeout=10,
+                        headers={"Authorization": f"Bearer {credentials['scheduler']}"})
+
+
+def test_every_container_is_healthy_and_every_api_ready(stack):
+    for svc in APIS:
+        ready = requests.get(f"{stack.base_url[svc]}/readyz", timeout=5)
+        assert ready.status_code == 200, ready.text
+        assert ready.json()["status"] == "ready"
+    for service in ("postgres", "kafka", *APIS):
+        assert stack.container(service)["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
+
+
+def test_kiosk_report_is_triaged_booked_and_queued(stack, credentials):
+    started = time.monotonic()
+    intake = stack.base_url["intake"]
+    response = submit(intake, credentials["kiosk"], report_body(**URGENT))
+    assert response.status_code == 202, response.text
+    report_id = response.json()["report_id"]
+
+    view = wait_for_report(intake, credentials["kiosk"], report_id, timeout=120)
+    assert view["care_level"] == "urgent"
+    assert view["status"] == "referred", "the demo provider has free slots within 2 days"
+    assert view["referral"]["priority"] == "urgent"
+
+    decision = staff_get(stack, credentials, "triage", f"/v1/decisions/{report_id}")
+    assert decision.status_code == 200, decision.text
+    assert decision.json()["care_level"] == "urgent"
+    assert {f["id"] for f in decision.json()["fired"]} == {"URG-SEVERE", "URG-SUDDEN", "URG-TRAUMA"}
+
+    queue = staff_get(stack, credentials, "referral", "/v1/referrals", status="booked", priority="urgent")
+    assert queue.status_code == 200, queue.text
+    mine = [item for item in queue.json()["items"] if item["report_id"] == report_id]
+    assert len(mine) == 1, queue.json()
+    assert mine[0]["referral_id"] == view["referral"]["referral_id"]
+    assert mine[0]["appointment"] is not None
+
+    closed = submit(intake, credentials["kiosk"], report_body(**SELF_CARE)).json()["report_id"]
+    assert wait_for_report(intake, credentials["kiosk"], closed, timeout=60)["status"] == "closed"
+    PHASES["end-to-end flow (2 reports)"] = time.monotonic() - started
+    MEMORY.update(stack.memory())
+
+
+def crash(stack, service: str) -> int:
+    """SIGKILL a container's main process from the host, as the OOM killer or a crash would;
+    returns its restart count before. (`podman kill`/`docker kill` would not do: both
+    count as a stop by the user, which the restart policy leaves stopped.)"""
+    info = stack.container(service)
+    assert info["State"]["Status"] == "running", info["State"]
+    os.kill(info["State"]["Pid"], signal.SIGKILL)
+    return info["RestartCount"]
+
+
+def wait_restarted(stack, service: str, restarts_before: int, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        info = stack.container(service)
+        state = info["State"]
+        healthy = service not in WITH_HEALTHCHECK or health(state) == "healthy"
+        if info["RestartCount"] > restarts_before and state["Status"] == "running" and healthy:
+            return
+        assert time.monotonic() < deadline, f"{service} not back after {timeout:g} s: {state}\n{stack.logs()}"
+        time.sleep(1)
+
+
+def test_crashed_worker_and_broker_come_back_and_nothing_is_lost_or_doubled(stack, credentials):
+    """Reports posted before, during and after a crash of the triage worker and of the broker
+    all reach their final status, each decided once and referred at most once."""
+    started = time.monotonic()
+    intake = stack.base_url["intake"]
+    kinds = [("urgent", URGENT), ("specialist", SPECIALIST), ("self_care", SELF_CARE)]
+    posted: dict[str, str] = {}  # report id -> care level
+
+    def post_batch(count: int) -> None:
+        for i in range(count):
+            care_level, answers = kinds[i % len(kinds)]
+            response = submit(intake, credentials["kiosk"], report_body(**answers),
+                              idempotency_key=str(uuid.uuid4()))
+            assert response.status_code == 202, response.text  # the outbox takes it, broker or not
+            posted[response.json()["report_id"]] = care_level
+
+    post_batch(9)
+    restarts = {service: crash(stack, service) for service in ("triage-worker", "kafka")}
+    post_batch(9)  # while both are down or coming back
+    for service, before in restarts.items():
+        wait_restarted(stack, service, before)
+    PHASES["crash to both containers back (restart policy)"] = time.monotonic() - started
+    post_batch(9)
+
+    views = {rid: wait_for_report(intake, credentials["kiosk"], rid, timeout=240) for rid in posted}
+    PHASES["crash to all 27 reports final"] = time.monotonic() - started
+    for report_id, care_level in posted.items():
+        view = views[report_id]
+        assert view["status"] in FINAL_STATUSES and view["care_level"] == care_level, view
+        decision = staff_get(stack, credentials, "triage", f"/v1/decisions/{report_id}")
+        assert decision.status_code == 200, decision.text
+        referrals = staff_get(stack, credentials, "referral", "/v1/referrals", report_id=report_id).json()["items"]
+        if care_level == "self_care":
+            assert view["status"] == "closed" and referrals == [], (view, referrals)
+        else:
+            assert view["status"] in ("referred", "waitlisted"), view
+            assert len(referrals) == 1, f"report {report_id} referred {len(referrals)} times: {referrals}"
+            assert referrals[0]["report_ids"] == [report_id]
+            assert referrals[0]["referral_id"] == view["referral"]["referral_id"]
+
+    dead = stack.clinic("dlq", "list", "clinic.symptom-reports.v1")
+    dead += "\n" + stack.clinic("dlq", "list", "clinic.triage-decisions.v1")
+    dead += "\n" + stack.clinic("dlq", "list", "clinic.referral-events.v1")
+    assert dead.count("no dead letters") == 3, dead
