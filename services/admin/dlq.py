@@ -20,8 +20,8 @@ import warnings
 from dataclasses import dataclass
 from datetime import datetime
 
-from services.common.kafka_io import make_producer, read_to_end
-from services.common.settings import TOPICS, Settings, dlq_topic
+from services.common.kafka_io import client_security, make_producer, read_to_end
+from services.common.settings import KAFKA_ADMIN_PRINCIPAL, TOPICS, Settings, dlq_topic
 
 from .errors import CommandError
 
@@ -74,11 +74,11 @@ def resolve_topic(name: str) -> tuple[str, str]:
     return original, dlq_topic(original)
 
 
-def _consumer(bootstrap: str, group_id: str | None) -> KafkaConsumer:
+def _consumer(bootstrap: str, group_id: str | None, security: dict | None = None) -> KafkaConsumer:
     try:
         return KafkaConsumer(bootstrap_servers=bootstrap, group_id=group_id, client_id="clinic-dlq",
                              enable_auto_commit=False, auto_offset_reset="earliest",
-                             request_timeout_ms=15_000, reconnect_backoff_max_ms=2_000)
+                             request_timeout_ms=15_000, reconnect_backoff_max_ms=2_000, **(security or {}))
     except KafkaError as exc:
         raise DlqError(f"cannot reach Kafka at {bootstrap} ({type(exc).__name__}); is the stack running?") from None
 
@@ -118,19 +118,22 @@ def run(settings: Settings, action: str, topic: str, *, dry_run: bool = False) -
     import logging
 
     logging.getLogger("kafka").setLevel(logging.CRITICAL)  # our own one-line errors say it
+    security = client_security(settings, KAFKA_ADMIN_PRINCIPAL)  # an operator's tool: the admin principal
     if action == "list":
-        letters, replayed = list_dead_letters(settings.kafka_bootstrap, topic)
+        letters, replayed = list_dead_letters(settings.kafka_bootstrap, topic, security=security)
         print(render_list(topic, letters, replayed))
     else:
-        print(render_replay(replay(settings.kafka_bootstrap, topic, dry_run=dry_run), dry_run=dry_run))
+        print(render_replay(replay(settings.kafka_bootstrap, topic, dry_run=dry_run, security=security),
+                            dry_run=dry_run))
 
 
 # -- list ------------------------------------------------------------------------------
-def list_dead_letters(bootstrap: str, name: str) -> tuple[list[DeadLetter], dict[int, int]]:
+def list_dead_letters(bootstrap: str, name: str, *, security: dict | None = None
+                      ) -> tuple[list[DeadLetter], dict[int, int]]:
     """Every message parked in the topic's .dlq, oldest first, and per partition the offset
     up to which `replay` has sent them back."""
     _original, topic = resolve_topic(name)
-    consumer = _consumer(bootstrap, REPLAY_GROUP)  # only to read its committed offsets
+    consumer = _consumer(bootstrap, REPLAY_GROUP, security)  # only to read its committed offsets
     try:
         partitions = _partitions(consumer, topic)
         replayed = _replayed_up_to(consumer, partitions)
@@ -167,9 +170,9 @@ class ReplayResult:
     already_replayed: int  # before the committed offsets: left alone
 
 
-def replay(bootstrap: str, name: str, *, dry_run: bool = False) -> ReplayResult:
+def replay(bootstrap: str, name: str, *, dry_run: bool = False, security: dict | None = None) -> ReplayResult:
     original, topic = resolve_topic(name)
-    consumer = _consumer(bootstrap, REPLAY_GROUP)
+    consumer = _consumer(bootstrap, REPLAY_GROUP, security)
     producer = None
     try:
         partitions = _partitions(consumer, topic)
@@ -191,7 +194,7 @@ def replay(bootstrap: str, name: str, *, dry_run: bool = False) -> ReplayResult:
         if dry_run:
             return ReplayResult(topic, len(to_send), duplicates, already)
         if to_send:
-            producer = make_producer(bootstrap, "clinic-dlq-replay")
+            producer = make_producer(bootstrap, "clinic-dlq-replay", security)
             futures = []
             for d in to_send:
                 target = d.origin[0] or original

@@ -93,10 +93,12 @@ class InboxConsumer:
         kafka_bootstrap: str,
         group_id: str,
         handlers: dict[str, Handler],
+        kafka_security: dict | None = None,
     ):
         self.service = service
         self.pool = pool
         self.kafka_bootstrap = kafka_bootstrap
+        self.kafka_security = kafka_security or {}  # kafka_io.client_security(settings)
         self.group_id = group_id
         self.handlers = handlers  # topic -> handler
         self._consumer = None
@@ -106,7 +108,8 @@ class InboxConsumer:
     # -- lifecycle -------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
         self._consumer = make_consumer(
-            self.kafka_bootstrap, self.group_id, list(self.handlers), client_id=f"{self.service}-worker"
+            self.kafka_bootstrap, self.group_id, list(self.handlers), client_id=f"{self.service}-worker",
+            security=self.kafka_security,
         )
         try:
             while not stop.is_set():
@@ -289,7 +292,7 @@ class InboxConsumer:
         try:
             consumer = KafkaConsumer(bootstrap_servers=self.kafka_bootstrap, group_id=None,
                                      client_id=f"{self.service}-dlq-check", enable_auto_commit=False,
-                                     request_timeout_ms=10_000)
+                                     request_timeout_ms=10_000, **self.kafka_security)
             partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
             consumer.assign(partitions)
             after_ms = int((since - DLQ_CLOCK_SLACK).timestamp() * 1000)
@@ -323,7 +326,7 @@ class InboxConsumer:
         ]
         try:
             if self._dlq_producer is None:
-                self._dlq_producer = make_producer(self.kafka_bootstrap, f"{self.service}-dlq")
+                self._dlq_producer = make_producer(self.kafka_bootstrap, f"{self.service}-dlq", self.kafka_security)
             # Wait for the broker's ack: the offset must not move past a message that is
             # neither applied nor safely parked.
             self._dlq_producer.send(dlq_topic(message.topic), key=message.key, value=message.value,

@@ -1,18 +1,50 @@
 """Kafka clients configured for what the services need (kafka-python 3.x)."""
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Mapping
+from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.structs import TopicPartition
+
+from .settings import Settings
 
 # Explicit, because kafka-python 3 defaults to 45 s: a killed worker's partitions move to
 # the survivors within ~10 s, while a heartbeat every 3 s keeps healthy members in.
 SESSION_TIMEOUT_MS = 10_000
 HEARTBEAT_INTERVAL_MS = 3_000
 
+# kafka-python warns on every SCRAM connection without TLS ("exchanging credentials in the
+# clear"), but SCRAM never sends the password, only a proof of it, and the broker is reached
+# on loopback or a private network (README, "Broker security"): noise in every worker log.
+logging.getLogger("kafka.net.sasl.scram").setLevel(logging.ERROR)
 
-def make_producer(bootstrap: str, client_id: str) -> KafkaProducer:
+# The client listener's SASL mechanism (infra/kafka/server.properties). SASL_PLAINTEXT: the
+# broker is reached on loopback (make run, tests) or a private container network (compose).
+SASL_MECHANISM = "SCRAM-SHA-512"
+
+
+def sasl_config(username: str, password: str) -> dict[str, Any]:
+    """kafka-python client settings that authenticate as `username` with SCRAM-SHA-512."""
+    return {"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": SASL_MECHANISM,
+            "sasl_plain_username": username, "sasl_plain_password": password}
+
+
+def client_security(settings: Settings, principal: str | None = None) -> dict[str, Any]:
+    """The one place every Kafka client (producer, consumer, admin) gets its security settings:
+    SASL/SCRAM as this process's principal (or as `principal`, e.g. clinic-admin for the admin
+    tools), with the password the settings found; {} (PLAINTEXT, a broker without SASL) when
+    none is configured."""
+    if principal is None or principal == settings.kafka_username:
+        username, password = settings.kafka_username, settings.kafka_password
+    else:
+        username, password = principal, settings.kafka_passwords.get(principal)
+    return sasl_config(username, password) if username and password else {}
+
+
+def make_producer(bootstrap: str, client_id: str, security: Mapping[str, Any] | None = None) -> KafkaProducer:
     return KafkaProducer(
         bootstrap_servers=bootstrap,
         client_id=client_id,
@@ -24,10 +56,12 @@ def make_producer(bootstrap: str, client_id: str) -> KafkaProducer:
         request_timeout_ms=10_000,
         max_block_ms=10_000,  # send() gives up quickly when the broker is down; the relay retries
         reconnect_backoff_max_ms=2_000,
+        **(security or {}),
     )
 
 
-def make_consumer(bootstrap: str, group_id: str, topics: list[str], client_id: str) -> KafkaConsumer:
+def make_consumer(bootstrap: str, group_id: str, topics: list[str], client_id: str,
+                  security: Mapping[str, Any] | None = None) -> KafkaConsumer:
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap,
         group_id=group_id,
@@ -40,6 +74,7 @@ def make_consumer(bootstrap: str, group_id: str, topics: list[str], client_id: s
         heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS,
         max_poll_interval_ms=300_000,
         reconnect_backoff_max_ms=2_000,
+        **(security or {}),
     )
     consumer.subscribe(topics)
     return consumer

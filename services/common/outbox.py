@@ -70,10 +70,12 @@ class OutboxRelay:
     publishing but before marking re-publishes the row: consumers deduplicate by event id.
     """
 
-    def __init__(self, database_url: str, schema: str, kafka_bootstrap: str, client_id: str):
+    def __init__(self, database_url: str, schema: str, kafka_bootstrap: str, client_id: str,
+                 kafka_security: dict | None = None):
         self.database_url = database_url
         self.schema = schema
         self.kafka_bootstrap = kafka_bootstrap
+        self.kafka_security = kafka_security or {}  # kafka_io.client_security(settings)
         self.client_id = client_id
         self._producer = None
         self._next_purge = 0.0
@@ -110,7 +112,7 @@ class OutboxRelay:
 
     def producer(self):
         if self._producer is None:
-            self._producer = make_producer(self.kafka_bootstrap, self.client_id)
+            self._producer = make_producer(self.kafka_bootstrap, self.client_id, self.kafka_security)
         return self._producer
 
     def publish_batch(self, conn: psycopg.Connection) -> int:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
@@ -20,6 +20,18 @@ TOPICS = (TOPIC_REPORTS, TOPIC_DECISIONS, TOPIC_REFERRAL_EVENTS)
 
 def dlq_topic(topic: str) -> str:
     return f"{topic}.dlq"
+
+
+# Kafka principals (SASL/SCRAM-SHA-512 users): one per service, one for the admin tools
+# (`clinic kafka topics`, `clinic dlq ...`). Their ACLs: services/admin/topics.py.
+KAFKA_ADMIN_PRINCIPAL = "clinic-admin"
+KAFKA_PRINCIPALS = (*SERVICES, KAFKA_ADMIN_PRINCIPAL)
+
+
+def kafka_password_setting(principal: str) -> str:
+    """The setting that holds a Kafka principal's password: CLINIC_KAFKA_<PRINCIPAL>_PASSWORD
+    (CLINIC_KAFKA_CLINIC_ADMIN_PASSWORD for clinic-admin)."""
+    return f"CLINIC_KAFKA_{principal.upper().replace('-', '_')}_PASSWORD"
 
 
 @dataclass(frozen=True)
@@ -48,6 +60,16 @@ class Settings:
     auth_failures_per_credential: int = 10
     # POST /v1/reports per kiosk and clock hour, then 429.
     kiosk_reports_per_hour: int = 120
+    # Kafka SASL/SCRAM: this process's principal and password (CLINIC_KAFKA_USERNAME, by default
+    # the service's own or clinic-admin; CLINIC_KAFKA_PASSWORD, by default that principal's
+    # CLINIC_KAFKA_<PRINCIPAL>_PASSWORD). No password: PLAINTEXT, as a broker without SASL wants.
+    kafka_username: str | None = None
+    kafka_password: str | None = None
+    # Every principal's password found (the `clinic` command and tests act as several).
+    kafka_passwords: dict[str, str] = field(default_factory=dict)
+    # retention.ms of the topics and of their .dlq twins (services/admin/topics.py).
+    topic_retention_days: float = 7.0
+    dlq_retention_days: float = 14.0
 
     def role_url(self, role: str) -> str:
         """Database URL of a service's role (the `clinic` command acts for each service)."""
@@ -93,6 +115,9 @@ def load(service: str | None = None, env: os._Environ | dict | None = None) -> S
     secret_key = read_secret(env, "CLINIC_SECRET_KEY", state_dir)
     if not secret_key and service in SERVICES:  # `make run` keeps one per service
         secret_key = read_secret(env, secret_key_setting(service), state_dir)
+    kafka_passwords = {principal: password for principal in KAFKA_PRINCIPALS
+                       if (password := read_secret(env, kafka_password_setting(principal), state_dir))}
+    kafka_username = env.get("CLINIC_KAFKA_USERNAME") or (service if service in SERVICES else KAFKA_ADMIN_PRINCIPAL)
     return Settings(
         service=service,
         state_dir=state_dir,
@@ -116,4 +141,9 @@ def load(service: str | None = None, env: os._Environ | dict | None = None) -> S
         auth_failures_per_address=int(env.get("CLINIC_AUTH_FAILURES_PER_ADDRESS", "10")),
         auth_failures_per_credential=int(env.get("CLINIC_AUTH_FAILURES_PER_CREDENTIAL", "10")),
         kiosk_reports_per_hour=int(env.get("CLINIC_KIOSK_REPORTS_PER_HOUR", "120")),
+        kafka_username=kafka_username,
+        kafka_password=read_secret(env, "CLINIC_KAFKA_PASSWORD", state_dir) or kafka_passwords.get(kafka_username),
+        kafka_passwords=kafka_passwords,
+        topic_retention_days=float(env.get("CLINIC_TOPIC_RETENTION_DAYS", "7")),
+        dlq_retention_days=float(env.get("CLINIC_DLQ_RETENTION_DAYS", "14")),
     )

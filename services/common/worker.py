@@ -9,6 +9,7 @@ from prometheus_client import start_http_server
 
 from .db import apply_migrations, make_pool
 from .inbox import Handler, InboxConsumer
+from .kafka_io import client_security
 from .logs import configure_logging
 from .outbox import OutboxRelay, start_relay_thread
 from .settings import Settings
@@ -57,7 +58,9 @@ def install_stop_signals(stop: threading.Event) -> None:
 def run_worker(settings: Settings, *, migrations_package: str, handlers: dict[str, Handler],
                stop: threading.Event | None = None, group_id: str | None = None) -> None:
     """The worker until `stop` is set (SIGTERM/SIGINT in the main thread); its consumer group
-    is `group_id`, by default `clinic-<service>` (tests give each worker its own)."""
+    is `group_id`, by default `clinic-<service>` (tests give each worker its own, under that
+    prefix: the service's principal may use only groups named clinic-<service> or
+    clinic-<service>-...)."""
     configure_logging(settings.service)
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
@@ -66,12 +69,14 @@ def run_worker(settings: Settings, *, migrations_package: str, handlers: dict[st
     pool = make_pool(settings.database_url, max_size=2, name=f"{settings.service}-worker")
     try:
         migrate_when_possible(pool, settings.service, migrations_package, stop)
+        security = client_security(settings)  # SASL as the service's own principal, if configured
         relay = OutboxRelay(settings.database_url, settings.service, settings.kafka_bootstrap,
-                            client_id=f"{settings.service}-relay")
+                            client_id=f"{settings.service}-relay", kafka_security=security)
         relay_thread = start_relay_thread(relay, stop)
         log.info("worker started", extra={"topics": list(handlers)})
         consumer = InboxConsumer(service=settings.service, pool=pool, kafka_bootstrap=settings.kafka_bootstrap,
-                                 group_id=group_id or f"clinic-{settings.service}", handlers=handlers)
+                                 group_id=group_id or f"clinic-{settings.service}", handlers=handlers,
+                                 kafka_security=security)
         while handlers and not stop.is_set():
             try:
                 consumer.run(stop)
