@@ -39,10 +39,11 @@ from infra.kafka.runner import marker as jars_marker
 from infra.kafka.runner import pom_hash
 from infra.postgres import InfraError, LocalPostgres, find_bin_dir, stop_stale
 from infra.supervisor import ManagedProcess, ShutdownRequested, StartError, Supervisor, spawn
-from services.admin.topics import TopicError
+from services.admin.topics import Retention, TopicError
 from infra.local_secrets import ensure_local_secret, write_private
-from services.common.secret_sources import read_secret
-from services.common.settings import SERVICES, secret_key_setting
+from services.common import settings as settings_module
+from services.common.secret_sources import local_secrets_dir, read_secret
+from services.common.settings import SERVICES, kafka_password_setting, secret_key_setting
 
 log = logging.getLogger("clinic.stack")
 
@@ -283,7 +284,8 @@ def start_all(sup: Supervisor, config: StackConfig, pg: LocalPostgres, kafka: Lo
     kafka.ensure_formatted()
     sup.start(ManagedProcess("kafka", kafka.start, ready_fn=kafka.wait_ready, stop_fn=kafka.stop,
                              tier=1, grace=KAFKA_GRACE, log_path=config.logs_dir / "kafka.log"))
-    kafka.ensure_topics()
+    # Topics with the retention the settings ask for, and each service principal's ACLs.
+    kafka.ensure_topics(retention=Retention.from_settings(settings_module.load(env=os.environ)))
 
     services = []
     for svc in SERVICES:
@@ -318,15 +320,19 @@ def _service_process(config: StackConfig, name: str, argv: list[str], env: dict[
 
 
 def service_env(config: StackConfig, svc: str, database_url: str, secret_key: str) -> dict[str, str]:
-    """The environment of one service's API and worker: its own database role only."""
+    """The environment of one service's API and worker: its own database role, and its own
+    Kafka principal (the password as a file the broker's runner wrote, not in the environment)."""
     env = {k: v for k, v in os.environ.items()
-           if not k.endswith("DATABASE_URL") and k != "PROMETHEUS_MULTIPROC_DIR"}
+           if not k.endswith("DATABASE_URL") and k != "PROMETHEUS_MULTIPROC_DIR"
+           and not (k.startswith("CLINIC_KAFKA_") and ("PASSWORD" in k or k == "CLINIC_KAFKA_USERNAME"))}
     env.update(_common_env(config))
     env.update(
         CLINIC_SERVICE=svc,
         CLINIC_BIND=f"{config.host}:{config.api_ports[svc]}",
         CLINIC_DATABASE_URL=database_url,
         CLINIC_SECRET_KEY=secret_key,
+        CLINIC_KAFKA_USERNAME=svc,
+        CLINIC_KAFKA_PASSWORD_FILE=str(local_secrets_dir(config.state_dir) / kafka_password_setting(svc)),
         PYTHONUNBUFFERED="1",  # log lines reach the log file as they happen
     )
     return env

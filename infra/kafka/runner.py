@@ -8,9 +8,19 @@ that a supervisor (infra/stack.py), a test fixture or
 Layout under the state dir:
     kafka/lib/               jars, .pom-sha256 (the pom they came from), kafka.jsa
                              (class-data archive for faster starts); may be shared
-    kafka/server.properties  rendered from the template next to this file
-    kafka/data/              the KRaft log dir (formatted once)
+    kafka/server.properties  rendered from the template next to this file (mode 600: it
+                             holds the broker's own password)
+    kafka/data/              the KRaft log dir (formatted once, with every principal's
+                             SCRAM credential)
+    kafka/scram.sha256       which credentials that was (a fingerprint, see _check_credentials)
+    secrets/CLINIC_KAFKA_*_PASSWORD  the principals' passwords (infra/local_secrets.py)
     logs/kafka.log           broker stdout+stderr, appended across runs
+
+Security: SASL/SCRAM-SHA-512 on the client listener, SASL/PLAIN (the broker's own static
+user) on the loopback controller listener, StandardAuthorizer with no access where no ACL
+allows it. Principals: one per service, clinic-admin (the admin tools; a super user) and
+clinic-broker (the broker itself; a super user). The services' ACLs are made with the topics
+(services/admin/topics.py).
 """
 
 from __future__ import annotations
@@ -38,9 +48,12 @@ from kafka.admin import KafkaAdminClient
 from kafka.errors import KafkaError
 
 from infra.lifeline import stop_with_parent
+from infra.local_secrets import ensure_local_secret, write_private
 from infra.postgres import InfraError
-from services.admin.topics import ALL_TOPICS, TopicError, admin_client, ensure_topics
+from services.admin.topics import ALL_TOPICS, Retention, TopicError, admin_client, ensure_acls, ensure_topics
 from services.common import settings
+from services.common.kafka_io import sasl_config
+from services.common.settings import KAFKA_ADMIN_PRINCIPAL, KAFKA_PRINCIPALS, kafka_password_setting
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +80,11 @@ JVM_OPTS = [
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 CDS_ARCHIVE = "kafka.jsa"  # in lib_dir, so it goes away with the jars it was made from
 STOP_GRACE = 20.0  # seconds between SIGTERM and SIGKILL; a clean stop takes ~2 s
+# The broker's own principal (inter-broker SCRAM, controller PLAIN); a super user.
+BROKER_PRINCIPAL = "clinic-broker"
+BROKER_PASSWORD_SETTING = "CLINIC_KAFKA_BROKER_PASSWORD"
+SCRAM_ITERATIONS = 8192  # Kafka accepts 4096..16384 for SCRAM-SHA-512
+CREDENTIALS_FINGERPRINT = "scram.sha256"
 
 
 class LocalKafka:
@@ -75,15 +93,19 @@ class LocalKafka:
     lib_dir (the jars) defaults to $CLINIC_KAFKA_LIB_DIR, else <state_dir>/kafka/lib:
     tests and throwaway stacks point it at the shared cache (<repo>/.state/kafka/lib)
     so that a temp state dir does not fetch 43 MB of jars again.
-    controller_port defaults to port + 1.
+    controller_port defaults to port + 1. plaintext_port: an extra listener without
+    authentication (principal User:ANONYMOUS, which no ACL here allows anything), only for
+    measuring what SASL costs (infra/kafka/bench_sasl.py).
     """
 
     def __init__(self, state_dir: Path, port: int = 9092, host: str = "127.0.0.1", *,
-                 controller_port: int | None = None, lib_dir: Path | None = None):
+                 controller_port: int | None = None, lib_dir: Path | None = None,
+                 plaintext_port: int | None = None):
         self.state_dir = Path(state_dir).absolute()
         self.host = host
         self.port = port
         self.controller_port = controller_port if controller_port is not None else port + 1
+        self.plaintext_port = plaintext_port
         self.kafka_dir = self.state_dir / "kafka"
         lib_dir = lib_dir or os.environ.get("CLINIC_KAFKA_LIB_DIR") or self.kafka_dir / "lib"
         self.lib_dir = Path(lib_dir).absolute()
@@ -98,6 +120,20 @@ class LocalKafka:
     @property
     def bootstrap(self) -> str:
         return f"{self.host}:{self.port}"
+
+    # --- credentials ------------------------------------------------------------
+
+    def passwords(self) -> dict[str, str]:
+        """Each principal's password (the services', clinic-admin's and the broker's own),
+        random, made on first use under <state>/secrets/ (the settings' local secrets)."""
+        found = {principal: ensure_local_secret(self.state_dir, kafka_password_setting(principal))
+                 for principal in KAFKA_PRINCIPALS}
+        found[BROKER_PRINCIPAL] = ensure_local_secret(self.state_dir, BROKER_PASSWORD_SETTING)
+        return found
+
+    def client_security(self, principal: str = KAFKA_ADMIN_PRINCIPAL) -> dict:
+        """kafka-python settings that authenticate to this broker as `principal`."""
+        return sasl_config(principal, self.passwords()[principal])
 
     # --- jars ---------------------------------------------------------------
 
@@ -115,26 +151,52 @@ class LocalKafka:
     # --- config and storage ---------------------------------------------------
 
     def ensure_formatted(self) -> None:
-        """Write server.properties and format the KRaft log dir the first time."""
+        """Write server.properties and format the KRaft log dir the first time, with every
+        principal's SCRAM credential (StorageTool --add-scram, as salted hashes: no password
+        on a command line)."""
         self.kafka_dir.mkdir(parents=True, exist_ok=True)
-        self._write_properties()
+        passwords = self.passwords()
+        self._write_properties(passwords[BROKER_PRINCIPAL])
+        fingerprint = self.kafka_dir / CREDENTIALS_FINGERPRINT
         if (self.data_dir / "meta.properties").exists():
+            self._check_credentials(fingerprint, passwords)
             return
         cluster_id = _random_cluster_id()
         log.info("formatting Kafka log dir %s (cluster id %s)", self.data_dir, cluster_id)
+        scram = [arg for principal, password in sorted(passwords.items())
+                 for arg in ("--add-scram", scram_credential(principal, password))]
         cmd = self._java_cmd("kafka.tools.StorageTool", "format", "--standalone",
-                             "-t", cluster_id, "-c", str(self.properties))
+                             "-t", cluster_id, "-c", str(self.properties), *scram)
         result = subprocess.run(cmd, capture_output=True, text=True, cwd=self.kafka_dir)
         if result.returncode != 0:
             detail = _last_meaningful_line(result.stdout + result.stderr)
             raise InfraError(f"formatting the Kafka log dir {self.data_dir} failed: {detail} "
                              f"(remove that dir to start over)")
+        write_private(fingerprint, _credentials_fingerprint(passwords) + "\n")
 
-    def _write_properties(self) -> None:
+    def _check_credentials(self, fingerprint: Path, passwords: dict[str, str]) -> None:
+        """The log dir holds the SCRAM credentials it was formatted with; the passwords under
+        <state>/secrets/ must still be those, or every client would be refused."""
+        try:
+            recorded = fingerprint.read_text().strip()
+        except OSError:
+            raise InfraError(f"the Kafka log dir {self.data_dir} was formatted without SASL/SCRAM "
+                             f"credentials (before the broker required them); remove that dir "
+                             f"(its events are lost; the databases keep everything) and start again") from None
+        if recorded != _credentials_fingerprint(passwords):
+            raise InfraError(f"the Kafka passwords under {self.state_dir / 'secrets'} are not those the log dir "
+                             f"{self.data_dir} was formatted with; restore them, or remove that dir to start over")
+
+    def _write_properties(self, broker_password: str) -> None:
         template = string.Template(PROPERTIES_TEMPLATE.read_text())
+        extra = f"BENCH://{self.host}:{self.plaintext_port}" if self.plaintext_port else ""
         text = template.substitute(host=self.host, port=self.port,
-                                   controller_port=self.controller_port, data_dir=self.data_dir)
-        self.properties.write_text(text)
+                                   controller_port=self.controller_port, data_dir=self.data_dir,
+                                   extra_listeners="," + extra if extra else "",
+                                   extra_advertised="," + extra if extra else "",
+                                   broker_user=BROKER_PRINCIPAL, broker_password=broker_password,
+                                   admin_user=KAFKA_ADMIN_PRINCIPAL)
+        write_private(self.properties, text)
 
     # --- process ----------------------------------------------------------------
 
@@ -145,7 +207,10 @@ class LocalKafka:
                              f"call ensure_jars() and ensure_formatted() first")
         if self._proc is not None:  # a restart: keep what the last run archived
             self._finish_archive(self._proc)
-        for port, what in ((self.port, "broker"), (self.controller_port, "controller")):
+        ports = [(self.port, "broker"), (self.controller_port, "controller")]
+        if self.plaintext_port:
+            ports.append((self.plaintext_port, "plaintext (measurement)"))
+        for port, what in ports:
             _check_port_free(self.host, port, what)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as out:
@@ -254,23 +319,28 @@ class LocalKafka:
     # --- topics -----------------------------------------------------------------
 
     def admin(self, **configs) -> contextlib.AbstractContextManager[KafkaAdminClient]:
-        """A kafka-python admin client for this broker, closed on exit."""
-        return admin_client(self.bootstrap, **configs)
+        """A kafka-python admin client for this broker (as clinic-admin), closed on exit."""
+        return admin_client(self.bootstrap, self.client_security(), **configs)
 
-    def ensure_topics(self, names: Sequence[str] = ALL_TOPICS, partitions: int = 6) -> None:
-        """The topics, made as `clinic kafka topics` makes them (services/admin/topics.py)."""
-        ensure_topics(self.bootstrap, names, partitions)
+    def ensure_topics(self, names: Sequence[str] = ALL_TOPICS, partitions: int = 6,
+                      retention: Retention = Retention()) -> None:
+        """The topics and the services' ACLs, made as `clinic kafka topics` makes them
+        (services/admin/topics.py)."""
+        security = self.client_security()
+        ensure_topics(self.bootstrap, names, partitions, security=security, retention=retention)
+        ensure_acls(self.bootstrap, security)
 
     @contextlib.contextmanager
-    def running(self, topics: Sequence[str] = ALL_TOPICS, ready_timeout: float = 60) -> Iterator[subprocess.Popen]:
-        """The broker with its jars, storage and topics, ready; stopped when the block ends,
-        however it ends. For `python -m infra.kafka.runner start` and the test fixtures."""
+    def running(self, topics: Sequence[str] = ALL_TOPICS, ready_timeout: float = 60,
+                retention: Retention = Retention()) -> Iterator[subprocess.Popen]:
+        """The broker with its jars, storage, topics and ACLs, ready; stopped when the block
+        ends, however it ends. For `python -m infra.kafka.runner start` and the test fixtures."""
         self.ensure_jars()
         self.ensure_formatted()
         proc = self.start()
         try:
             self.wait_ready(timeout=ready_timeout)
-            self.ensure_topics(topics)
+            self.ensure_topics(topics, retention=retention)
             yield proc
         finally:
             self.stop(proc)
@@ -363,6 +433,23 @@ def _remove_stale_archives(lib_dir: Path) -> None:
                 tmp.unlink()
 
 
+# --- credentials ------------------------------------------------------------------
+
+
+def scram_credential(principal: str, password: str, iterations: int = SCRAM_ITERATIONS) -> str:
+    """A StorageTool --add-scram argument: the SCRAM-SHA-512 salted password (RFC 5802's
+    Hi(), i.e. PBKDF2-HMAC-SHA512) rather than the password itself, which would show in ps."""
+    salt = os.urandom(32)
+    salted = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations)
+    return (f"SCRAM-SHA-512=[name={principal},iterations={iterations},"
+            f'salt="{base64.b64encode(salt).decode()}",saltedpassword="{base64.b64encode(salted).decode()}"]')
+
+
+def _credentials_fingerprint(passwords: dict[str, str]) -> str:
+    lines = "".join(f"{principal}\0{password}\n" for principal, password in sorted(passwords.items()))
+    return hashlib.sha256(lines.encode()).hexdigest()
+
+
 # --- small helpers ------------------------------------------------------------------
 
 
@@ -436,7 +523,7 @@ def main(argv: list[str] | None = None) -> int:
     host, _, port = conf.kafka_bootstrap.split(",")[0].rpartition(":")
     kafka = LocalKafka(conf.state_dir, port=int(port), host=host or "127.0.0.1")
     try:
-        return _serve(kafka)
+        return _serve(kafka, Retention.from_settings(conf))
     except (InfraError, TopicError) as exc:
         log.error("%s", exc)
         return 1
@@ -444,8 +531,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
 
-def _serve(kafka: LocalKafka) -> int:
-    with kafka.running() as proc:
+def _serve(kafka: LocalKafka, retention: Retention) -> int:
+    with kafka.running(retention=retention) as proc:
         log.info("Kafka is up on %s with topics %s; Ctrl-C stops it", kafka.bootstrap, ", ".join(ALL_TOPICS))
         code = proc.wait()
         log.error("Kafka exited on its own with code %d; see %s", code, kafka.log_path)

@@ -85,11 +85,19 @@ def run(args: argparse.Namespace) -> int:
     elif args.command == "kafka":
         from . import topics
 
+        from services.common.kafka_io import client_security
+
+        # As clinic-admin when its password is configured (then also the services' ACLs);
+        # PLAINTEXT otherwise, for a broker without SASL.
+        security = client_security(settings, settings_module.KAFKA_ADMIN_PRINCIPAL)
         try:
-            topics.ensure_topics(settings.kafka_bootstrap)
+            topics.ensure_topics(settings.kafka_bootstrap, security=security,
+                                 retention=topics.Retention.from_settings(settings))
+            if security:
+                topics.ensure_acls(settings.kafka_bootstrap, security)
         except topics.TopicError as exc:
             raise CommandError(str(exc)) from None
-        print(f"topics ready: {', '.join(topics.ALL_TOPICS)}")
+        print(f"topics ready: {', '.join(topics.ALL_TOPICS)}" + (" (and the services' ACLs)" if security else ""))
     elif args.command == "rules":
         from . import rules
 

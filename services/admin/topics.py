@@ -1,49 +1,112 @@
 """The Kafka topics (`clinic kafka topics`, compose's one-shot, and the local runner):
-each of the three topics and its dead-letter twin, made on any broker if missing."""
+each of the three topics and its dead-letter twin, made on any broker if missing, with the
+retention the settings ask for (also set on topics that exist with another); and, on a
+broker with SASL and an authorizer, each service principal's ACLs."""
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
-from kafka.admin import KafkaAdminClient
+from kafka.admin import (ACL, ACLFilter, ACLOperation, ACLPermissionType, ACLResourcePatternType,
+                         ConfigResource, ConfigResourceType, KafkaAdminClient, ResourcePattern,
+                         ResourcePatternFilter, ResourceType)
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
-from services.common.settings import TOPICS, dlq_topic
+from services.common.settings import (SERVICES, TOPIC_DECISIONS, TOPIC_REFERRAL_EVENTS, TOPIC_REPORTS,
+                                      TOPICS, Settings, dlq_topic)
 
 log = logging.getLogger(__name__)
 
 PARTITIONS = 6
 # Every topic the services use, each followed by its dead-letter topic.
 ALL_TOPICS = tuple(name for topic in TOPICS for name in (topic, dlq_topic(topic)))
+DAY_MS = 24 * 3600 * 1000
 
 
 class TopicError(RuntimeError):
     """Topics could not be made; a one-line message."""
 
 
+@dataclass(frozen=True)
+class Retention:
+    """retention.ms of the topics and of their dead-letter twins.
+
+    A topic is a transport, not the clinic's record (each service keeps what it accepted in
+    its own schema): 7 days covers a long weekend of a consumer down plus time to notice,
+    after which its events are in the databases. A dead letter waits for a person to fix
+    its cause and replay it (`clinic dlq replay`), so it is kept twice as long; after that
+    a parked report is dropped rather than kept with its patient data for ever."""
+    topic_days: float = 7.0
+    dlq_days: float = 14.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Retention:
+        return cls(settings.topic_retention_days, settings.dlq_retention_days)
+
+    def ms(self, topic: str) -> int:
+        days = self.dlq_days if topic.endswith(".dlq") else self.topic_days
+        return int(days * DAY_MS)
+
+
 @contextlib.contextmanager
-def admin_client(bootstrap: str, **configs) -> Iterator[KafkaAdminClient]:
-    client = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="clinic-admin", **configs)
+def admin_client(bootstrap: str, security: Mapping[str, Any] | None = None, **configs) -> Iterator[KafkaAdminClient]:
+    """An admin client; `security`: kafka_io.client_security(settings, KAFKA_ADMIN_PRINCIPAL)."""
+    client = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="clinic-admin", **(security or {}), **configs)
     try:
         yield client
     finally:
         client.close()
 
 
-def ensure_topics(bootstrap: str, names: tuple[str, ...] | list[str] = ALL_TOPICS,
-                  partitions: int = PARTITIONS) -> None:
-    """Create whichever of names do not exist yet, then wait until they all have leaders."""
+def ensure_topics(bootstrap: str, names: Sequence[str] = ALL_TOPICS, partitions: int = PARTITIONS, *,
+                  security: Mapping[str, Any] | None = None, retention: Retention = Retention()) -> None:
+    """Create whichever of names do not exist yet, with their retention.ms; set it on those
+    that exist with another; then wait until they all have leaders."""
     try:
-        with admin_client(bootstrap) as admin:
+        with admin_client(bootstrap, security) as admin:
             missing = sorted(set(names) - set(admin.list_topics()))
             if missing:
-                spec = {name: {"num_partitions": partitions, "replication_factor": 1} for name in missing}
+                spec = {name: {"num_partitions": partitions, "replication_factor": 1,
+                               "configs": {"retention.ms": str(retention.ms(name))}} for name in missing}
                 _raise_topic_errors(admin.create_topics(spec, raise_errors=False))
                 log.info("created Kafka topics: %s", ", ".join(missing))
+            existing = sorted(set(names) - set(missing))
+            if existing:
+                _align_retention(admin, existing, retention)
             admin.wait_for_topics(list(names), timeout_ms=30_000)
     except KafkaError as exc:
-        raise TopicError(f"creating Kafka topics on {bootstrap} failed: {exc}") from exc
+        raise TopicError(f"creating Kafka topics on {bootstrap} failed: {type(exc).__name__}: {exc}") from exc
+
+
+def _align_retention(admin: KafkaAdminClient, names: list[str], retention: Retention) -> None:
+    """retention.ms on topics made earlier (by hand, or before it was set, or with other
+    settings): altered, incrementally, where it differs."""
+    current = topic_configs(admin, names, ["retention.ms"])
+    differ = [name for name in names if current[name].get("retention.ms") != str(retention.ms(name))]
+    if not differ:
+        return
+    resources = [ConfigResource(ConfigResourceType.TOPIC, name, {"retention.ms": str(retention.ms(name))})
+                 for name in differ]
+    result = admin.alter_configs(resources, incremental=True)
+    failed = {name: outcome for name, outcome in result.get("topic", {}).items() if outcome != "OK"}
+    if failed:
+        raise TopicError(f"setting retention.ms failed: {failed}")
+    log.info("set retention.ms on existing Kafka topics: %s", ", ".join(differ))
+
+
+def topic_configs(admin: KafkaAdminClient, names: Sequence[str], keys: Sequence[str] | None = None
+                  ) -> dict[str, dict[str, str]]:
+    """{topic: {config: value}} as the broker reports them (all configs, defaults included,
+    or only `keys`)."""
+    resources = [ConfigResource(ConfigResourceType.TOPIC, name) for name in names]
+    described = admin.describe_configs(resources, config_filter="all").get("topic", {})
+    return {name: {key: entry["value"] for key, entry in described.get(name, {}).items()
+                   if keys is None or key in keys}
+            for name in names}
 
 
 def _raise_topic_errors(response: dict) -> None:
@@ -53,3 +116,97 @@ def _raise_topic_errors(response: dict) -> None:
             continue
         message = topic.get("error_message") or f"error code {code}"
         raise TopicError(f"creating Kafka topic {topic.get('name')!r} failed: {message}")
+
+
+# -- ACLs ---------------------------------------------------------------------------------------
+# What each service publishes, and what its worker consumes (services/<svc>/worker.py; a test
+# holds this table to the workers' handlers).
+PUBLISHES = {"intake": TOPIC_REPORTS, "triage": TOPIC_DECISIONS, "referral": TOPIC_REFERRAL_EVENTS}
+CONSUMES = {"intake": (TOPIC_DECISIONS, TOPIC_REFERRAL_EVENTS), "triage": (TOPIC_REPORTS,),
+            "referral": (TOPIC_DECISIONS,)}
+
+
+def consumer_group_prefix(service: str) -> str:
+    """A service's consumer groups: `clinic-<service>` (production) and `clinic-<service>-...`
+    (tests, and any second group an operator needs, e.g. clinic-triage-test-1a2b)."""
+    return f"clinic-{service}"
+
+
+def service_acls(service: str) -> set[ACL]:
+    """The ALLOW ACLs of a service's principal, and nothing else (the authorizer denies what
+    no ACL allows):
+
+    - WRITE its own topic, and the .dlq twins of what it consumes (its consumer parks there);
+    - READ what it consumes, and those .dlq twins (its inbox looks there for a dead letter
+      it may have sent already, services/common/inbox.py); READ implies DESCRIBE;
+    - IDEMPOTENT_WRITE on the cluster (its producers are idempotent);
+    - READ on the groups `clinic-<service>` and `clinic-<service>-*` only.
+    """
+    principal = f"User:{service}"
+    consumed = CONSUMES[service]
+
+    def allow(operation, resource_type, name, pattern=ACLResourcePatternType.LITERAL) -> ACL:
+        return ACL(principal, "*", operation, ACLPermissionType.ALLOW, ResourcePattern(resource_type, name, pattern))
+
+    acls = {allow(ACLOperation.WRITE, ResourceType.TOPIC, topic)
+            for topic in (PUBLISHES[service], *map(dlq_topic, consumed))}
+    acls |= {allow(ACLOperation.READ, ResourceType.TOPIC, topic)
+             for topic in (*consumed, *map(dlq_topic, consumed))}
+    acls.add(allow(ACLOperation.IDEMPOTENT_WRITE, ResourceType.CLUSTER, "kafka-cluster"))
+    group = consumer_group_prefix(service)
+    acls.add(allow(ACLOperation.READ, ResourceType.GROUP, group))
+    acls.add(allow(ACLOperation.READ, ResourceType.GROUP, f"{group}-", ACLResourcePatternType.PREFIXED))
+    return acls
+
+
+def _key(acl: ACL) -> tuple:
+    pattern = acl.resource_pattern
+    return (acl.principal, acl.host, int(acl.operation), int(acl.permission_type),
+            int(pattern.resource_type), pattern.resource_name, int(pattern.pattern_type))
+
+
+def ensure_acls(bootstrap: str, security: Mapping[str, Any] | None = None,
+                services: Sequence[str] = SERVICES) -> dict[str, int]:
+    """Each service principal's ACLs exactly as service_acls says: missing ones created, any
+    other ACL of that principal deleted; idempotent. {"created": n, "deleted": m}. Needs a
+    broker with an authorizer and a principal allowed to ALTER the cluster (clinic-admin)."""
+    created = deleted = 0
+    try:
+        with admin_client(bootstrap, security) as admin:
+            for service in services:
+                want = {_key(acl): acl for acl in service_acls(service)}
+                have = _acls_of(admin, service)
+                missing = [acl for key, acl in want.items() if key not in have]
+                extra = [acl for key, acl in have.items() if key not in want]
+                if missing:
+                    result = admin.create_acls(missing)
+                    if result.get("failed"):
+                        raise TopicError(f"creating Kafka ACLs for {service} failed: {result['failed']}")
+                    created += len(missing)
+                if extra:
+                    admin.delete_acls(extra)
+                    deleted += len(extra)
+                if missing or extra:
+                    _wait_for_acls(admin, service, set(want))
+    except KafkaError as exc:
+        raise TopicError(f"setting Kafka ACLs on {bootstrap} failed: {type(exc).__name__}: {exc}") from exc
+    if created or deleted:
+        log.info("Kafka ACLs: %d created, %d deleted", created, deleted)
+    return {"created": created, "deleted": deleted}
+
+
+def _acls_of(admin: KafkaAdminClient, service: str) -> dict[tuple, ACL]:
+    every = ACLFilter(f"User:{service}", None, ACLOperation.ANY, ACLPermissionType.ANY,
+                      ResourcePatternFilter(ResourceType.ANY, None, ACLResourcePatternType.ANY))
+    return {_key(acl): acl for acl in admin.describe_acls(every)[0]}
+
+
+def _wait_for_acls(admin: KafkaAdminClient, service: str, want: set[tuple], timeout_s: float = 15.0) -> None:
+    """Until the broker shows exactly these ACLs. A created ACL reaches the broker's metadata
+    image (what its authorizer and DescribeAcls read) a moment after CreateAcls answers: a
+    worker started at once could otherwise be refused its first requests."""
+    deadline = time.monotonic() + timeout_s
+    while set(_acls_of(admin, service)) != want:
+        if time.monotonic() > deadline:
+            raise TopicError(f"the Kafka ACLs of {service} did not take effect within {timeout_s:g} s")
+        time.sleep(0.1)
