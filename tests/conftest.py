@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from services.common import settings as settings_module
+from tests.kafka_support import remember_admin
 from tests.live_stack import kafka_lib_dir
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,6 +41,10 @@ def kafka(infra_dir):
     from infra.postgres import free_port
 
     broker = LocalKafka(infra_dir, port=free_port(), controller_port=free_port(), lib_dir=kafka_lib_dir())
+    # SASL/SCRAM and ACLs as in `make run`: the services' settings (stack_env) find their
+    # principals' passwords in infra_dir/secrets; tests' own clients act as clinic-admin
+    # (tests/kafka_support.py); test workers use groups under their service's prefix.
+    remember_admin(broker.bootstrap, broker.client_security())
     with broker.running():
         yield broker
 

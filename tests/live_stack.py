@@ -38,6 +38,13 @@ class LiveStack:
     def settings(self, service: str = "") -> settings_module.Settings:
         return settings_module.load(service, env=self.env)
 
+    def kafka_security(self, principal: str = settings_module.KAFKA_ADMIN_PRINCIPAL) -> dict:
+        """Client settings for the stack's broker as `principal` (its passwords are under
+        the state folder's secrets/, made by the broker's runner)."""
+        from services.common.kafka_io import client_security
+
+        return client_security(self.settings(), principal)
+
     def kiosk_key(self, name: str | None = None) -> str:
         import uuid
 
@@ -140,6 +147,9 @@ def running_stack(prefix: str, keep: bool = False, ready_timeout: float = 300) -
                                           stdout=console, stderr=subprocess.STDOUT)
             try:
                 wait_ready(stack, timeout=ready_timeout)
+                from tests.kafka_support import remember_admin
+
+                remember_admin(stack.env["CLINIC_KAFKA_BOOTSTRAP"], stack.kafka_security())
                 yield stack
             finally:
                 stack.proc.send_signal(signal.SIGTERM)

@@ -13,6 +13,7 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 
 from tests.app_support import WorkerThread, role_conn
+from tests.kafka_support import admin_security
 from services.common.envelope import new_traceparent
 from services.common.inbox import Delivery
 from services.common.kafka_io import make_producer
@@ -80,7 +81,7 @@ def decide_as_worker(conn, rules, event: dict) -> None:
 def produce(bootstrap: str, topic: str, messages: list[tuple[str, bytes]], traceparent: str | None = None) -> None:
     """(key, value) pairs, in order; the same key keeps them in one partition, in that order."""
     traceparent = traceparent or new_traceparent()
-    producer = make_producer(bootstrap, f"triage-test-{uuid.uuid4().hex[:6]}")
+    producer = make_producer(bootstrap, f"triage-test-{uuid.uuid4().hex[:6]}", admin_security(bootstrap))
     try:
         for key, value in messages:
             producer.send(topic, key=key.encode(), value=value,
@@ -95,7 +96,7 @@ class TriageWorker(WorkerThread):
 
     def __init__(self, settings, rules):
         super().__init__(settings, migrations_package="services.triage", handlers=worker.handlers(rules),
-                         group_id=f"triage-test-{uuid.uuid4().hex[:8]}")
+                         group_id=f"clinic-triage-test-{uuid.uuid4().hex[:8]}")  # triage's ACLs allow clinic-triage-*
 
 
 def wait_for(query, conn, params, until, timeout: float = 60.0):

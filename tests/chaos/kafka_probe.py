@@ -18,7 +18,7 @@ with warnings.catch_warnings():  # kafka-python 3.0.12 imports a deprecated impo
 from services.common import envelope
 from services.common.kafka_io import make_producer
 from services.common.settings import TOPIC_DECISIONS, TOPIC_REFERRAL_EVENTS, TOPIC_REPORTS, TOPICS, dlq_topic
-from tests.kafka_support import read_topic
+from tests.kafka_support import admin_security, read_topic
 
 PARTITIONS = 6
 GROUPS = {  # consumer group -> topics it reads (services/*/worker.py)
@@ -51,7 +51,8 @@ def admin(bootstrap: str, timeout_ms: int = 5000):
     if not _port_open(bootstrap):
         raise BrokerUnreachable(bootstrap)
     client = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="chaos-probe",
-                              request_timeout_ms=timeout_ms, bootstrap_timeout_ms=timeout_ms)
+                              request_timeout_ms=timeout_ms, bootstrap_timeout_ms=timeout_ms,
+                              **admin_security(bootstrap))
     try:
         yield client
     finally:
@@ -179,7 +180,7 @@ class Poison:
 
 def inject_poison(bootstrap: str, run_id: str, label: str) -> list[Poison]:
     """One message of each kind on each topic; keys say what they are."""
-    producer = make_producer(bootstrap, "chaos-poison")
+    producer = make_producer(bootstrap, "chaos-poison", admin_security(bootstrap))
     injected = []
     try:
         for topic in TOPICS:

@@ -22,6 +22,7 @@ import requests
 
 from services.common import envelope
 from services.common.kafka_io import make_producer
+from tests.kafka_support import admin_security
 from services.common.settings import TOPIC_REPORTS, dlq_topic
 
 from . import checker, faults, kafka_probe, report
@@ -311,7 +312,7 @@ def _check_replay(ctx: Ctx, poisons: list[kafka_probe.Poison], verdict: checker.
     report_id = applied.sub.report_id
     with psycopg.connect(ctx.admin_url) as conn:
         payload = conn.execute("SELECT payload FROM intake.outbox WHERE key = %s", (report_id,)).fetchone()[0]
-    producer = make_producer(ctx.bootstrap, "chaos-replay-test")
+    producer = make_producer(ctx.bootstrap, "chaos-replay-test", admin_security(ctx.bootstrap))
     try:
         producer.send(dlq_topic(TOPIC_REPORTS), key=report_id.encode(), value=envelope.encode(payload), headers=[
             ("traceparent", envelope.new_traceparent().encode()), ("dlq.error", b"simulated: a bug, since fixed"),

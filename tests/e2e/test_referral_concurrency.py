@@ -32,6 +32,7 @@ import pytest
 import requests
 
 from tests.chaos import kafka_probe
+from tests.kafka_support import admin_security
 
 from .flow_helpers import SPECIALIST, URGENT, report_body
 
@@ -172,7 +173,7 @@ def wait_for_group_members(bootstrap: str, group: str, members: int, workers: li
         warnings.simplefilter("ignore", DeprecationWarning)
         from kafka import KafkaAdminClient
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="concurrency-test")
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="concurrency-test", **admin_security(bootstrap))
     deadline = time.monotonic() + GROUP_TIMEOUT
     last = None
     try:

@@ -114,7 +114,8 @@ def relay(intake_settings, broker):
     Started here rather than through run_worker: the test must see the relay thread itself
     stop (run_worker waits 15 s for it, then goes on) before the leftover sockets are collected."""
     stop = threading.Event()
-    relay = OutboxRelay(intake_settings.database_url, "intake", broker.bootstrap, client_id="intake-outage-relay")
+    relay = OutboxRelay(intake_settings.database_url, "intake", broker.bootstrap, client_id="intake-outage-relay",
+                        kafka_security=broker.kafka.client_security("intake"))  # its own broker, its own passwords
     thread = start_relay_thread(relay, stop)
     yield relay
     stop.set()
@@ -169,7 +170,7 @@ def test_reports_accepted_while_kafka_is_down_are_published_once_it_is_back(
         wait_until(lambda: unsent(intake_conn, sent_while_down) == 0, 120, "the outbox to drain")
         drain_s = time.monotonic() - restarted_at
 
-        messages = read_topic(broker.bootstrap, TOPIC_REPORTS)
+        messages = read_topic(broker.bootstrap, TOPIC_REPORTS, security=broker.kafka.client_security())
         ours = [m for m in messages if m.key.decode() in {before, *sent_while_down}]
         published = sorted(m.key.decode() for m in ours)
         assert published == sorted([before, *sent_while_down]), "each report exactly once"

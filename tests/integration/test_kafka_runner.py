@@ -73,7 +73,8 @@ def test_idempotent_producer_and_manual_commit_consumer_round_trip(broker):
     key = str(uuid.uuid4()).encode()
     headers = [("traceparent", b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")]
 
-    producer = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all", enable_idempotence=True)
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all", enable_idempotence=True,
+                             **broker.client_security())
     try:
         sent = producer.send(topic, key=key, value=b'{"hello": "kafka"}', headers=headers).get(timeout=30)
     finally:
@@ -82,7 +83,7 @@ def test_idempotent_producer_and_manual_commit_consumer_round_trip(broker):
     consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=f"test-{uuid.uuid4()}",
                              enable_auto_commit=False, auto_offset_reset="earliest",
                              fetch_max_wait_ms=100, session_timeout_ms=10_000,
-                             heartbeat_interval_ms=3_000)
+                             heartbeat_interval_ms=3_000, **broker.client_security())
     try:
         consumer.subscribe([topic])
         record = _poll_for_key(consumer, key, timeout=60)

@@ -9,6 +9,7 @@ import uuid
 import pytest
 
 from tests.app_support import WorkerThread
+from tests.kafka_support import admin_security
 from tests.referral_support import decision_event, mrn, referral_for_report
 
 from services.common import envelope
@@ -29,7 +30,7 @@ def running_worker(referral_settings):
 
 
 def publish(settings, event: dict, traceparent: str) -> None:
-    producer = make_producer(settings.kafka_bootstrap, "referral-test")
+    producer = make_producer(settings.kafka_bootstrap, "referral-test", admin_security(settings.kafka_bootstrap))
     try:
         producer.send(TOPIC_DECISIONS, key=event["subject"].encode(), value=envelope.encode(event),
                       headers=[("traceparent", traceparent.encode())]).get(timeout=30)
@@ -51,7 +52,8 @@ def messages_keyed(settings, topic: str, key: str, want: int = 1) -> list:
     from kafka import KafkaConsumer
 
     consumer = KafkaConsumer(topic, bootstrap_servers=settings.kafka_bootstrap, group_id=None,
-                             auto_offset_reset="earliest", enable_auto_commit=False, consumer_timeout_ms=1000)
+                             auto_offset_reset="earliest", enable_auto_commit=False, consumer_timeout_ms=1000,
+                             **admin_security(settings.kafka_bootstrap))
     found = []
     try:
         deadline = time.monotonic() + TIMEOUT_S
