@@ -47,14 +47,18 @@ def _char_class(codes: list[int]) -> str:
 
 
 _SPACE = _char_class(_chars(str.isspace))
-_REFUSED = _char_class(_chars(lambda char: unicodedata.category(char) in REFUSED_CATEGORIES))
+# Lone surrogates (Cs) stay out of the pattern: a JSON Schema regex engine working on code
+# points (Rust's, which schemathesis validates with) cannot name them, and no UTF-8 text
+# holds one; only a "\\ud800" escape in JSON can, and the field refuses it.
+_REFUSED = _char_class(_chars(lambda char: unicodedata.category(char) in ("Cc", "Cf")))
 
 
 def text_pattern(max_length: int) -> str:
     """The JSON Schema `pattern` of a Text field: exactly the strings the field accepts.
 
     Surrounding whitespace (dropped), then 1 to `max_length` characters that start and end
-    with a visible one, none of them a control, format or surrogate character.
+    with a visible one, none of them a control or format character (nor a lone surrogate,
+    which the pattern cannot name: see _REFUSED).
     """
     edge = f"[^{_SPACE}{_REFUSED}]"
     return f"^[{_SPACE}]*{edge}(?:[^{_REFUSED}]{{0,{max_length - 2}}}{edge})?[{_SPACE}]*$"

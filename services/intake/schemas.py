@@ -36,6 +36,8 @@ HOME_CARE_DAYS_MAX = 3650
 # E.164: a plus, a country code that does not start with 0, at most 15 digits in all.
 _E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 _PHONE_SEPARATORS = str.maketrans("", "", " -.()")
+# The same rule for OpenAPI clients: E.164 once the separators are dropped.
+PHONE_PATTERN = r"^[ .()-]*\+[ .()-]*[1-9](?:[ .()-]*[0-9]){6,14}[ .()-]*$"
 
 REPORT_EXAMPLE = {
     "patient": {
@@ -203,6 +205,7 @@ class PatientSchema(_StrictSchema):
         metadata={
             "description": "Optional phone number in international (E.164) format; spaces and dashes are dropped.",
             "example": "+15550100",
+            "pattern": PHONE_PATTERN,
         },
     )
 
@@ -329,7 +332,14 @@ class ReportSchema(_StrictSchema):
         required=True,
         metadata={
             "description": "What was tried at home. With no measures, days is 0 and improving is not_tried; "
-            "with some, improving is yes or no."
+            "with some, improving is yes or no.",
+            # The same rule as HomeCareSchema._consistent, for OpenAPI clients (and fuzzers).
+            "anyOf": [
+                {"properties": {"measures": {"maxItems": 0}, "days": {"enum": [0]},
+                                "improving": {"enum": ["not_tried"]}}},
+                {"properties": {"measures": {"minItems": 1},
+                                "improving": {"enum": [v for v in IMPROVING if v != "not_tried"]}}},
+            ],
         },
     )
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate, validates, validates_schema
 
@@ -24,6 +24,9 @@ MAX_LIMIT = 200
 STATUS_FILTERS = ("booked", "waitlisted", "cancelled", "completed", "open")
 REVIEW_FILTERS = ("possible_duplicate",)
 
+TIME_ZONES = sorted(zone for zone in available_timezones() if not zone.startswith(("posix/", "right/")))
+_TIME_ZONE_SET = frozenset(TIME_ZONES)
+_RFC3339 = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})")
 _CLOCK_TIME = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
 _SPACE_FOR_PLUS = re.compile(r" ([0-9]{2}:[0-9]{2})$")
 
@@ -53,6 +56,11 @@ class Instant(fields.Field):
     default_error_messages = {"invalid": "Must be a date (YYYY-MM-DD) or a date and time with a zone "
                                          "offset, like 2026-11-20T09:00:00+00:00."}
 
+    def __init__(self, **kwargs):
+        metadata = {"anyOf": [{"type": "string", "format": "date"}, {"type": "string", "format": "date-time"}],
+                    **(kwargs.pop("metadata", None) or {})}
+        super().__init__(metadata=metadata, **kwargs)
+
     def _deserialize(self, value, attr, data, **kwargs) -> datetime:
         if not isinstance(value, str):
             raise self.make_error("invalid")
@@ -61,7 +69,11 @@ class Instant(fields.Field):
         try:
             if CALENDAR_DATE.fullmatch(value):
                 return datetime.combine(date.fromisoformat(value), time(0), tzinfo=UTC)
-            parsed = datetime.fromisoformat(value)
+            # RFC 3339 only, as the OpenAPI document says (fromisoformat alone also takes
+            # "20261120T0900+0100", a comma for the decimal point, no seconds...).
+            if not _RFC3339.fullmatch(value):
+                raise ValueError(value)
+            parsed = datetime.fromisoformat(value.upper())
         except ValueError:
             raise self.make_error("invalid") from None
         if parsed.tzinfo is None or parsed.utcoffset() is None:
@@ -161,10 +173,14 @@ class SlotBulkSchema(_WithClock):
         load_default=list(WEEKDAYS), validate=validate.Length(min=1, error="Must list at least one weekday."),
         metadata={"example": [1, 2, 3, 4, 5], "description": "ISO weekday numbers, 1 = Monday (default 1-5)."})
     time_zone = fields.String(load_default="UTC", metadata={
-        "example": "UTC", "description": "IANA time zone the days and hours are read in (default UTC)."})
+        "example": "UTC", "description": "IANA time zone the days and hours are read in (default UTC).",
+        "enum": TIME_ZONES})  # the same list the server checks, so the document says what it takes
 
     @validates("time_zone")
     def _known_zone(self, value: str, **_kwargs) -> None:
+        # The tz database's names only: ZoneInfo alone would also open "posix/..." or "right/..." files.
+        if value not in _TIME_ZONE_SET:
+            raise ValidationError("Must be an IANA time zone name, like Europe/Lisbon or UTC.")
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
