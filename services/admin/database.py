@@ -3,8 +3,8 @@ compose's one-shot, and the local runner of `make run` and the tests), then each
 service's migrations as its own role.
 
 The grants are what keeps patient data apart: each service role owns its schema and
-cannot read another's (sql/bootstrap.sql), and all may only read staff identity
-(sql/identity.sql).
+cannot read another's (sql/bootstrap.sql), all may only read staff identity
+(sql/identity.sql), and all may only append to the access audit (sql/audit.sql).
 """
 from __future__ import annotations
 
@@ -69,6 +69,7 @@ def bootstrap_database(maintenance_url: str, dbname: str, role_passwords: dict[s
         with psycopg.connect(db_url) as db, db.transaction():
             db.execute((SQL_DIR / "bootstrap.sql").read_text())
             db.execute((SQL_DIR / "identity.sql").read_text())
+            db.execute((SQL_DIR / "audit.sql").read_text())
     log.info("bootstrapped database %s", dbname)
 
 

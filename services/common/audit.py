@@ -1,0 +1,80 @@
+"""The access audit: every staff read or change of patient data (a referral, a report, a
+decision), through the API or the queue page, appends one row to `audit.access`, a table
+in the admin's `audit` schema that the service roles may only INSERT into
+(services/admin/sql/audit.sql): no service can read, rewrite or delete the record of who
+looked at what. `clinic audit` (services/admin/audit.py) reads it as the admin.
+
+A row says who (staff id, name, role), what (the action and the record type), which
+records (ids; the patients' MRNs where the service knows them), when (the database's
+clock, not the service's), and from where (the client's address, the API with a bearer
+token or the queue page with its session, the request's W3C traceparent).
+
+Call `record` inside the view's database transaction, before it answers:
+- a change: in the change's own transaction, so the row and the change commit together
+  or not at all;
+- a read: in the read's connection, committed before the answer is built; a read whose
+  row cannot be written is refused (503 `audit_unavailable`), so nothing is shown unaudited.
+A list request is one row naming every record it returned (not one row per record): one
+insert per request whatever the page size, and `--patient` still finds it (GIN index on
+the MRN keys). Only found records are audited: a 404 showed nothing.
+"""
+from __future__ import annotations
+
+import logging
+import unicodedata
+from collections.abc import Iterable
+
+import psycopg
+from flask import g, request
+
+from . import envelope
+from .auth import BACKGROUND_HEADER, current_staff
+from .errors import ApiError
+
+log = logging.getLogger(__name__)
+
+READ, LIST = "read", "list"
+RECORD_TYPES = ("referral", "report", "decision")
+
+_INSERT = (
+    "INSERT INTO audit.access (staff_id, staff_name, staff_role, channel, background, action, record_type,"
+    " record_ids, patient_mrns, patient_keys, endpoint, traceparent, client_addr)"
+    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s::uuid[], %s, %s, %s, %s, %s)"
+)
+
+
+def mrn_key(mrn: str) -> str:
+    """The MRN as compared, as the referral service compares it (services/referral/domain:
+    NFKC, trimmed, case-folded, NFKC again); a unit test keeps the two the same."""
+    folded = unicodedata.normalize("NFKC", mrn).strip().casefold()
+    return unicodedata.normalize("NFKC", folded)
+
+
+def record(conn: psycopg.Connection, action: str, record_type: str, record_ids: Iterable[str],
+           mrns: Iterable[str | None] = (), *, traceparent: str | None = None) -> None:
+    """Append the audit row of this request's access, in conn's current transaction.
+
+    For the staff member of this request (services.common.auth.current_staff, already
+    checked by require_staff). Raises ApiError 503 when the row cannot be written (the
+    transaction is then aborted: the caller's change or read does not go through)."""
+    staff = current_staff()
+    if staff is None:  # a programming error: only staff views audit
+        raise RuntimeError("audit.record outside a staff request")
+    known = sorted({m for m in mrns if m})
+    params = (staff.staff_id, staff.name, staff.role,
+              "page" if g.get("staff_session") is not None else "api",
+              request.headers.get(BACKGROUND_HEADER) == "1",
+              action, record_type, list(record_ids), known, sorted({mrn_key(m) for m in known}),
+              f"{request.method} {request.url_rule.rule if request.url_rule else request.path}",
+              traceparent or envelope.child_traceparent(request.headers.get("traceparent")),
+              request.remote_addr)
+    try:
+        conn.execute(_INSERT, params)
+    except psycopg.OperationalError:
+        raise  # the database is gone: the usual 503 database_unavailable
+    except psycopg.Error as exc:
+        # The error's text could quote row values; its class says enough.
+        log.error("access audit not written; request refused", extra={"error": type(exc).__name__})
+        raise ApiError(503, "audit_unavailable",
+                       "The access audit cannot be written; nothing is shown or changed without it. "
+                       "Retry shortly.") from None
