@@ -17,7 +17,7 @@ import uuid
 from flask import current_app, request, url_for
 from marshmallow import Schema, fields
 
-from services.common import envelope
+from services.common import audit, envelope
 from services.common.auth import current_staff
 from services.common.errors import ApiError
 from services.common.json_body import Blueprint, require_json
@@ -226,6 +226,10 @@ def get_report(report_id):
         raise not_found from None
     with _pool().connection() as conn:
         view = store.get_report(conn, report_id)
+        if view is not None and staff is not None:
+            # A staff read is audited before it is answered; a kiosk reading the status of a
+            # report it sent itself is not a staff read (services/common/audit.py).
+            audit.record(conn, audit.READ, "report", [view.report_id], [_patient_mrn(conn, view.report_id)])
     # Another kiosk's report is "not found", so report ids cannot be probed.
     if view is None or (kiosk is not None and view.kiosk_id != kiosk.kiosk_id):
         raise not_found
@@ -237,3 +241,9 @@ def get_report(report_id):
         "advice": view.advice,
         "referral": referral,
     }
+
+
+def _patient_mrn(conn, report_id: str) -> str | None:
+    """The report's MRN as the kiosk sent it, for the access audit (None once purged)."""
+    row = conn.execute("SELECT patient->>'mrn' FROM intake.reports WHERE report_id = %s", (report_id,)).fetchone()
+    return row[0] if row else None

@@ -6,6 +6,7 @@ import uuid
 from datetime import datetime
 
 
+from services.common import audit
 from services.common.auth import require_staff
 from services.common.errors import ApiError
 from services.common.json_body import Blueprint, require_json
@@ -43,25 +44,49 @@ def _referral_id(value: str) -> str:
         raise not_found("referral") from None
 
 
-def _detail(referral_id: str) -> dict:
-    with pool().connection() as conn:
-        view = store.referral_view(conn, referral_id, now())
-        if view is None:
-            raise not_found("referral")
+def _view(conn, referral_id: str, at: datetime) -> dict | None:
+    view = store.referral_view(conn, referral_id, at)
+    if view is not None:
         view["history"] = store.history(conn, referral_id)
     return view
 
 
-def _command(command, referral_id: str, **kwargs) -> dict:
-    """Run a scheduler's command, then answer with the referral as it now stands."""
+def _mrns(view: dict) -> list[str]:
+    """The MRNs a referral's view shows: its patient's, and a possible duplicate's."""
+    duplicate = view["possible_duplicate_of"]
+    return [view["patient"]["mrn"], *([duplicate["mrn"]] if duplicate else [])]
+
+
+def _detail(referral_id: str) -> dict:
+    with pool().connection() as conn:
+        view = _view(conn, referral_id, now())
+        if view is None:
+            raise not_found("referral")
+        # Written (and committed, leaving the block) before the answer is sent.
+        audit.record(conn, audit.READ, "referral", [referral_id], _mrns(view))
+    return view
+
+
+def _command(command, action: str, referral_id: str, **kwargs) -> dict:
+    """Run a scheduler's command and answer with the referral as it now stands, read and
+    audited in the command's own transaction: the change, its audit row and the answer
+    commit together or not at all."""
     referral_id = _referral_id(referral_id)
+    at, trace = now(), traceparent()
+
+    def audited(conn):
+        with conn.transaction():
+            command(conn, referral_id, actor=actor(), now=at, traceparent=trace, **kwargs)
+            view = _view(conn, referral_id, at)
+            audit.record(conn, action, "referral", [referral_id], _mrns(view), traceparent=trace)
+        return view
+
     try:
-        run_command(command, referral_id, actor=actor(), now=now(), traceparent=traceparent(), **kwargs)
+        return run_command(audited)
     except booking.UnknownReferral:
         raise not_found("referral") from None
     except ReferralError as exc:
         raise referral_error(exc) from None
-    return _detail(referral_id)
 
 
 @blp.route("/v1/referrals", methods=["GET"])
@@ -77,6 +102,9 @@ def list_referrals(query):
                                 review=query["review"])
     with pool().connection() as conn:
         items, next_key = store.queue_page(conn, filters, after=after, limit=query["limit"], now=now())
+        # One row per list request, naming every referral it returns (and their patients).
+        audit.record(conn, audit.LIST, "referral", [item["referral_id"] for item in items],
+                     [mrn for item in items for mrn in _mrns(item)])
     return page(items, next_key, CURSOR_KIND)
 
 
@@ -101,7 +129,7 @@ def get_referral(referral_id):
 @blp.alt_response(422, description="Invalid body, or no such slot (`slot_id`)")
 def reschedule(body, referral_id):
     try:
-        return _command(booking.reschedule, referral_id, slot_id=str(body["slot_id"]))
+        return _command(booking.reschedule, "reschedule", referral_id, slot_id=str(body["slot_id"]))
     except booking.UnknownSlot:
         raise ApiError(422, "validation_failed", "Some fields are not valid.",
                        [{"field": "slot_id", "message": "No such slot."}]) from None
@@ -117,7 +145,7 @@ def reschedule(body, referral_id):
 @blp.alt_response(409, description="`invalid_transition`: already cancelled or completed")
 @blp.alt_response(422, description="Missing or blank reason")
 def cancel(body, referral_id):
-    return _command(booking.cancel, referral_id, reason=body["reason"])
+    return _command(booking.cancel, "cancel", referral_id, reason=body["reason"])
 
 
 @blp.route("/v1/referrals/<referral_id>/complete", methods=["POST"])
@@ -127,4 +155,4 @@ def cancel(body, referral_id):
 @blp.alt_response(404, description="No such referral")
 @blp.alt_response(409, description="`invalid_transition`: only a booked referral can be completed")
 def complete(referral_id):
-    return _command(booking.complete, referral_id)
+    return _command(booking.complete, "complete", referral_id)

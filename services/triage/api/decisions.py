@@ -6,6 +6,7 @@ import uuid
 from flask import current_app
 from marshmallow import Schema, fields
 
+from services.common import audit
 from services.common.auth import require_staff
 from services.common.errors import ApiError
 from services.common.json_body import Blueprint
@@ -47,6 +48,10 @@ def get_decision(report_id):
         raise ApiError(404, "not_found", "No decision for this report.") from None
     with current_app.extensions["clinic"].pool.connection() as conn:
         decision = store.get_decision(conn, report_id)
+        if decision is not None:
+            # Triage keeps no patient identity: the row names the report, no MRN
+            # (`clinic audit --patient` finds it through the patient's report ids).
+            audit.record(conn, audit.READ, "decision", [decision["report_id"]])
     if decision is None:
         raise ApiError(404, "not_found", "No decision for this report.")
     return decision
