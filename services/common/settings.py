@@ -70,6 +70,15 @@ class Settings:
     # retention.ms of the topics and of their .dlq twins (services/admin/topics.py).
     topic_retention_days: float = 7.0
     dlq_retention_days: float = 14.0
+    # Retention of patient identity in the databases (services/common/retention.py, README
+    # "Data protection"): a closed case's identifying fields are pseudonymised this many days
+    # after it closed, by each worker's purge thread every `retention_purge_interval_seconds`,
+    # `retention_batch_size` rows per transaction. `pseudonym_key` keys the MRN's HMAC
+    # (CLINIC_PSEUDONYM_KEY; unset: derived from the service's secret key).
+    retention_identity_days: float = 30.0
+    retention_purge_interval_seconds: float = 3600.0
+    retention_batch_size: int = 1000
+    pseudonym_key: str | None = None
 
     def role_url(self, role: str) -> str:
         """Database URL of a service's role (the `clinic` command acts for each service)."""
@@ -146,4 +155,8 @@ def load(service: str | None = None, env: os._Environ | dict | None = None) -> S
         kafka_passwords=kafka_passwords,
         topic_retention_days=float(env.get("CLINIC_TOPIC_RETENTION_DAYS", "7")),
         dlq_retention_days=float(env.get("CLINIC_DLQ_RETENTION_DAYS", "14")),
+        retention_identity_days=float(env.get("CLINIC_RETENTION_IDENTITY_DAYS", "30")),
+        retention_purge_interval_seconds=float(env.get("CLINIC_RETENTION_PURGE_INTERVAL_SECONDS", "3600")),
+        retention_batch_size=int(env.get("CLINIC_RETENTION_BATCH_SIZE", "1000")),
+        pseudonym_key=read_secret(env, "CLINIC_PSEUDONYM_KEY", state_dir),
     )

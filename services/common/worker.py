@@ -12,6 +12,7 @@ from .inbox import Handler, InboxConsumer
 from .kafka_io import client_security
 from .logs import configure_logging
 from .outbox import OutboxRelay, start_relay_thread
+from .purge import IdentityPurger, start_purge_thread
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,8 @@ def install_stop_signals(stop: threading.Event) -> None:
 
 
 def run_worker(settings: Settings, *, migrations_package: str, handlers: dict[str, Handler],
-               stop: threading.Event | None = None, group_id: str | None = None) -> None:
+               stop: threading.Event | None = None, group_id: str | None = None,
+               identity_purge: tuple | None = None) -> None:
     """The worker until `stop` is set (SIGTERM/SIGINT in the main thread); its consumer group
     is `group_id`, by default `clinic-<service>` (tests give each worker its own, under that
     prefix: the service's principal may use only groups named clinic-<service> or
@@ -73,6 +75,9 @@ def run_worker(settings: Settings, *, migrations_package: str, handlers: dict[st
         relay = OutboxRelay(settings.database_url, settings.service, settings.kafka_bootstrap,
                             client_id=f"{settings.service}-relay", kafka_security=security)
         relay_thread = start_relay_thread(relay, stop)
+        # (the service store's pseudonymise_batch, its table): the retention purge (purge.py)
+        purge_thread = (start_purge_thread(IdentityPurger(settings, *identity_purge), stop)
+                        if identity_purge else None)
         log.info("worker started", extra={"topics": list(handlers)})
         consumer = InboxConsumer(service=settings.service, pool=pool, kafka_bootstrap=settings.kafka_bootstrap,
                                  group_id=group_id or f"clinic-{settings.service}", handlers=handlers,
@@ -86,6 +91,8 @@ def run_worker(settings: Settings, *, migrations_package: str, handlers: dict[st
         stop.wait()
         stop.set()
         relay_thread.join(timeout=15)
+        if purge_thread is not None:
+            purge_thread.join(timeout=15)
     finally:
         pool.close()
         if metrics_server is not None:

@@ -9,9 +9,10 @@ from psycopg.types.json import Jsonb
 
 from services.common import outbox
 from services.common.auth import hash_secret
+from services.common.retention import DueSummary, RetentionPolicy
 from services.common.settings import TOPIC_REPORTS
 
-from . import events
+from . import events, retention
 
 SCHEMA = "intake"
 
@@ -124,3 +125,45 @@ def record_referral(conn: psycopg.Connection, report_ids: list[str], snapshot: d
         " AND (referral_sequence IS NULL OR referral_sequence < %s)",
         (Jsonb(snapshot), sequence, report_ids, sequence),
     )
+
+
+# -- retention (services/intake/retention.py decides; README "Data protection") ----------
+_DUE = ("closed_at <= now() - %(days)s * interval '1 day' AND pseudonymised_at IS NULL")
+
+
+def identity_due(conn: psycopg.Connection, policy: RetentionPolicy) -> DueSummary:
+    """How many reports are due to lose their patient's identity, and the oldest closing."""
+    count, oldest = conn.execute(
+        f"SELECT count(*), min(closed_at) FROM intake.reports WHERE {_DUE}",
+        {"days": policy.identity_days}).fetchone()
+    return DueSummary(service=SCHEMA, table="intake.reports", due=count, oldest_closed_at=oldest)
+
+
+def pseudonymise_batch(conn: psycopg.Connection, policy: RetentionPolicy, key: bytes | None, limit: int) -> int:
+    """Pseudonymise up to `limit` due reports in one transaction; how many it did.
+
+    The rows are claimed with FOR UPDATE SKIP LOCKED: two purges at once (two workers, a
+    worker and `clinic purge`) take different rows and never wait for each other, and a
+    worker recording an event on a claimed report waits for this short transaction only.
+    The guard on pseudonymised_at makes a second run change nothing."""
+    with conn.transaction():
+        rows = conn.execute(
+            "SELECT report_id, patient, care_level, referral ->> 'status', closed_at, pseudonymised_at, now()"
+            f" FROM intake.reports WHERE {_DUE}"
+            " ORDER BY closed_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED",
+            {"days": policy.identity_days, "limit": limit}).fetchall()
+        ids, patients = [], []
+        for report_id, patient, care_level, referral_status, closed_at, pseudonymised_at, now in rows:
+            # The SQL found the candidates; the rule decides (a row the trigger would not
+            # have marked closed, edited by hand say, is left alone).
+            if retention.is_due(policy, care_level=care_level, referral_status=referral_status,
+                                closed_at=closed_at, pseudonymised_at=pseudonymised_at, now=now):
+                ids.append(report_id)
+                patients.append(Jsonb(retention.pseudonymised_patient(patient, key)))
+        if not ids:
+            return 0
+        return conn.execute(
+            "UPDATE intake.reports r SET patient = v.patient, body_hash = %s, pseudonymised_at = now()"
+            " FROM unnest(%s::uuid[], %s::jsonb[]) AS v(report_id, patient)"
+            " WHERE r.report_id = v.report_id AND r.pseudonymised_at IS NULL",
+            (retention.PSEUDONYMISED_BODY_HASH, ids, patients)).rowcount

@@ -29,7 +29,11 @@ def on_referral_event(conn, event: dict, delivery: Delivery) -> None:
 
 
 HANDLERS = {TOPIC_DECISIONS: on_decision, TOPIC_REFERRAL_EVENTS: on_referral_event}
+# The retention purge (services/common/purge.py): reports of closed cases lose their
+# patient's identity CLINIC_RETENTION_IDENTITY_DAYS after closing.
+IDENTITY_PURGE = (store.pseudonymise_batch, "intake.reports")
 
 
 def main() -> None:
-    run_worker(settings_module.load("intake"), migrations_package="services.intake", handlers=HANDLERS)
+    run_worker(settings_module.load("intake"), migrations_package="services.intake", handlers=HANDLERS,
+               identity_purge=IDENTITY_PURGE)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from marshmallow import INCLUDE, Schema, ValidationError, fields, validate
+from marshmallow import INCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
 from services.common import envelope
 from services.common.inbox import PoisonEvent
@@ -56,16 +56,23 @@ class _DecisionDataSchema(Schema):
     report_id = fields.UUID(required=True)
     care_level = fields.String(required=True, validate=validate.OneOf(["urgent", "specialist", "self_care"]))
     decided_at = fields.AwareDateTime(required=True)
-    patient = fields.Nested(_PatientSchema, required=True)
+    # Absent from self-care decisions (issue 13: no patient identity where no referral is
+    # needed); required for the others, which are booked for a person.
+    patient = fields.Nested(_PatientSchema, load_default=None)
     referral = fields.Nested(_ReferralTermsSchema, allow_none=True, load_default=None)
+
+    @validates_schema
+    def _patient_unless_self_care(self, data: dict, **_kwargs) -> None:
+        if data.get("patient") is None and data.get("care_level") != "self_care":
+            raise ValidationError("Missing data for required field.", "patient")
 
 
 @dataclass(frozen=True)
 class Decision:
     report_id: str
     care_level: str
-    patient_mrn: str
-    patient_name: str
+    patient_mrn: str | None  # None only for self care, which books nothing
+    patient_name: str | None
     windows: Windows  # the triage rule file's windows, as the decision states them
     patient_birth_date: date | None = None  # None: the decision did not say (cannot be matched)
 
@@ -83,9 +90,10 @@ def parse_decision(event: dict, default_windows: Windows) -> Decision:
         days = {URGENT: default_windows.urgent.days, ROUTINE: default_windows.routine.days}
         days[terms["priority"]] = terms["within_days"]
         windows = Windows.from_days(days[URGENT], days[ROUTINE])
+    patient = data["patient"] or {}
     return Decision(report_id=str(data["report_id"]), care_level=data["care_level"],
-                    patient_mrn=data["patient"]["mrn"], patient_name=data["patient"]["display_name"],
-                    windows=windows, patient_birth_date=data["patient"]["birth_date"])
+                    patient_mrn=patient.get("mrn"), patient_name=patient.get("display_name"),
+                    windows=windows, patient_birth_date=patient.get("birth_date"))
 
 
 # -- out: referral events -------------------------------------------------------------

@@ -13,6 +13,9 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from services.common.retention import DueSummary, RetentionPolicy
+
+from . import retention
 from .domain import URGENT, Referral, ReferralChange, Slot, is_breached, mrn_key
 
 # Every open/close path that could leave a free slot and a waitlisted referral passing
@@ -353,3 +356,47 @@ def queue_page(conn: psycopg.Connection, filters: QueueFilter, *, after: QueueKe
         last = rows[limit - 1]
         next_key = (last["priority_rank"], last["created_at"], last["referral_id"])
     return items, next_key
+
+
+# -- retention (services/referral/retention.py decides; README "Data protection") --------
+_IDENTITY_DUE = ("status IN ('cancelled', 'completed') AND pseudonymised_at IS NULL"
+                 " AND updated_at <= now() - %(days)s * interval '1 day'")
+
+
+def identity_due(conn: psycopg.Connection, policy: RetentionPolicy) -> DueSummary:
+    """How many closed referrals are due to lose their patient's identity, and the oldest."""
+    count, oldest = conn.execute(
+        f"SELECT count(*), min(updated_at) FROM referral.referrals WHERE {_IDENTITY_DUE}",
+        {"days": policy.identity_days}).fetchone()
+    return DueSummary(service="referral", table="referral.referrals", due=count, oldest_closed_at=oldest)
+
+
+def pseudonymise_batch(conn: psycopg.Connection, policy: RetentionPolicy, key: bytes | None, limit: int) -> int:
+    """Pseudonymise up to `limit` due referrals in one transaction; how many it did.
+
+    FOR UPDATE SKIP LOCKED: two purges take different rows and never wait; booking never
+    touches a closed referral, so nothing else waits for these locks either. The guard on
+    pseudonymised_at makes a second run change nothing."""
+    with conn.transaction():
+        rows = conn.execute(
+            "SELECT referral_id, patient_mrn, possible_duplicate_mrn, status, updated_at, pseudonymised_at, now()"
+            f" FROM referral.referrals WHERE {_IDENTITY_DUE}"
+            " ORDER BY updated_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED",
+            {"days": policy.identity_days, "limit": limit}).fetchall()
+        values = []
+        for referral_id, mrn, duplicate_mrn, status, updated_at, pseudonymised_at, now in rows:
+            if retention.is_due(policy, status=status, updated_at=updated_at, pseudonymised_at=pseudonymised_at,
+                                now=now):
+                new = retention.pseudonymised_identity(mrn=mrn, duplicate_mrn=duplicate_mrn, key=key)
+                values.append((referral_id, new["patient_mrn"], new["patient_display_name"],
+                               new["possible_duplicate_mrn"]))
+        if not values:
+            return 0
+        ids, mrns, names, duplicate_mrns = (list(column) for column in zip(*values))
+        return conn.execute(
+            "UPDATE referral.referrals r SET patient_mrn = v.mrn, patient_mrn_key = v.mrn,"
+            " patient_display_name = v.name, patient_birth_date = NULL, possible_duplicate_mrn = v.duplicate_mrn,"
+            " pseudonymised_at = now()"
+            " FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::text[]) AS v(referral_id, mrn, name, duplicate_mrn)"
+            " WHERE r.referral_id = v.referral_id AND r.pseudonymised_at IS NULL",
+            (ids, mrns, names, duplicate_mrns)).rowcount

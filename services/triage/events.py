@@ -23,6 +23,7 @@ EVENT_SOURCE = "/clinic/triage"
 # The patient fields a decision carries on (data minimisation: nothing else of the report's).
 PATIENT_PASSED_ON = ("mrn", "display_name", "birth_date")
 DECISION_MADE = "clinic.triage.decided"
+SELF_CARE = "self_care"  # the care level that needs no referral
 
 
 # -- in: submitted reports ---------------------------------------------------------------
@@ -80,9 +81,11 @@ def clinical_answers(data: dict) -> dict:
 
 # -- out: decisions ----------------------------------------------------------------------
 def decision_event(report_id: str, decision: dict, decided_at: str, patient: dict) -> dict:
-    data = {"report_id": report_id, **decision, "decided_at": decided_at,
-            # passed through for the referral service, which books for a person and matches
-            # them to an open referral: mrn, display_name and (when the report had one)
-            # birth_date, nothing more
-            "patient": {name: patient[name] for name in PATIENT_PASSED_ON if name in patient}}
+    data = {"report_id": report_id, **decision, "decided_at": decided_at}
+    if decision["care_level"] != SELF_CARE:
+        # passed through for the referral service, which books for a person and matches
+        # them to an open referral: mrn, display_name and (when the report had one)
+        # birth_date, nothing more. A self-care decision needs no referral, so it carries no
+        # patient identity at all (issue 13): only intake, which has it, knows whose it is.
+        data["patient"] = {name: patient[name] for name in PATIENT_PASSED_ON if name in patient}
     return envelope.new_event(type=DECISION_MADE, source=EVENT_SOURCE, subject=report_id, data=data)

@@ -124,8 +124,16 @@ def test_patient_data_stays_out_of_logs_metrics_and_events(live_stack):
             for topic in TOPICS}
     reports_topic = TOPICS[0]
     assert sorted(m.key.decode() for m in ours[reports_topic]) == sorted(report_ids)
+    # A self-care decision needs no referral and carries no patient at all (issue 13).
+    self_care_decisions = [m for m in ours[TOPICS[1]] if m.key.decode() == report_ids[2]]
+    assert len(self_care_decisions) == 1
+    assert "patient" not in json.loads(self_care_decisions[0].value)["data"]
+    assert [label for label, v in secrets.items()
+            if label.startswith("bruno.") and v in self_care_decisions[0].value.decode()] == []
     for topic in TOPICS[:2]:  # reports and decisions
         for message in ours[topic]:
+            if message in self_care_decisions:
+                continue
             patient = json.loads(message.value)["data"]["patient"]
             # what the referral service needs, nothing more
             assert set(patient) == {"mrn", "display_name", "birth_date"}, topic
@@ -135,7 +143,8 @@ def test_patient_data_stays_out_of_logs_metrics_and_events(live_stack):
         for message in messages:
             value = message.value.decode()
             assert '"phone"' not in value, topic
-            assert value.count('"birth_date"') == (1 if topic in TOPICS[:2] else 0), topic
+            assert value.count('"birth_date"') == (
+                1 if topic in TOPICS[:2] and message not in self_care_decisions else 0), topic
             leaked = [label for label, v in secrets.items()
                       if v in value and label.split(".")[1].startswith(kept_out)]
             assert leaked == [], f"{topic} carries {leaked}"
