@@ -65,13 +65,6 @@ def build_parser() -> argparse.ArgumentParser:
     purge.add_argument("--service", choices=("intake", "referral"), action="append",
                        help="only this service (may be repeated; default both)")
 
-    audit = sub.add_parser("audit", help="the access audit: who read or changed a patient's referral, report"
-                           " or decision, newest first")
-    audit_who = audit.add_mutually_exclusive_group(required=True)
-    audit_who.add_argument("--patient", metavar="MRN", help="every access to this patient's records")
-    audit_who.add_argument("--staff", metavar="NAME", help="every access by this staff member")
-    audit.add_argument("--limit", type=int, default=50, help="show at most this many rows (default 50)")
-
     demo = sub.add_parser("demo", help="demo data").add_subparsers(dest="action", required=True)
     demo.add_parser("seed", help="demo kiosk, staff and a provider with a week of slots")
     return parser
@@ -141,12 +134,6 @@ def run(args: argparse.Namespace) -> int:
         from . import purge
 
         print(purge.run(tuple(args.service or purge.PURGED), dry_run=args.dry_run))
-    elif args.command == "audit":
-        from . import audit
-
-        entries = (audit.by_patient(settings, args.patient, args.limit) if args.patient is not None
-                   else audit.by_staff(settings, args.staff, args.limit))
-        print(audit.render(entries, limit=args.limit))
     elif args.command == "demo":
         from . import demo
 
