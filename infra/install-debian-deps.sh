@@ -7,6 +7,13 @@ command -v mvn >/dev/null || need+=(maven)
 compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || need+=(postgresql)
 command -v chromium >/dev/null || need+=(chromium)
 command -v docker-compose >/dev/null || need+=(docker-compose)
+# `make compose-test` (docs/compose.md): Podman as the engine docker-compose drives,
+# runc (crun refuses a hybrid cgroup layout), netavark + aardvark-dns for the compose
+# network and its service names, catatonit for `init: true`, debootstrap for the
+# images' Debian base. Listed one by one: apt would skip podman's recommends here.
+for pkg in podman runc netavark aardvark-dns iptables catatonit debootstrap debian-archive-keyring; do
+    dpkg-query -W -f='${Status}\n' "$pkg" 2>/dev/null | grep -q '^install ok installed$' || need+=("$pkg")
+done
 if ((${#need[@]} == 0)); then
     echo "deps: everything is installed"
     exit 0

@@ -10,16 +10,46 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 from infra.containers import images
 from infra.containers.podman_service import podman_service
 
-PROJECT = "clinic-compose-test"  # compose project name: containers, network and volumes
+# The compose project (containers, network, volumes) of this run: two runs on one machine
+# do not meet, and a run that was killed outright is cleaned up by the next one.
+PROJECT_PREFIX = "clinic-ct-"
+PROJECT = f"{PROJECT_PREFIX}{os.getpid()}"
+PROJECT_LABEL = "com.docker.compose.project"
 NEEDED = ("podman", "runc", "debootstrap", "docker-compose", "mvn", "java", "tar")
+
+
+def remove_project(project: str) -> None:
+    """Containers, volumes and network of a compose project, with podman alone."""
+    label = f"label={PROJECT_LABEL}={project}"
+    containers = images.podman("ps", "-aq", "--filter", label, check=False).stdout.split()
+    if containers:
+        images.podman("rm", "--force", "--volumes", *containers, check=False)
+    volumes = images.podman("volume", "ls", "-q", "--filter", label, check=False).stdout.split()
+    if volumes:
+        images.podman("volume", "rm", "--force", *volumes, check=False)
+    images.podman("network", "rm", "--force", f"{project}_default", check=False)
+
+
+def remove_abandoned_projects() -> None:
+    """Projects of earlier runs whose process is gone (killed before it could clean up)."""
+    names = images.podman("ps", "-a", "--format", f'{{{{index .Labels "{PROJECT_LABEL}"}}}}',
+                          check=False).stdout.split()
+    for name in sorted(set(names)):
+        match = re.fullmatch(rf"{PROJECT_PREFIX}(\d+)", name)
+        if match and not Path(f"/proc/{match.group(1)}").exists():
+            print(f"compose-test: removing {name}, left by a run that was killed")
+            remove_project(name)
 
 
 def main() -> int:
@@ -36,8 +66,12 @@ def main() -> int:
     for name, seconds in built.items():
         print(f"  {name:34} {'up to date' if seconds is None else f'built in {seconds:.1f} s'}")
 
+    remove_abandoned_projects()
     state = images.state_dir()
-    with podman_service(state / "podman.sock", state / "logs" / "podman-service.log") as docker_host:
+    # A short folder of its own for the socket: a unix socket path has at most 107 bytes.
+    sock_dir = Path(tempfile.mkdtemp(prefix="clinic-podman-"))
+    with podman_service(sock_dir / "podman.sock", state / "logs" / "podman-service.log",
+                        [f"{PROJECT_LABEL}={PROJECT}"]) as docker_host:
         env = {
             **images.podman_env(),
             "DOCKER_HOST": docker_host,
@@ -52,12 +86,10 @@ def main() -> int:
                                   cwd=images.REPO, env=env).returncode
         finally:
             # The test takes the stack down itself; this is for a run cut short.
-            leftover = images.podman("ps", "-aq", "--filter", f"label=com.docker.compose.project={PROJECT}",
-                                     check=False).stdout.split()
-            if leftover:
-                print(f"compose-test: removing {len(leftover)} leftover containers of {PROJECT}")
-                subprocess.run(["docker-compose", "-p", PROJECT, "down", "-v", "--remove-orphans"],
-                               cwd=images.REPO, env=env, check=False)
+            if images.podman("ps", "-aq", "--filter", f"label={PROJECT_LABEL}={PROJECT}", check=False).stdout.split():
+                print(f"compose-test: removing what is left of {PROJECT}")
+                remove_project(PROJECT)
+    shutil.rmtree(sock_dir, ignore_errors=True)
     print(f"compose-test: images {build_seconds:.1f} s, whole run {time.monotonic() - started:.1f} s")
     return code
 

@@ -64,8 +64,9 @@ class HealthcheckTicker:
     """Runs every running container's healthcheck at its interval, in threads, one at a time
     per container, until stop()."""
 
-    def __init__(self, sock: Path, poll: float = 1.0):
+    def __init__(self, sock: Path, labels: list[str], poll: float = 1.0):
         self.sock = sock
+        self.labels = labels  # only containers with these labels (key=value)
         self.poll = poll
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="healthcheck-ticker", daemon=True)
@@ -91,7 +92,7 @@ class HealthcheckTicker:
                 log.debug("healthcheck ticker: %s", exc)
 
     def _tick(self) -> None:
-        filters = urllib.parse.quote(json.dumps({"status": ["running"]}))
+        filters = urllib.parse.quote(json.dumps({"status": ["running"], "label": self.labels}))
         now = time.time()
         for container in api_get(self.sock, f"/containers/json?filters={filters}"):
             cid = container["Id"]
@@ -127,8 +128,9 @@ class HealthcheckTicker:
 
 
 @contextlib.contextmanager
-def podman_service(sock: Path, log_path: Path, ready_timeout: float = 30) -> Iterator[str]:
-    """`podman system service` on `sock` plus the healthcheck ticker; yields DOCKER_HOST."""
+def podman_service(sock: Path, log_path: Path, labels: list[str], ready_timeout: float = 30) -> Iterator[str]:
+    """`podman system service` on `sock` plus the healthcheck ticker for the containers with
+    `labels`; yields DOCKER_HOST."""
     sock.parent.mkdir(parents=True, exist_ok=True)
     sock.unlink(missing_ok=True)
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -150,7 +152,7 @@ def podman_service(sock: Path, log_path: Path, ready_timeout: float = 30) -> Ite
             if time.monotonic() > deadline:
                 raise RuntimeError(f"podman system service not answering on {sock}; see {log_path}")
             time.sleep(0.2)
-        ticker = HealthcheckTicker(sock).start()
+        ticker = HealthcheckTicker(sock, labels).start()
         yield f"unix://{sock}"
     finally:
         if ticker:

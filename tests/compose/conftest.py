@@ -97,12 +97,28 @@ class ComposeStack:
         return subprocess.run(["docker-compose", "-p", PROJECT, "logs", "--no-color", f"--tail={tail}"],
                               cwd=REPO, env=self.env, capture_output=True, text=True, timeout=120).stdout
 
-    def wait_healthy(self, started: float, timeout: float = 420) -> dict[str, float]:
-        """Every one-shot exited 0; every other container running, and healthy if it has a check.
-        Returns when (seconds after `started`) each service first got there."""
+    def up(self, timeout: float = 420) -> dict[str, float]:
+        """`up -d`, then wait until every one-shot exited 0 and every other container is
+        running, and healthy if it has a check. Returns when (seconds after `up -d` began)
+        each service first got there: watched while `up -d` runs, which itself waits for
+        the healthy and completed services the others depend on."""
+        started = time.monotonic()
         deadline = started + timeout
+        with subprocess.Popen(["docker-compose", "-p", PROJECT, "-f", str(REPO / "docker-compose.yml"),
+                               "up", "-d", "--no-build"], cwd=REPO, env=self.env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as up:
+            try:
+                return self._watch(up, started, deadline, timeout)
+            finally:
+                if up.poll() is None:
+                    up.kill()
+
+    def _watch(self, up: subprocess.Popen, started: float, deadline: float, timeout: float) -> dict[str, float]:
         ready: dict[str, float] = {}
         while True:
+            if up.poll() is not None:
+                output = up.stdout.read()
+                assert up.returncode == 0, f"docker-compose up -d failed:\n{output[-3000:]}\n{self.logs()}"
             containers = self.containers()
             pending = []
             for service in (*ONE_SHOTS, *LONG_RUNNING):
@@ -117,19 +133,17 @@ class ComposeStack:
                     ready.setdefault(service, time.monotonic() - started)
                 else:
                     pending.append(f"{service}: {state['Status']} {health(state) or ''}".strip())
-            if not pending:
+            if not pending and up.returncode is not None:
                 return ready
             assert time.monotonic() < deadline, f"not healthy after {timeout:g} s: {pending}\n{self.logs()}"
-            time.sleep(0.5)
+            time.sleep(1)
 
     def memory(self) -> dict[str, str]:
         result = subprocess.run(["podman", "stats", "--no-stream", "--format", "json"],
                                 capture_output=True, text=True, check=True, timeout=60)
-        prefix = f"{PROJECT}_"
-        return {row["name"].removeprefix(prefix).removesuffix("_1"): row["mem_usage"].split(" / ")[0]
-                for row in json.loads(result.stdout)
-                if row["name"].startswith(prefix) and row["name"].removeprefix(prefix).removesuffix("_1")
-                in LONG_RUNNING}
+        services = {info["Id"][:12]: service for service, info in self.containers().items()}
+        return {services[row["id"][:12]]: row["mem_usage"].split(" / ")[0]
+                for row in json.loads(result.stdout) if services.get(row["id"][:12]) in LONG_RUNNING}
 
 
 def health(state: dict) -> str | None:
@@ -144,8 +158,7 @@ def stack():
     stack = ComposeStack()
     started = time.monotonic()
     try:
-        stack.compose("up", "-d", "--no-build")
-        READY.update(stack.wait_healthy(started))
+        READY.update(stack.up())
         PHASES["up -d until every container is healthy"] = time.monotonic() - started
         yield stack
     finally:
