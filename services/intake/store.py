@@ -165,5 +165,6 @@ def pseudonymise_batch(conn: psycopg.Connection, policy: RetentionPolicy, key: b
         return conn.execute(
             "UPDATE intake.reports r SET patient = v.patient, body_hash = %s, pseudonymised_at = now()"
             " FROM unnest(%s::uuid[], %s::jsonb[]) AS v(report_id, patient)"
-            " WHERE r.report_id = v.report_id AND r.pseudonymised_at IS NULL",
-            (retention.PSEUDONYMISED_BODY_HASH, ids, patients)).rowcount
+            # the ANY() lets the planner find the rows by primary key, not by a scan of the table
+            " WHERE r.report_id = ANY(%s::uuid[]) AND r.report_id = v.report_id AND r.pseudonymised_at IS NULL",
+            (retention.PSEUDONYMISED_BODY_HASH, ids, patients, ids)).rowcount

@@ -398,5 +398,6 @@ def pseudonymise_batch(conn: psycopg.Connection, policy: RetentionPolicy, key: b
             " patient_display_name = v.name, patient_birth_date = NULL, possible_duplicate_mrn = v.duplicate_mrn,"
             " pseudonymised_at = now()"
             " FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::text[]) AS v(referral_id, mrn, name, duplicate_mrn)"
-            " WHERE r.referral_id = v.referral_id AND r.pseudonymised_at IS NULL",
-            (ids, mrns, names, duplicate_mrns)).rowcount
+            # the ANY() lets the planner find the rows by primary key, not by a scan of the table
+            " WHERE r.referral_id = ANY(%s::uuid[]) AND r.referral_id = v.referral_id AND r.pseudonymised_at IS NULL",
+            (ids, mrns, names, duplicate_mrns, ids)).rowcount
