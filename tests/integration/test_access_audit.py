@@ -140,11 +140,26 @@ def test_a_queue_page_view_appends_one_row_from_the_page(referral_app, staff, re
     [row] = rows_of(admin_conn, name)
     assert (row["channel"], row["background"], row["action"], row["record_ids"], row["patient_mrns"],
             row["host"]) == ("page", False, "list", [referral_id], [patient], CLIENT)
-    # The page's own periodic refresh is a read too, marked as such.
-    browser.get(f"/v1/referrals?report_id={report_id}", base_url="http://localhost",
-                headers={"X-Clinic-Background": "1"}, environ_base={"REMOTE_ADDR": CLIENT})
+    # The page's own periodic refresh is a read too, marked as such; refreshes showing the same
+    # records and patients again are not audited again within the window, the person's own are.
+    def load(**headers):
+        response = browser.get(f"/v1/referrals?report_id={report_id}", base_url="http://localhost",
+                               headers=headers, environ_base={"REMOTE_ADDR": CLIENT})
+        assert [i["referral_id"] for i in response.get_json()["items"]] == [referral_id]
+
+    load(**{"X-Clinic-Background": "1"})
+    load(**{"X-Clinic-Background": "1"})
     assert [(r["channel"], r["background"]) for r in rows_of(admin_conn, name)] == [("page", False),
                                                                                     ("page", True)]
+    load()
+    assert [(r["channel"], r["background"]) for r in rows_of(admin_conn, name)] == [
+        ("page", False), ("page", True), ("page", False)]
+    # A refresh that shows something else (here: nothing, under another filter) is audited.
+    emptied = browser.get(f"/v1/referrals?report_id={report_id}&status=booked", base_url="http://localhost",
+                          headers={"X-Clinic-Background": "1"}, environ_base={"REMOTE_ADDR": CLIENT})
+    assert emptied.get_json()["items"] == []
+    last = rows_of(admin_conn, name)[-1]
+    assert (last["background"], last["action"], last["record_ids"], last["patient_mrns"]) == (True, "list", [], [])
 
 
 def test_a_staff_read_of_a_report_is_audited_and_a_kiosk_reading_its_own_is_not(intake_app, intake_settings,
