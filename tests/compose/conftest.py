@@ -59,6 +59,7 @@ class ComposeStack:
             "CLINIC_DEMO": "1",  # the demo provider's free slots are what referrals book
         }
         self.base_url = {svc: f"http://127.0.0.1:{ports[svc.upper()]}" for svc in APIS}
+        self.kafka_bootstrap = f"127.0.0.1:{ports['KAFKA']}"
 
     def compose(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
         result = subprocess.run(["docker-compose", "-p", PROJECT, "-f", str(REPO / "docker-compose.yml"), *args],
@@ -73,19 +74,24 @@ class ComposeStack:
     def containers(self) -> dict[str, dict]:
         """service -> `podman inspect` of its one container (two podman calls for them all:
         docker-compose's own start-up costs a second of CPU per call)."""
+        found = self.replicas()
+        for service, infos in found.items():
+            assert len(infos) == 1, f"{service}: {len(infos)} containers"
+        return {service: infos[0] for service, infos in found.items()}
+
+    def replicas(self) -> dict[str, list[dict]]:
+        """service -> `podman inspect` of each of its containers."""
         ids = subprocess.run(["podman", "ps", "-aq", "--filter", f"label=com.docker.compose.project={PROJECT}"],
                              capture_output=True, text=True, check=True, timeout=60).stdout.split()
         if not ids:
             return {}
         result = subprocess.run(["podman", "inspect", *ids], capture_output=True, text=True, check=True, timeout=60)
-        found: dict[str, dict] = {}
+        found: dict[str, list[dict]] = {}
         for info in json.loads(result.stdout):
             labels = info["Config"]["Labels"]
             if labels.get("com.docker.compose.oneoff") == "True":  # a `docker-compose run` container
                 continue
-            service = labels["com.docker.compose.service"]
-            assert service not in found, f"{service}: more than one container"
-            found[service] = info
+            found.setdefault(labels["com.docker.compose.service"], []).append(info)
         return found
 
     def container(self, service: str) -> dict:

@@ -140,3 +140,40 @@ def test_crashed_worker_and_broker_come_back_and_nothing_is_lost_or_doubled(stac
     dead += "\n" + stack.clinic("dlq", "list", "clinic.triage-decisions.v1")
     dead += "\n" + stack.clinic("dlq", "list", "clinic.referral-events.v1")
     assert dead.count("no dead letters") == 3, dead
+
+
+def triage_group_members(stack) -> list[set[int]]:
+    """The partitions each member of the triage workers' consumer group holds."""
+    from kafka.admin import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap, client_id="compose-test")
+    try:
+        group = admin.describe_groups(["clinic-triage"])["clinic-triage"]
+    finally:
+        admin.close()
+    if group["group_state"] != "Stable":
+        return []
+    return [{p for assigned in member["member_assignment"]["assigned_partitions"] for p in assigned["partitions"]}
+            for member in group["members"]]
+
+
+def test_a_worker_scales_out_and_the_replicas_share_its_partitions(stack, credentials):
+    """`up -d --no-deps --scale triage-worker=2 triage-worker` (docs/compose.md): a second
+    worker joins the consumer group, the two split the topic's partitions, reports flow."""
+    started = time.monotonic()
+    stack.compose("up", "-d", "--no-build", "--no-deps", "--scale", "triage-worker=2", "triage-worker")
+    assert len(stack.replicas()["triage-worker"]) == 2
+    deadline = time.monotonic() + 120
+    while True:
+        members = triage_group_members(stack)
+        # 6 partitions: KAFKA_NUM_PARTITIONS in docker-compose.yml (docs/conventions.md).
+        if len(members) == 2 and all(members) and set().union(*members) == set(range(6)):
+            break
+        assert time.monotonic() < deadline, f"the two triage workers do not share the partitions: {members}"
+        time.sleep(1)
+    assert not members[0] & members[1], members
+    intake = stack.base_url["intake"]
+    ids = [submit(intake, credentials["kiosk"], report_body(**URGENT)).json()["report_id"] for _ in range(6)]
+    for report_id in ids:
+        assert wait_for_report(intake, credentials["kiosk"], report_id, timeout=120)["care_level"] == "urgent"
+    PHASES["scale triage-worker to 2, 6 reports final"] = time.monotonic() - started
