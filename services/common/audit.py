@@ -30,6 +30,7 @@ own memory, so a refresh may be audited once per worker per window.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import logging
 import threading
 import time
@@ -87,7 +88,7 @@ def record(conn: psycopg.Connection, action: str, record_type: str, record_ids: 
               action, record_type, record_ids, known, sorted({mrn_key(m) for m in known}),
               f"{request.method} {request.url_rule.rule if request.url_rule else request.path}",
               traceparent or envelope.child_traceparent(request.headers.get("traceparent")),
-              request.remote_addr)
+              _client_address())
     try:
         conn.execute(_INSERT, params)
     except psycopg.OperationalError:
@@ -98,6 +99,15 @@ def record(conn: psycopg.Connection, action: str, record_type: str, record_ids: 
         raise ApiError(503, "audit_unavailable",
                        "The access audit cannot be written; nothing is shown or changed without it. "
                        "Retry shortly.") from None
+
+
+def _client_address() -> str | None:
+    """The client's address for the inet column; None when it is not an IP address (a unix
+    socket, or a proxy's header gone wrong), so that the row is still written."""
+    try:
+        return str(ipaddress.ip_address(request.remote_addr or ""))
+    except ValueError:
+        return None
 
 
 def _seen_lately(session_token: str, action: str, record_type: str, record_ids: list[str],

@@ -194,6 +194,18 @@ def test_a_staff_read_of_a_decision_is_audited(triage_app, triage_conn, rules, s
             row["host"]) == ("triage", "read", "decision", [report_id], [], CLIENT)
 
 
+def test_a_client_address_that_is_not_an_ip_address_is_left_blank_not_refused(triage_app, triage_conn, rules,
+                                                                              staff, admin_conn):
+    name, _staff_id, _token, headers = staff
+    event = report_event(clinical())
+    decide_as_worker(triage_conn, rules, event)
+    response = triage_app.test_client().get(f"/v1/decisions/{event['data']['report_id']}", headers=headers,
+                                            environ_base={"REMOTE_ADDR": "unix:/run/gunicorn.sock"})
+    assert response.status_code == 200
+    [row] = rows_of(admin_conn, name)
+    assert (row["action"], row["host"]) == ("read", None)
+
+
 def test_a_read_whose_audit_row_cannot_be_written_is_refused(referral_app, staff, ref_conn, now, admin_conn,
                                                             monkeypatch):
     name, _staff_id, _token, headers = staff
