@@ -11,6 +11,7 @@ not count: Podman applies the check's settings itself).
 """
 from __future__ import annotations
 
+import argparse
 import contextlib
 import http.client
 import json
@@ -18,6 +19,7 @@ import logging
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 import urllib.parse
@@ -66,7 +68,7 @@ class HealthcheckTicker:
 
     def __init__(self, sock: Path, labels: list[str], poll: float = 1.0):
         self.sock = sock
-        self.labels = labels  # only containers with these labels (key=value)
+        self.labels = labels  # only containers with these labels (key=value); none: all
         self.poll = poll
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="healthcheck-ticker", daemon=True)
@@ -92,7 +94,8 @@ class HealthcheckTicker:
                 log.debug("healthcheck ticker: %s", exc)
 
     def _tick(self) -> None:
-        filters = urllib.parse.quote(json.dumps({"status": ["running"], "label": self.labels}))
+        wanted = {"status": ["running"], **({"label": self.labels} if self.labels else {})}
+        filters = urllib.parse.quote(json.dumps(wanted))
         now = time.time()
         for container in api_get(self.sock, f"/containers/json?filters={filters}"):
             cid = container["Id"]
@@ -163,3 +166,26 @@ def podman_service(sock: Path, log_path: Path, labels: list[str], ready_timeout:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m infra.containers.podman_service",
+        description="Podman's Docker API for docker-compose, with healthchecks run where no systemd "
+                    "does; in the foreground until Ctrl-C (docs/compose.md).")
+    parser.add_argument("--socket", type=Path, default=Path("/run/clinic-podman/podman.sock"))
+    parser.add_argument("--project", help="only this compose project's containers (default: all)")
+    args = parser.parse_args(argv)
+    labels = [f"com.docker.compose.project={args.project}"] if args.project else []
+    log_path = args.socket.with_name("podman-service.log")
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    with podman_service(args.socket, log_path, labels) as docker_host:
+        print(f"export DOCKER_HOST={docker_host}   # log: {log_path}; Ctrl-C stops it", flush=True)
+        stop.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
