@@ -18,6 +18,7 @@ from tests.triage_support import produce
 from services.common import envelope
 from services.common.db import make_pool
 from services.common.inbox import InboxConsumer
+from services.common.kafka_io import client_security
 from services.common.settings import TOPIC_REPORTS, dlq_topic
 
 pytestmark = pytest.mark.integration
@@ -36,7 +37,8 @@ def _run(settings, group_id: str, handler, stop_when) -> InboxConsumer:
     # BaseException, no offset commit) and needs no outbox relay.
     pool = make_pool(settings.database_url, max_size=2, name="dlq-once-test")
     consumer = InboxConsumer(service="triage", pool=pool, kafka_bootstrap=settings.kafka_bootstrap,
-                             group_id=group_id, handlers={TOPIC_REPORTS: handler})
+                             group_id=group_id, handlers={TOPIC_REPORTS: handler},
+                             kafka_security=client_security(settings))  # as the triage principal
     stop = threading.Event()
     outcome = {}
 
@@ -63,7 +65,7 @@ def _run(settings, group_id: str, handler, stop_when) -> InboxConsumer:
 
 def test_a_redelivered_poison_message_is_not_dead_lettered_twice(triage_settings, caplog):
     key = f"dlq-once-{uuid.uuid4()}"
-    group = f"dlq-once-{uuid.uuid4().hex[:8]}"
+    group = f"clinic-triage-dlq-once-{uuid.uuid4().hex[:8]}"  # under triage's group prefix
     applied: list[str] = []
     crash = {"armed": True}
 
@@ -106,7 +108,7 @@ def test_a_dead_letter_interrupted_half_way_is_neither_lost_nor_doubled(triage_s
     its database commit. The next delivery finds the unfinished attempt, looks in the .dlq
     topic for its dead letter, and sends one only if it is not there."""
     key = f"dlq-half-{uuid.uuid4()}"
-    group = f"dlq-half-{uuid.uuid4().hex[:8]}"
+    group = f"clinic-triage-dlq-half-{uuid.uuid4().hex[:8]}"
     applied: list[str] = []
     real_send = InboxConsumer._send_dead_letter
     crash = {"armed": True}
