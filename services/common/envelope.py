@@ -9,11 +9,14 @@ from datetime import datetime, timezone
 
 from marshmallow import INCLUDE, Schema, ValidationError, fields, validate
 
+from .error_text import SafeMessageError, validation_reason
+
 TRACEPARENT_RE = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 
 
-class InvalidEvent(Exception):
-    """A message that can never be processed: it goes to the dead-letter topic."""
+class InvalidEvent(SafeMessageError):
+    """A message that can never be processed: it goes to the dead-letter topic. Its message
+    names what is wrong, never a value of the message (it becomes the `dlq.error` header)."""
 
 
 class CloudEventSchema(Schema):
@@ -53,14 +56,18 @@ def decode(value: bytes | None) -> dict:
         raise InvalidEvent("empty message value")
     try:
         raw = json.loads(value)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidEvent(f"not JSON: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise InvalidEvent(f"not JSON: not UTF-8 (byte {exc.start})") from exc
+    except json.JSONDecodeError as exc:  # its msg is the parser's fixed text; never the input
+        raise InvalidEvent(f"not JSON: {exc.msg} (char {exc.pos})") from exc
+    except ValueError as exc:
+        raise InvalidEvent(f"not JSON: {type(exc).__name__}") from exc
     if not isinstance(raw, dict):
         raise InvalidEvent("event is not a JSON object")
     try:
         CloudEventSchema().load(raw)
     except ValidationError as exc:
-        raise InvalidEvent(f"not a CloudEvent: {json.dumps(exc.messages, sort_keys=True)}") from exc
+        raise InvalidEvent(f"not a CloudEvent: {validation_reason(exc)}") from exc
     return raw
 
 

@@ -12,6 +12,7 @@ from marshmallow import Schema, fields
 from psycopg_pool import PoolTimeout
 from werkzeug.exceptions import HTTPException
 
+from .error_text import safe_error_text
 from .validation import field_errors
 
 log = logging.getLogger(__name__)
@@ -119,14 +120,16 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(HTTPException, _http_exception)
 
     def database_unavailable(exc):
-        log.warning("database unavailable", extra={"error": type(exc).__name__})
+        log.warning("database unavailable", extra={"error": safe_error_text(exc)})
         return error_response(503, "database_unavailable", "The database is unavailable; retry shortly.")
 
     app.register_error_handler(PoolTimeout, database_unavailable)
     app.register_error_handler(psycopg.OperationalError, database_unavailable)
 
     def internal_error(exc):
-        log.exception("unhandled error")
+        # Its frames and safe_error_text, never its message (a database error's DETAIL quotes
+        # row values): the logging filter (logs.py) rewrites the traceback.
+        log.exception("unhandled error", extra={"error": safe_error_text(exc)})
         return error_response(500, "internal_error", "An internal error occurred.")
 
     app.register_error_handler(Exception, internal_error)

@@ -34,6 +34,7 @@ from kafka.structs import OffsetAndMetadata, TopicPartition
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from . import envelope, metrics
+from .error_text import SafeMessageError, safe_error_text
 from .kafka_io import make_consumer, make_producer, read_to_end
 from .settings import dlq_topic
 
@@ -49,19 +50,19 @@ DLQ_ID_HEADER = "dlq.id"
 DLQ_CLOCK_SLACK = timedelta(minutes=5)
 
 
-class PoisonEvent(Exception):
-    """The event can never be applied (bad data); dead-letter it without retrying."""
+class PoisonEvent(SafeMessageError):
+    """The event can never be applied (bad data); dead-letter it without retrying. Its message
+    (the `dlq.error` header, logs) names the field and the rule it broke, never a value of the
+    event: build it from error_text.validation_reason, not from marshmallow's messages."""
 
 
 def describe_error(error: Exception) -> str:
-    """What went wrong, without the values a database error's detail may quote."""
-    if isinstance(error, psycopg.Error):
-        diag = error.diag
-        return f"{type(error).__name__} (SQLSTATE {error.sqlstate}, constraint {diag.constraint_name or '-'})"
-    return str(error)
+    """What went wrong, without the values a database error's detail may quote: the one
+    function that decides (services/common/error_text.py)."""
+    return safe_error_text(error)
 
 
-class DeadLetterFailed(Exception):
+class DeadLetterFailed(SafeMessageError):
     """The dead-letter topic did not take the message (broker down): try again later."""
 
 
@@ -189,12 +190,12 @@ class InboxConsumer:
                 stop.wait(1.0)
                 return False  # not an attempt against the event: the database is at fault
             except Exception as exc:
-                fields = {"event_id": event.get("id"), "attempt": attempt}
+                fields = {"event_id": event.get("id"), "attempt": attempt, "error": safe_error_text(exc)}
                 if isinstance(exc, psycopg.Error):
-                    # No traceback or message text: a constraint's DETAIL quotes the row's
-                    # values (a duplicate patient MRN, say), and logs hold no patient data.
-                    log.warning("event handler failed", extra={**fields, "error": describe_error(exc)})
-                else:
+                    # No traceback: a constraint's DETAIL quotes the row's values (a duplicate
+                    # patient MRN, say), and logs hold no patient data.
+                    log.warning("event handler failed", extra=fields)
+                else:  # a bug: its frames (the logging filter strips the exception's text)
                     log.warning("event handler failed", exc_info=True, extra=fields)
                 if attempt == MAX_ATTEMPTS:
                     return self._dead_letter(message, exc, stop)
@@ -306,7 +307,7 @@ class InboxConsumer:
                     return True
             return False
         except Exception as exc:
-            raise DeadLetterFailed(f"could not look for an earlier dead letter: {type(exc).__name__}: {exc}") from exc
+            raise DeadLetterFailed(f"could not look for an earlier dead letter: {safe_error_text(exc)}") from exc
         finally:
             if consumer is not None:
                 consumer.close(autocommit=False)
@@ -315,7 +316,7 @@ class InboxConsumer:
         # The original headers (traceparent...), without those of an earlier dead-lettering.
         headers = [(k, v) for k, v in (message.headers or []) if not k.startswith("dlq.") or k == "dlq.replayed_from"]
         headers += [
-            ("dlq.error", describe_error(error)[:2000].encode()),
+            ("dlq.error", safe_error_text(error).encode()),
             ("dlq.error_type", type(error).__name__.encode()),
             ("dlq.original_topic", message.topic.encode()),
             ("dlq.original_partition", str(message.partition).encode()),
@@ -339,4 +340,4 @@ class InboxConsumer:
                     producer.close(timeout=5)
                 except Exception:
                     log.warning("dead-letter producer close failed", exc_info=True)
-            raise DeadLetterFailed(f"{type(exc).__name__}: {exc}") from exc
+            raise DeadLetterFailed(safe_error_text(exc)) from exc

@@ -2,6 +2,10 @@
 
 Privacy: nothing here logs request bodies or event data; callers log ids only
 (report_id, referral_id, event id), never names, birth dates, phones or MRNs.
+And what an exception says is not left to its author: ErrorTextFilter, on every handler
+configure_logging installs (and gunicorn's), rewrites each record that carries an exception
+(a traceback, an argument or an extra field) through services/common/error_text.py, so a
+database error's DETAIL, which quotes row values, never reaches a log line.
 """
 from __future__ import annotations
 
@@ -9,6 +13,35 @@ import logging
 import sys
 
 from pythonjsonlogger.json import JsonFormatter
+
+from .error_text import safe_error_text, safe_traceback
+
+
+class ErrorTextFilter(logging.Filter):
+    """Exceptions in a record become their safe text (error_text.py): the traceback keeps its
+    frames but each exception's message is replaced; an exception given as an argument, as
+    the message or as an extra field is replaced by its safe text. Always lets the record through."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            record.exc_text = safe_traceback(record.exc_info[1])
+            record.exc_info = None
+        if isinstance(record.msg, BaseException):
+            record.msg = safe_error_text(record.msg)
+        if isinstance(record.args, tuple) and any(isinstance(a, BaseException) for a in record.args):
+            record.args = tuple(safe_error_text(a) if isinstance(a, BaseException) else a for a in record.args)
+        elif isinstance(record.args, dict) and any(isinstance(a, BaseException) for a in record.args.values()):
+            record.args = {k: safe_error_text(a) if isinstance(a, BaseException) else a
+                           for k, a in record.args.items()}
+        for name, value in list(vars(record).items()):
+            if isinstance(value, BaseException):
+                setattr(record, name, safe_error_text(value))
+        return True
+
+
+def install_error_text_filter(handler: logging.Handler) -> None:
+    if not any(isinstance(f, ErrorTextFilter) for f in handler.filters):
+        handler.addFilter(ErrorTextFilter())
 
 
 def configure_logging(service: str, level: str = "INFO") -> None:
@@ -20,8 +53,15 @@ def configure_logging(service: str, level: str = "INFO") -> None:
             static_fields={"service": service},
         )
     )
+    install_error_text_filter(handler)
     root = logging.getLogger()
     root.handlers[:] = [handler]
+    # Loggers that do not propagate to the root keep handlers of their own (gunicorn's error
+    # and access logs, set up before the app): the filter goes on those too.
+    for logger in list(logging.Logger.manager.loggerDict.values()):
+        if isinstance(logger, logging.Logger):
+            for own in logger.handlers:
+                install_error_text_filter(own)
     root.setLevel(level)
     # kafka-python is chatty at INFO about every (re)connection.
     logging.getLogger("kafka").setLevel(logging.WARNING)

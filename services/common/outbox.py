@@ -17,6 +17,7 @@ from psycopg.types.json import Jsonb
 
 from . import envelope, metrics
 from .db import connect
+from .error_text import safe_error_text
 from .kafka_io import make_producer
 
 log = logging.getLogger(__name__)
@@ -87,11 +88,11 @@ class OutboxRelay:
                 self._run_connected(stop)
                 backoff = 0.5
             except (psycopg.OperationalError, OSError) as exc:
-                log.warning("outbox relay waiting for the database", extra={"error": str(exc)})
+                log.warning("outbox relay waiting for the database", extra={"error": safe_error_text(exc)})
             except KafkaError as exc:  # the rows stay unsent and are published once it is back
-                log.warning("outbox relay waiting for Kafka", extra={"error": f"{type(exc).__name__}: {exc}"})
-            except Exception:  # a bug: log it whole, back off, go on
-                log.exception("outbox relay failed; retrying")
+                log.warning("outbox relay waiting for Kafka", extra={"error": safe_error_text(exc)})
+            except Exception as exc:  # a bug: its frames (the logging filter strips texts), back off, go on
+                log.exception("outbox relay failed; retrying", extra={"error": safe_error_text(exc)})
             stop.wait(backoff)
             backoff = min(backoff * 2, 5.0)
         self._close_producer()

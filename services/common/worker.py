@@ -8,6 +8,7 @@ import threading
 from prometheus_client import start_http_server
 
 from .db import apply_migrations, make_pool
+from .error_text import safe_error_text
 from .inbox import Handler, InboxConsumer
 from .kafka_io import client_security
 from .logs import configure_logging
@@ -26,7 +27,7 @@ def migrate_when_possible(pool, schema: str, package: str, stop: threading.Event
                 apply_migrations(conn, schema, package)
             return
         except Exception as exc:
-            log.warning("waiting for the database to apply migrations", extra={"error": type(exc).__name__})
+            log.warning("waiting for the database to apply migrations", extra={"error": safe_error_text(exc)})
             stop.wait(delay)
             delay = min(delay * 2, 5.0)
 
@@ -41,7 +42,7 @@ def serve_metrics(bind: str | None):
     try:
         server, _thread = start_http_server(int(port), addr=host or "0.0.0.0")
     except OSError as exc:
-        log.error("cannot serve metrics; going on without", extra={"bind": bind, "error": str(exc)})
+        log.error("cannot serve metrics; going on without", extra={"bind": bind, "error": safe_error_text(exc)})
         return None
     log.info("metrics served", extra={"bind": bind})
     return server
@@ -86,7 +87,7 @@ def run_worker(settings: Settings, *, migrations_package: str, handlers: dict[st
             try:
                 consumer.run(stop)
             except Exception as exc:  # broker unreachable at start, or a lost connection
-                log.warning("consumer restarting", extra={"error": f"{type(exc).__name__}: {exc}"})
+                log.warning("consumer restarting", extra={"error": safe_error_text(exc)})
                 stop.wait(2.0)
         stop.wait()
         stop.set()
