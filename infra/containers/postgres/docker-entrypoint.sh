@@ -15,6 +15,11 @@ fi
 if [[ ${1:-} != postgres ]]; then
     exec "$@"
 fi
+for arg in "$@"; do
+    case $arg in
+        -'?'|--help|--describe-config|-V|--version|-C) exec "$@" ;;  # a question, not a server
+    esac
+done
 
 if [[ $(id -u) == 0 ]]; then
     # A fresh named volume or bind mount may belong to root: hand it to postgres, then drop root.
