@@ -33,6 +33,39 @@ class CloudEventSchema(Schema):
     data = fields.Dict(required=True)
 
 
+# An event type of this platform's (clinic.report.submitted, referral.booked): a reason may
+# name one it did not expect. Any other type is not repeated: it could be anything.
+_OUR_TYPE = re.compile(r"(clinic|referral)(\.[a-z][a-z0-9_]*){1,4}")
+
+
+def contract_problems(event: dict, *, types: tuple[str, ...], source: str, subject_field: str) -> list[str]:
+    """What makes `event` not one of `types` as the contract has its producer write it: a
+    CloudEvent (again: handlers are called without the inbox too) from `source`, with a UUID
+    id, an object as data and the subject equal to data[subject_field]. Each problem names
+    the attribute and the rule, never a value (they become dead-letter headers and logs)."""
+    problems = []
+    try:
+        CloudEventSchema().load(event if isinstance(event, dict) else {})
+    except ValidationError as exc:
+        problems.append(validation_reason(exc))
+    if not isinstance(event, dict):
+        return problems
+    kind = event.get("type")
+    if kind not in types:
+        shown = repr(kind) if isinstance(kind, str) and _OUR_TYPE.fullmatch(kind) else "another type"
+        problems.append(f"type: {shown} is not {' or '.join(types)}")
+    if event.get("source") != source:
+        problems.append(f"source: must be {source}")
+    try:
+        uuid.UUID(str(event.get("id")))
+    except ValueError:
+        problems.append("id: Not a valid UUID.")
+    data = event.get("data")
+    if isinstance(data, dict) and event.get("subject") != data.get(subject_field):
+        problems.append(f"subject: must equal data.{subject_field}")
+    return list(dict.fromkeys(problems))
+
+
 def new_event(*, type: str, source: str, subject: str, data: dict, event_id: str | None = None) -> dict:
     return {
         "specversion": "1.0",

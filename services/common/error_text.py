@@ -126,6 +126,7 @@ _VALIDATOR_TEXT = re.compile("|".join((
     r"(Shorter than minimum|Longer than maximum) length \d+\.",
     r"Length must be (between \d+ and \d+|\d+)\.",
     r"Must be one of: [a-z0-9_., -]+\.",
+    r"Must be equal to [A-Za-z0-9_./-]+\.",
     r"String does not match expected pattern\.",
     r"Not a valid [A-Za-z ]+\.",  # "Not a valid {obj_type}.", "Not a valid {awareness} datetime."
 )))
@@ -133,8 +134,11 @@ _FIXED = _marshmallow_fixed_messages()
 
 
 def _rule(message: object) -> str:
-    if isinstance(message, str) and (message in _FIXED or message in _SAFE_MESSAGES
-                                     or _VALIDATOR_TEXT.fullmatch(message)):
+    if not isinstance(message, str):
+        return "invalid"
+    if message not in _FIXED and message not in _SAFE_MESSAGES:
+        _FIXED.update(_marshmallow_fixed_messages())  # field classes defined since
+    if message in _FIXED or message in _SAFE_MESSAGES or _VALIDATOR_TEXT.fullmatch(message):
         return message
     return "invalid"
 

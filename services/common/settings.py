@@ -79,6 +79,9 @@ class Settings:
     retention_purge_interval_seconds: float = 3600.0
     retention_batch_size: int = 1000
     pseudonym_key: str | None = None
+    # The referral service's bound on a decision's `within_days` (services/referral/events.py):
+    # the largest booking window of triage's rule file, which it cannot read (14 today).
+    referral_max_window_days: int = 14
 
     def role_url(self, role: str) -> str:
         """Database URL of a service's role (the `clinic` command acts for each service)."""
@@ -159,4 +162,5 @@ def load(service: str | None = None, env: os._Environ | dict | None = None) -> S
         retention_purge_interval_seconds=float(env.get("CLINIC_RETENTION_PURGE_INTERVAL_SECONDS", "3600")),
         retention_batch_size=int(env.get("CLINIC_RETENTION_BATCH_SIZE", "1000")),
         pseudonym_key=read_secret(env, "CLINIC_PSEUDONYM_KEY", state_dir),
+        referral_max_window_days=int(env.get("CLINIC_REFERRAL_MAX_WINDOW_DAYS", "14")),
     )

@@ -4,14 +4,17 @@ Out: `clinic.report.submitted` on clinic.symptom-reports.v1, built when a report
 In: triage decisions (clinic.triage-decisions.v1) and referral snapshots
 (clinic.referral-events.v1), checked before the worker records them.
 
-An incoming event whose data cannot be what the contract says is a PoisonEvent:
-dead-lettered at once, not retried.
+An incoming event that cannot be what the contract says (its envelope: type, source, UUID
+id, subject; its data: UUIDs, enumerations, zoned times, rule ids, ranges) is a PoisonEvent:
+dead-lettered at once, not retried, with a reason that names the field and the rule and
+never a value (services/common/error_text.py).
 """
 from __future__ import annotations
 
-from marshmallow import INCLUDE, Schema, ValidationError, fields, validate
+from marshmallow import INCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
 from services.common import envelope
+from services.common.error_text import safe_message, validation_reason
 from services.common.inbox import PoisonEvent
 from services.common.report_vocabulary import CLINICAL_SECTIONS
 
@@ -23,6 +26,14 @@ REPORT_SUBMITTED = "clinic.report.submitted"
 # What triage and referral may say (contract values, not imports: services share events, not code).
 CARE_LEVELS = ("urgent", "specialist", "self_care")
 PRIORITIES = ("urgent", "routine")
+DECISION_MADE = "clinic.triage.decided"
+TRIAGE_SOURCE = "/clinic/triage"
+REFERRAL_SOURCE = "/clinic/referral"
+REFERRAL_EVENT_TYPES = ("referral.booked", "referral.waitlisted", "referral.rescheduled", "referral.cancelled",
+                        "referral.completed", "referral.linked", "referral.priority_raised")
+# A rule id as the triage rule file writes one (URG-SEVERE, SELF-CARE): its form only, since
+# which ids exist is the rule file's business, which intake cannot read.
+RULE_ID_PATTERN = r"^[A-Z][A-Z0-9]*(-[A-Z0-9]+)*$"
 
 
 # -- out: submitted reports --------------------------------------------------------------
@@ -56,11 +67,20 @@ class _Lenient(Schema):
         unknown = INCLUDE  # producers may add fields; intake reads only what it shows
 
 
+class FiredRuleSchema(_Lenient):
+    id = fields.String(required=True, validate=[
+        validate.Length(min=1, max=64),
+        validate.Regexp(RULE_ID_PATTERN, error=safe_message("Must be a rule id such as URG-SEVERE."))])
+    reason = fields.String(required=True)
+
+
 class DecisionDataSchema(_Lenient):
     report_id = fields.UUID(required=True)
     care_level = fields.String(required=True, validate=validate.OneOf(CARE_LEVELS))
     advice = fields.List(fields.String(), required=True)
     decided_at = fields.AwareDateTime(required=True)
+    fired = fields.List(fields.Nested(FiredRuleSchema))
+    rules_version = fields.String(validate=validate.Length(min=1, max=64))
 
 
 class AppointmentDataSchema(_Lenient):
@@ -78,23 +98,38 @@ class ReferralDataSchema(_Lenient):
     status = fields.String(required=True, validate=validate.OneOf(tuple(REFERRAL_STATUS_TO_REPORT_STATUS)))
     sequence = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
     appointment = fields.Nested(AppointmentDataSchema, required=True, allow_none=True)
+    report_id = fields.UUID()
+    care_level = fields.String(validate=validate.OneOf(CARE_LEVELS))
+    created_at = fields.AwareDateTime()
+    window_ends_at = fields.AwareDateTime()
+
+    @validates_schema
+    def _first_report_is_listed(self, data: dict, **_kwargs) -> None:
+        if "report_id" in data and data["report_id"] not in data.get("report_ids", []):
+            raise ValidationError(_FIRST_REPORT_LISTED, "report_id")
+
+
+_FIRST_REPORT_LISTED = safe_message("Must be one of report_ids.")
 
 
 def parse_decision(event: dict) -> dict:
     """A triage decision's data as sent, once it is known to be valid."""
-    return _checked(DecisionDataSchema(), event)
+    return _checked(DecisionDataSchema(), event, (DECISION_MADE,), TRIAGE_SOURCE, "report_id")
 
 
 def parse_referral_event(event: dict) -> dict:
     """A referral snapshot's data as sent (stored whole for the status view), once valid."""
-    return _checked(ReferralDataSchema(), event)
+    return _checked(ReferralDataSchema(), event, REFERRAL_EVENT_TYPES, REFERRAL_SOURCE, "referral_id")
 
 
-def _checked(schema: Schema, event: dict) -> dict:
+def _checked(schema: Schema, event: dict, types: tuple[str, ...], source: str, subject_field: str) -> dict:
+    problems = envelope.contract_problems(event, types=types, source=source, subject_field=subject_field)
+    if problems:
+        raise PoisonEvent(f"{types[0]}: invalid event: {'; '.join(problems)}")
     # The data as sent, not as loaded: it is stored, and strings stay strings.
-    data = event.get("data")
+    data = event["data"]
     try:
-        schema.load(data if isinstance(data, dict) else {})
+        schema.load(data)
     except ValidationError as exc:
-        raise PoisonEvent(f"{event.get('type')}: invalid data: {exc.messages}") from exc
+        raise PoisonEvent(f"{types[0]}: invalid data: {validation_reason(exc)}") from exc
     return data

@@ -1,6 +1,9 @@
 """Events in and out of the referral service.
 
-In: triage decisions (`clinic.triage-decisions.v1`), checked at the edge.
+In: triage decisions (`clinic.triage-decisions.v1`), checked at the edge against the contract
+(envelope, type, enums, UUIDs, zoned times, rule ids, `within_days` from 1 to the
+CLINIC_REFERRAL_MAX_WINDOW_DAYS setting); anything else is a PoisonEvent whose reason names
+the field and the rule, never a value (services/common/error_text.py).
 Out: one `referral.*` event per change of a referral on `clinic.referral-events.v1`, whose
 data is a full snapshot of the referral: the intake service keeps only the newest one per
 report (by `sequence`), so events may arrive late or twice without harm.
@@ -13,6 +16,7 @@ from datetime import date, datetime
 from marshmallow import INCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
 from services.common import envelope
+from services.common.error_text import safe_message, validation_reason
 from services.common.inbox import PoisonEvent
 
 from .domain import BOOKED, ROUTINE, URGENT, ReferralChange, Windows
@@ -33,6 +37,33 @@ SNAPSHOT_FIELDS = ("referral_id", "report_id", "report_ids", "care_level", "prio
 
 
 # -- in: triage decisions -------------------------------------------------------------
+# What triage publishes (contract values, not imports: services share events, not code).
+DECISION_MADE = "clinic.triage.decided"
+TRIAGE_SOURCE = "/clinic/triage"
+CARE_LEVELS = ("urgent", "specialist", "self_care")
+PRIORITY_BY_CARE_LEVEL = {"urgent": URGENT, "specialist": ROUTINE}  # self care: no referral
+# A rule id as the triage rule file writes one (its loader refuses any other: URG-SEVERE,
+# SPC-NOT-IMPROVING, SELF-CARE). Which ids exist is the rule file's business, which this
+# service cannot read; the form is checked, and the ids are never acted on here.
+RULE_ID_PATTERN = r"^[A-Z][A-Z0-9]*(-[A-Z0-9]+)*$"
+RULE_ID_MAX = 64
+# The longest booking window a decision may ask for, in days: CLINIC_REFERRAL_MAX_WINDOW_DAYS,
+# by default the largest window of today's rule file (routine_window_days: 14). A rule file
+# with a longer window needs this setting raised first, or its decisions are dead-lettered:
+# a forged or buggy decision cannot park a patient for months.
+DEFAULT_MAX_WINDOW_DAYS = 14
+
+
+class _FiredRuleSchema(Schema):
+    class Meta:
+        unknown = INCLUDE
+
+    id = fields.String(required=True, validate=[
+        validate.Length(min=1, max=RULE_ID_MAX),
+        validate.Regexp(RULE_ID_PATTERN, error=safe_message("Must be a rule id such as URG-SEVERE."))])
+    reason = fields.String(required=True)
+
+
 class _PatientSchema(Schema):
     mrn = fields.String(required=True, validate=validate.Length(min=1, max=64))
     display_name = fields.String(required=True, validate=validate.Length(min=1, max=201))
@@ -45,7 +76,8 @@ class _ReferralTermsSchema(Schema):
     class Meta:
         unknown = INCLUDE
 
-    priority = fields.String(required=True)
+    priority = fields.String(required=True, validate=validate.OneOf([URGENT, ROUTINE]))
+    # the upper bound is the service's setting: _DecisionDataSchema checks it
     within_days = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
 
 
@@ -54,17 +86,47 @@ class _DecisionDataSchema(Schema):
         unknown = INCLUDE  # the decision carries much more than booking needs
 
     report_id = fields.UUID(required=True)
-    care_level = fields.String(required=True, validate=validate.OneOf(["urgent", "specialist", "self_care"]))
+    care_level = fields.String(required=True, validate=validate.OneOf(CARE_LEVELS))
     decided_at = fields.AwareDateTime(required=True)
+    rules_version = fields.String(validate=validate.Length(min=1, max=64))
+    fired = fields.List(fields.Nested(_FiredRuleSchema))
     # Absent from self-care decisions (issue 13: no patient identity where no referral is
     # needed); required for the others, which are booked for a person.
     patient = fields.Nested(_PatientSchema, load_default=None)
     referral = fields.Nested(_ReferralTermsSchema, allow_none=True, load_default=None)
 
+    def __init__(self, *, max_window_days: int = DEFAULT_MAX_WINDOW_DAYS, **kwargs):
+        super().__init__(**kwargs)
+        self.max_window_days = max_window_days
+
     @validates_schema
     def _patient_unless_self_care(self, data: dict, **_kwargs) -> None:
         if data.get("patient") is None and data.get("care_level") != "self_care":
             raise ValidationError("Missing data for required field.", "patient")
+
+    @validates_schema
+    def _terms_fit_the_care_level(self, data: dict, **_kwargs) -> None:
+        """A consult's terms as triage's rule file states them: urgent is booked urgent,
+        specialist routine, self care not at all; within the longest window allowed."""
+        terms, level = data.get("referral"), data.get("care_level")
+        if level not in PRIORITY_BY_CARE_LEVEL:
+            if terms is not None:
+                raise ValidationError(_NO_TERMS_FOR_SELF_CARE, "referral")
+            return
+        if terms is None:
+            raise ValidationError(_TERMS_REQUIRED, "referral")
+        errors = {}
+        if terms["priority"] != PRIORITY_BY_CARE_LEVEL[level]:
+            errors["priority"] = [_PRIORITY_OF_LEVEL]
+        if terms["within_days"] > self.max_window_days:
+            errors["within_days"] = [f"Must be less than or equal to {self.max_window_days}."]
+        if errors:
+            raise ValidationError(errors, "referral")
+
+
+_NO_TERMS_FOR_SELF_CARE = safe_message("Must be null when care_level is self_care.")
+_TERMS_REQUIRED = safe_message("Required when care_level is urgent or specialist.")
+_PRIORITY_OF_LEVEL = safe_message("Must be urgent for care_level urgent, routine for specialist.")
 
 
 @dataclass(frozen=True)
@@ -77,16 +139,21 @@ class Decision:
     patient_birth_date: date | None = None  # None: the decision did not say (cannot be matched)
 
 
-def parse_decision(event: dict, default_windows: Windows) -> Decision:
+def parse_decision(event: dict, default_windows: Windows,
+                   max_window_days: int = DEFAULT_MAX_WINDOW_DAYS) -> Decision:
     """The booking-relevant part of a triage decision; PoisonEvent when it cannot be one."""
+    problems = envelope.contract_problems(event, types=(DECISION_MADE,), source=TRIAGE_SOURCE,
+                                          subject_field="report_id")
+    if problems:
+        raise PoisonEvent(f"decision event invalid: {'; '.join(problems)}")
     try:
-        data = _DecisionDataSchema().load(event.get("data") or {})
+        data = _DecisionDataSchema(max_window_days=max_window_days).load(event["data"])
     except ValidationError as exc:
-        raise PoisonEvent(f"decision event data invalid: {exc.messages}") from exc
+        raise PoisonEvent(f"decision event data invalid: {validation_reason(exc)}") from exc
     terms = data["referral"]
     windows = default_windows
     # The window length is a setting of triage's rule file: follow what the decision says.
-    if terms and terms["priority"] in (URGENT, ROUTINE):
+    if terms:
         days = {URGENT: default_windows.urgent.days, ROUTINE: default_windows.routine.days}
         days[terms["priority"]] = terms["within_days"]
         windows = Windows.from_days(days[URGENT], days[ROUTINE])

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from services.common.envelope import new_event
 from services.common.inbox import PoisonEvent
 from services.referral import events
 from services.referral.domain import (
@@ -24,7 +25,9 @@ def decision(**data) -> dict:
             "rules_version": "2026-11-1", "fired": [], "advice": ["rest"],
             "referral": {"priority": "urgent", "within_days": 2},
             "patient": {"mrn": "MRN-0042", "display_name": "Ana Silva"}}
-    return {"id": str(uuid.uuid4()), "type": "clinic.triage.decided", "data": {**base, **data}}
+    data = {**base, **data}
+    # as triage publishes it (the envelope is checked too)
+    return new_event(type="clinic.triage.decided", source="/clinic/triage", subject=data["report_id"], data=data)
 
 
 def test_a_decision_gives_what_booking_needs():

@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from services.common.envelope import new_event
 from services.common.inbox import PoisonEvent
 from services.intake import events as intake_events
 from services.referral import events as referral_events
@@ -134,7 +135,8 @@ def test_intake_sends_the_birth_date_and_nothing_more_of_the_patient_than_before
 def _report_event(patient: dict) -> dict:
     data = {"report_id": str(uuid.uuid4()), "submitted_at": T0.isoformat(), "patient": patient,
             "activity": {}, "pain": {}, "function": {}, "home_care": {}}
-    return {"id": str(uuid.uuid4()), "type": triage_events.REPORT_SUBMITTED, "data": data}
+    return new_event(type=triage_events.REPORT_SUBMITTED, source="/clinic/intake", subject=data["report_id"],
+                     data=data)
 
 
 @pytest.mark.parametrize("patient, passed_on", [
@@ -155,7 +157,7 @@ def test_triage_passes_on_the_patient_mrn_name_and_birth_date_only(patient, pass
 def _decision(patient: dict) -> dict:
     data = {"report_id": str(uuid.uuid4()), "care_level": "specialist", "decided_at": T0.isoformat(),
             "referral": {"priority": "routine", "within_days": 14}, "patient": patient}
-    return {"id": str(uuid.uuid4()), "type": "clinic.triage.decided", "data": data}
+    return new_event(type="clinic.triage.decided", source="/clinic/triage", subject=data["report_id"], data=data)
 
 
 def test_the_referral_service_reads_the_birth_date_of_a_decision():
