@@ -39,6 +39,12 @@ keepalive = 5
 # ($HOME/.gunicorn/gunicorn.ctl); nothing here uses it.
 control_socket_disable = True
 
+# Forwarded headers are Werkzeug's ProxyFix's to believe, when CLINIC_TRUSTED_PROXY_HOPS says
+# a proxy is in front (services/common/web.py), never gunicorn's: by default it would take
+# X-Forwarded-Proto (HTTPS, Secure cookies) and SCRIPT_NAME from any client on 127.0.0.1.
+forwarded_allow_ips = ""
+secure_scheme_headers: dict[str, str] = {}
+
 accesslog = "-"  # stdout
 errorlog = "-"  # stderr
 

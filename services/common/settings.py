@@ -49,6 +49,10 @@ class Settings:
     role_urls: dict[str, str]
     # host:port where a worker process serves /metrics (the APIs serve theirs themselves)
     metrics_bind: str | None = None
+    # Proxies in front of the APIs whose X-Forwarded-For/-Proto/-Host are believed (Werkzeug's
+    # ProxyFix, services/common/web.py): 0, no proxy, the headers are ignored; 1 behind the
+    # TLS proxy (infra/proxy), which sets them and replaces what a client sent.
+    trusted_proxy_hops: int = 0
     # The queue page's server-side sessions (services/common/sessions.py): ended after this
     # long without the signed-in person doing anything, and this long after sign-in at most.
     session_idle_minutes: float = 30.0
@@ -114,6 +118,12 @@ def _role_url(env, name: str, user: str, host: str, port: int, db: str, state_di
     return f"postgresql://{auth}@{host}:{port}/{quote(db, safe='')}"
 
 
+def _hops(raw: str) -> int:
+    if not raw.strip().isdigit():
+        raise ValueError(f"CLINIC_TRUSTED_PROXY_HOPS={raw!r}: a number of proxies, 0 or more, is wanted")
+    return int(raw)
+
+
 def load(service: str | None = None, env: os._Environ | dict | None = None) -> Settings:
     env = os.environ if env is None else env
     service = service or env.get("CLINIC_SERVICE", "")
@@ -147,6 +157,7 @@ def load(service: str | None = None, env: os._Environ | dict | None = None) -> S
         },
         role_urls=role_urls,
         metrics_bind=env.get("CLINIC_METRICS_BIND") or None,
+        trusted_proxy_hops=_hops(env.get("CLINIC_TRUSTED_PROXY_HOPS", "0")),
         session_idle_minutes=float(env.get("CLINIC_SESSION_IDLE_MINUTES", "30")),
         session_max_hours=float(env.get("CLINIC_SESSION_MAX_HOURS", "12")),
         auth_failure_window_seconds=int(env.get("CLINIC_AUTH_FAILURE_WINDOW_SECONDS", "300")),

@@ -12,6 +12,7 @@ from flask import Blueprint, Flask, Response, g, jsonify, request
 from flask_smorest import Api
 from prometheus_client import CONTENT_TYPE_LATEST
 from psycopg_pool import ConnectionPool
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import auth, metrics, outbox
 from .db import apply_migrations, make_pool
@@ -145,6 +146,13 @@ def build_app(settings: Settings, *, title: str, migrations_package: str, import
     configure_logging(settings.service)
     app = Flask(import_name, static_folder=None)  # pages register their own static routes
     app.json = StrictJSONProvider(app)  # request.get_json() as strict as the APIs' bodies
+    if settings.trusted_proxy_hops > 0:
+        # Behind the TLS proxy (infra/proxy): the client's address, the scheme (HTTPS: Secure
+        # session cookies) and the host are the proxy's X-Forwarded-* values, taken from the
+        # rightmost `hops` entries, which the proxy set. Without proxies (0, the default) the
+        # headers are ignored, so a client cannot claim another address or HTTPS.
+        n = settings.trusted_proxy_hops
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)
     app.config.update(
         SECRET_KEY=settings.require_secret_key(),
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
