@@ -38,6 +38,9 @@ from infra.kafka.runner import check_java
 from infra.kafka.runner import marker as jars_marker
 from infra.kafka.runner import pom_hash
 from infra.postgres import InfraError, LocalPostgres, find_bin_dir, stop_stale
+from infra.proxy.runner import DEFAULT_HTTP_PORT as PROXY_HTTP_PORT
+from infra.proxy.runner import DEFAULT_HTTPS_PORT as PROXY_HTTPS_PORT
+from infra.proxy.runner import LocalProxy, nginx_binary
 from infra.supervisor import ManagedProcess, ShutdownRequested, StartError, Supervisor, spawn
 from services.admin.topics import Retention, TopicError
 from infra.local_secrets import ensure_local_secret, write_private
@@ -61,6 +64,7 @@ SEED_TIMEOUT = 120.0
 # PostgreSQL's fast shutdown 6 s. The supervisor trims the later ones if
 # needed so that the whole stop fits in SHUTDOWN_BUDGET.
 API_GRACE, KAFKA_GRACE, PG_GRACE = 12.0, 15.0, 6.0
+PROXY_GRACE = 5.0  # nginx's graceful stop (QUIT) waits for requests in flight
 SHUTDOWN_BUDGET = 30.0
 
 
@@ -79,6 +83,10 @@ class StackConfig:
     worker_metrics_ports: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_WORKER_METRICS_PORTS))
     # Kafka jars shared between state folders (tests set it); None: <state>/kafka/lib.
     kafka_lib_dir: Path | None = None
+    # The TLS proxy (infra/proxy, CLINIC_TLS_PROXY=1) in front of the APIs, and its ports.
+    tls_proxy: bool = False
+    proxy_https_port: int = PROXY_HTTPS_PORT
+    proxy_http_port: int = PROXY_HTTP_PORT
 
     @property
     def logs_dir(self) -> Path:
@@ -105,7 +113,14 @@ class StackConfig:
             },
             demo=env.get("CLINIC_DEMO", "1") != "0",
             kafka_lib_dir=Path(env["CLINIC_KAFKA_LIB_DIR"]) if env.get("CLINIC_KAFKA_LIB_DIR") else None,
+            tls_proxy=env.get("CLINIC_TLS_PROXY", "0") not in ("", "0"),
+            proxy_https_port=_port_from_env(env, "CLINIC_PROXY_HTTPS_PORT", PROXY_HTTPS_PORT),
+            proxy_http_port=_port_from_env(env, "CLINIC_PROXY_HTTP_PORT", PROXY_HTTP_PORT),
         )
+
+    def proxy(self) -> LocalProxy:
+        return LocalProxy(self.state_dir, self.host, self.proxy_https_port, self.proxy_http_port,
+                          upstreams={svc: f"{self.host}:{port}" for svc, port in self.api_ports.items()})
 
     def kafka(self) -> LocalKafka:
         return LocalKafka(self.state_dir, self.kafka_port, self.host, lib_dir=self.kafka_lib_dir)
@@ -196,6 +211,8 @@ def preflight(config: StackConfig) -> None:
         _check_ports(config)
         check_java()  # JAVA_HOME or PATH, and Java 17+
         find_bin_dir()  # CLINIC_PG_BIN, /usr/lib/postgresql/*/bin or PATH
+        if config.tls_proxy:
+            nginx_binary()  # CLINIC_NGINX or PATH
     except InfraError as exc:
         raise PreflightError(str(exc)) from None
     _check_mvn(config)
@@ -207,6 +224,9 @@ def _ports(config: StackConfig, controller_port: int) -> list[tuple[int, str, st
     ports = [(config.api_ports[svc], f"{svc} API", f"CLINIC_{svc.upper()}_PORT") for svc in SERVICES]
     ports += [(config.worker_metrics_ports[svc], f"{svc} worker metrics", f"CLINIC_{svc.upper()}_WORKER_METRICS_PORT")
               for svc in SERVICES]
+    if config.tls_proxy:
+        ports += [(config.proxy_https_port, "the TLS proxy (HTTPS)", "CLINIC_PROXY_HTTPS_PORT"),
+                  (config.proxy_http_port, "the TLS proxy (HTTP)", "CLINIC_PROXY_HTTP_PORT")]
     return ports + [
         (config.kafka_port, "Kafka", "CLINIC_KAFKA_PORT"),
         (controller_port, "the Kafka controller", "CLINIC_KAFKA_PORT"),
@@ -299,6 +319,12 @@ def start_all(sup: Supervisor, config: StackConfig, pg: LocalPostgres, kafka: Lo
     for mp in services:
         sup.start(mp)
     wait_until_ready(sup, config, services)
+    if config.tls_proxy:
+        proxy = config.proxy()
+        # Last to start, first to stop: no request reaches a service being stopped.
+        sup.start(ManagedProcess("proxy", lambda: proxy.start(config.logs_dir / "proxy.log"),
+                                 ready_fn=proxy.wait_ready, stop_fn=proxy.stop, tier=3, grace=PROXY_GRACE,
+                                 log_path=config.logs_dir / "proxy.log"))
 
     credentials = demo_credentials(config, pg) if config.demo else None
     print(summary(config, credentials), flush=True)
@@ -335,6 +361,8 @@ def service_env(config: StackConfig, svc: str, database_url: str, secret_key: st
         CLINIC_KAFKA_PASSWORD_FILE=str(local_secrets_dir(config.state_dir) / kafka_password_setting(svc)),
         PYTHONUNBUFFERED="1",  # log lines reach the log file as they happen
     )
+    if config.tls_proxy:  # the proxy's X-Forwarded-* are believed (ProxyFix, services/common/web.py)
+        env["CLINIC_TRUSTED_PROXY_HOPS"] = "1"
     return env
 
 
@@ -444,6 +472,12 @@ def summary(config: StackConfig, credentials: str | None) -> str:
         f"  logs           {config.logs_dir}/",
         f"  credentials    {clinic_command()} kiosk add NAME | staff add NAME --role scheduler|admin",
     ]
+    if config.tls_proxy:
+        proxy = config.proxy()
+        lines[2:2] = [
+            f"  TLS proxy      {proxy.https_url}/kiosk  {proxy.https_url}/queue  "
+            f"({proxy.http_url} redirects; CA {proxy.ca_file})",
+        ]
     if credentials:
         lines += ["", f"Demo credentials (kept in {config.state_dir / 'demo-credentials.txt'}):"]
         lines += [f"  {line}" for line in credentials.strip().splitlines()]

@@ -118,3 +118,13 @@ def live_stack():
 
     with running_stack(prefix="clinic-stack-", ready_timeout=240) as stack:
         yield stack
+
+
+@pytest.fixture(scope="session")
+def tls_live_stack():
+    """The same, with the TLS proxy (Debian's nginx, infra/proxy) in front: CLINIC_TLS_PROXY=1,
+    the APIs trusting one proxy hop; `proxy_url`, `proxy_http_url` and `proxy_ca` say where."""
+    from tests.live_stack import running_stack
+
+    with running_stack(prefix="clinic-tls-stack-", ready_timeout=240, tls_proxy=True) as stack:
+        yield stack

@@ -34,6 +34,13 @@ class LiveStack:
         self.worker_metrics_url = {svc: f"http://127.0.0.1:{env[f'CLINIC_{svc.upper()}_WORKER_METRICS_PORT']}/metrics"
                                    for svc in settings_module.SERVICES}
         self.proc = None
+        # With the TLS proxy (running_stack(tls_proxy=True)): its https:// and http:// bases
+        # and the local CA's certificate, for `verify=`.
+        self.proxy_url = self.proxy_http_url = self.proxy_ca = None
+        if env.get("CLINIC_TLS_PROXY") == "1":
+            self.proxy_url = f"https://localhost:{env['CLINIC_PROXY_HTTPS_PORT']}"
+            self.proxy_http_url = f"http://localhost:{env['CLINIC_PROXY_HTTP_PORT']}"
+            self.proxy_ca = str(state_dir / "proxy" / "ca.pem")
 
     def settings(self, service: str = "") -> settings_module.Settings:
         return settings_module.load(service, env=self.env)
@@ -65,13 +72,20 @@ def wait_ready(stack: LiveStack, timeout: float) -> None:
     import urllib.request
 
     deadline = time.monotonic() + timeout
-    pending = dict(stack.base_url)
+    pending = {svc: f"{url}/readyz" for svc, url in stack.base_url.items()}
+    if stack.proxy_url:  # started after the APIs: ready when it passes a readyz on
+        pending["proxy"] = f"{stack.proxy_url}/intake/readyz"
     while pending and time.monotonic() < deadline:
         if stack.proc.poll() is not None:
             raise RuntimeError(f"infra.stack exited with {stack.proc.returncode}; see {stack.state_dir}/logs")
         for svc, url in list(pending.items()):
             try:
-                with urllib.request.urlopen(f"{url}/readyz", timeout=2) as response:
+                context = None
+                if url.startswith("https:"):
+                    import ssl
+
+                    context = ssl.create_default_context(cafile=stack.proxy_ca)
+                with urllib.request.urlopen(url, timeout=2, context=context) as response:
                     if response.status == 200:
                         pending.pop(svc)
             except OSError:
@@ -97,7 +111,7 @@ def free_port_pair() -> int:
         return port
 
 
-def stack_ports() -> dict[str, str]:
+def stack_ports(tls_proxy: bool = False) -> dict[str, str]:
     """A free port for every listener of one stack, no two alike (nor the Kafka controller's,
     the broker's port + 1): picked one by one, free ports could repeat."""
     from infra.postgres import free_port
@@ -116,10 +130,13 @@ def stack_ports() -> dict[str, str]:
     for svc in settings_module.SERVICES:
         ports[f"CLINIC_{svc.upper()}_PORT"] = pick()
         ports[f"CLINIC_{svc.upper()}_WORKER_METRICS_PORT"] = pick()
+    if tls_proxy:
+        ports["CLINIC_PROXY_HTTPS_PORT"] = pick()
+        ports["CLINIC_PROXY_HTTP_PORT"] = pick()
     return ports
 
 
-def stack_env(state_dir: Path) -> dict[str, str]:
+def stack_env(state_dir: Path, tls_proxy: bool = False) -> dict[str, str]:
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("CLINIC_")},
         "CLINIC_STATE_DIR": str(state_dir),
@@ -129,8 +146,10 @@ def stack_env(state_dir: Path) -> dict[str, str]:
         "CLINIC_AUTH_FAILURES_PER_ADDRESS": "100000", "CLINIC_AUTH_FAILURES_PER_CREDENTIAL": "100000",
         "CLINIC_KIOSK_REPORTS_PER_HOUR": "100000",
         "CLINIC_KAFKA_LIB_DIR": str(kafka_lib_dir()),
-        **stack_ports(),
+        **stack_ports(tls_proxy),
     }
+    if tls_proxy:  # the stack starts the proxy last (infra/proxy) and tells the APIs to trust it
+        env["CLINIC_TLS_PROXY"] = "1"
     # No secret given: the stack makes its own (random, under state_dir/secrets/), and the
     # tests' `clinic` calls find them there, as a developer's do.
     env["CLINIC_KAFKA_BOOTSTRAP"] = f"127.0.0.1:{env['CLINIC_KAFKA_PORT']}"
@@ -138,9 +157,10 @@ def stack_env(state_dir: Path) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def running_stack(prefix: str, keep: bool = False, ready_timeout: float = 300) -> Iterator[LiveStack]:
+def running_stack(prefix: str, keep: bool = False, ready_timeout: float = 300,
+                  tls_proxy: bool = False) -> Iterator[LiveStack]:
     state_dir = Path(tempfile.mkdtemp(prefix=prefix))
-    stack = LiveStack(state_dir, stack_env(state_dir))
+    stack = LiveStack(state_dir, stack_env(state_dir, tls_proxy))
     try:
         with open(state_dir / "stack-console.log", "wb") as console:
             stack.proc = subprocess.Popen([sys.executable, "-m", "infra.stack"], env=stack.env, cwd=REPO,
