@@ -6,6 +6,9 @@ command -v java >/dev/null || need+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || need+=(maven)
 compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || need+=(postgresql)
 command -v chromium >/dev/null || need+=(chromium)
+# The TLS proxy (infra/proxy, CLINIC_TLS_PROXY=1 make run, its tests): Debian's nginx, the
+# binary package alone (nginx-light would add the echo module nothing here uses).
+[[ -x /usr/sbin/nginx ]] || need+=(nginx)
 command -v docker-compose >/dev/null || need+=(docker-compose)
 # `make compose-test` (docs/compose.md): Podman as the engine docker-compose drives,
 # runc (crun refuses a hybrid cgroup layout), netavark + aardvark-dns for the compose
