@@ -22,6 +22,7 @@ if os.environ.get("CLINIC_COMPOSE_TEST") != "1":
 REPO = Path(__file__).resolve().parents[2]
 PROJECT = os.environ.get("CLINIC_COMPOSE_PROJECT", "clinic-compose-test")
 APIS = ("intake", "triage", "referral")
+ROLES = tuple(svc.upper() for svc in APIS)
 WORKERS = tuple(f"{svc}-worker" for svc in APIS)
 ONE_SHOTS = ("migrate", "topics")
 WITH_HEALTHCHECK = ("postgres", "kafka", *APIS)
@@ -52,10 +53,10 @@ class ComposeStack:
             **{k: v for k, v in os.environ.items() if not k.startswith("CLINIC_") or k in (
                 "CLINIC_POSTGRES_IMAGE", "CLINIC_KAFKA_IMAGE")},
             **{f"CLINIC_{name}_PORT": str(port) for name, port in ports.items()},
-            # Not the compose file's defaults: the passwords go through every URL for real.
-            **{f"CLINIC_{role}_PASSWORD": secrets.token_urlsafe(18) for role in ("ADMIN", "INTAKE", "TRIAGE",
-                                                                                   "REFERRAL")},
-            "CLINIC_SECRET_KEY": secrets.token_hex(32),
+            # The compose file has no secret defaults: every one is given, random, as the
+            # docs tell an operator to (the passwords go through every service for real).
+            **{f"CLINIC_{role}_DB_PASSWORD": secrets.token_urlsafe(18) for role in ("ADMIN", *ROLES)},
+            **{f"CLINIC_{role}_SECRET_KEY": secrets.token_hex(32) for role in ROLES},
             "CLINIC_DEMO": "1",  # the demo provider's free slots are what referrals book
         }
         self.base_url = {svc: f"http://127.0.0.1:{ports[svc.upper()]}" for svc in APIS}

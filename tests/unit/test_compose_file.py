@@ -36,12 +36,12 @@ ONE_SHOTS = ("migrate", "topics")
 OUR_CONTAINERS = (*SERVICES, *WORKERS, *ONE_SHOTS)
 
 # Host-side secrets that compose interpolates (documented at the top of
-# docker-compose.yml). They never reach the code under these names, which is
-# why they are not in the settings table.
-COMPOSE_SECRETS = {
-    "CLINIC_ADMIN_PASSWORD",
-    *(f"CLINIC_{svc.upper()}_PASSWORD" for svc in SERVICES),
-}
+# docker-compose.yml), each required: `${NAME:?message naming NAME}`, no default.
+# The names are those the code reads (services/common/settings.py: the roles'
+# CLINIC_<ROLE>_DB_PASSWORD, each service's CLINIC_<SVC>_SECRET_KEY).
+DB_PASSWORDS = {role: f"CLINIC_{role.upper()}_DB_PASSWORD" for role in ("admin", *SERVICES)}
+SECRET_KEYS = {svc: f"CLINIC_{svc.upper()}_SECRET_KEY" for svc in SERVICES}
+COMPOSE_SECRETS = {*DB_PASSWORDS.values(), *SECRET_KEYS.values()}
 # Host-side choices of the compose file alone, documented in its header too: the
 # infrastructure images (public ones by default, infra/containers/ builds local ones) and
 # Kafka's host port (the same name `make run` reads, infra/stack.py).
@@ -126,6 +126,7 @@ def documented_settings() -> set[str]:
         if line.startswith("|"):
             for name in re.findall(r"`(CLINIC_[A-Za-z0-9_<>]+)`", line.split("|")[1]):
                 names |= {re.sub(r"<(svc|SVC|role|ROLE)>", svc.upper(), name) for svc in SERVICES}
+                names.add(re.sub(r"<(role|ROLE)>", "ADMIN", name))  # the table's ROLE includes ADMIN
     names |= set(re.findall(r"CLINIC_[A-Z0-9_]+", section(text, "Processes")))
     assert {"CLINIC_DATABASE_URL", "CLINIC_KAFKA_BOOTSTRAP"} <= names, names
     return names
@@ -220,13 +221,27 @@ def migrate_steps(migrate: dict) -> list[str]:
     return [step.strip() for step in script.split("&&")]
 
 
+def required(value, name: str) -> bool:
+    """value is `${name:?message}` and the message names the variable: compose refuses to
+    start without it, saying which."""
+    match = re.fullmatch(r"\$\{(?P<name>\w+):\?(?P<message>[^}]+)\}", str(value))
+    return bool(match) and match["name"] == name and name in match["message"]
+
+
 def test_migrate_bootstraps_then_seeds_demo_data(services):
     migrate = services["migrate"]
     assert migrate_steps(migrate) == ["clinic db bootstrap", "clinic demo seed"]
-    admin = urlsplit(interpolate(environment(migrate)["CLINIC_ADMIN_DATABASE_URL"]))
+    env = environment(migrate)
+    # The admin URL is made by the code from the host settings and the admin password.
+    from services.common.settings import load
+
+    settings = load(env={key: interpolate(value) if value else "" for key, value in env.items()}
+                    | {"CLINIC_ADMIN_DB_PASSWORD": "pw", "CLINIC_STATE_DIR": "/nonexistent"})
+    admin = urlsplit(settings.admin_database_url)
     assert (admin.scheme, admin.username, admin.password, admin.hostname, admin.port, admin.path) == (
-        "postgresql", "clinic_admin", "clinic_admin", "postgres", 5432, "/clinic",
+        "postgresql", "clinic_admin", "pw", "postgres", 5432, "/clinic",
     )
+    assert required(env["CLINIC_ADMIN_DB_PASSWORD"], "CLINIC_ADMIN_DB_PASSWORD")
 
 
 def test_topics_one_shot_creates_the_topics(services):
@@ -234,14 +249,20 @@ def test_topics_one_shot_creates_the_topics(services):
 
 
 def test_only_migrate_holds_other_roles_credentials(services):
-    """Each service sees its own role's URL only; the superuser URL and the
-    per-role URLs the `clinic` command uses live in the one-shot alone."""
-    privileged = {"CLINIC_ADMIN_DATABASE_URL", *(f"CLINIC_{svc.upper()}_DATABASE_URL" for svc in SERVICES)}
-    holders = {
-        (name, key) for name, svc in services.items() for key in environment(svc) if key in privileged
-    }
-    assert holders == {("migrate", key) for key in privileged}
-    assert "CLINIC_DATABASE_URL" not in environment(services["migrate"])
+    """Each service sees its own role's password only; the superuser's and every role's
+    password (what `clinic db bootstrap` and the `clinic` command need) live in the
+    one-shot alone (and the superuser's in postgres, which it initialises)."""
+    database_secrets = set(DB_PASSWORDS.values())
+    for name, svc in services.items():
+        env = environment(svc)
+        held = {key for key in env if key.removesuffix("_FILE") in database_secrets}
+        assert not {key for key in env if "DATABASE_URL" in key}, f"{name}: URLs carry no password here"
+        if name == "migrate":
+            assert held == database_secrets
+        elif name in (*SERVICES, *WORKERS):
+            assert held == {DB_PASSWORDS[WORKERS.get(name, name)]}, name
+        else:
+            assert not held, name
 
 
 def test_our_containers_share_one_image_built_from_infra_dockerfile(services):
@@ -288,29 +309,56 @@ def test_common_settings_point_inside_the_compose_network(services, name):
     assert (env["CLINIC_PG_HOST"], str(env["CLINIC_PG_PORT"]), env["CLINIC_DB_NAME"]) == (
         "postgres", "5432", "clinic",
     )
-    for passed_through in ("CLINIC_DEMO", "CLINIC_SECRET_KEY"):
-        assert passed_through in env and env[passed_through] is None, f"{passed_through} comes from the host"
+    assert env["CLINIC_DEMO"] == "${CLINIC_DEMO:-0}", "no demo data unless the host asks for it"
+    assert interpolate(env["CLINIC_DEMO"]) == "0"
 
 
 @pytest.mark.parametrize("name", [*SERVICES, *WORKERS])
 def test_each_service_connects_as_its_own_role(services, name):
+    """The URL the code makes from the compose settings: the service's own role, on the
+    compose network, with its role's password, which has no default."""
+    from services.common.settings import load
+
     svc = WORKERS.get(name, name)
-    url = urlsplit(interpolate(environment(services[name])["CLINIC_DATABASE_URL"]))
+    env = environment(services[name])
+    setting = DB_PASSWORDS[svc]
+    assert required(env[setting], setting), f"{name}: {setting} must be required, not defaulted"
+    given = {key: interpolate(value) for key, value in env.items() if value is not None}
+    url = urlsplit(load(env=given | {setting: "pw", "CLINIC_STATE_DIR": "/nonexistent"}).database_url)
     assert url.scheme == "postgresql"
     assert url.username == svc
-    assert url.password == svc, "local default password is the role name (conventions.md)"
+    assert url.password == "pw"
     assert (url.hostname, url.port, url.path) == ("postgres", 5432, "/clinic")
 
 
+@pytest.mark.parametrize("name", [*SERVICES, *WORKERS])
+def test_each_service_has_its_own_required_signing_key(services, name):
+    """CLINIC_SECRET_KEY of an API and of its worker (MRN pseudonyms) is the service's own
+    CLINIC_<SVC>_SECRET_KEY, required, never shared with another service."""
+    svc = WORKERS.get(name, name)
+    assert required(environment(services[name])["CLINIC_SECRET_KEY"], SECRET_KEYS[svc]), name
+
+
+def test_no_secret_has_a_default(compose):
+    """Every secret variable the file interpolates is required wherever it appears, and no
+    value anywhere falls back to a default for one."""
+    text = COMPOSE_FILE.read_text().split("\nx-", 1)[1]
+    for match in _VAR.finditer(text):
+        name = match.group("braced") or match.group("bare")
+        if name in COMPOSE_SECRETS:
+            assert match.group("op") == ":?" and name in match.group("arg"), match.group(0)
+    assert variables_in(compose["services"]) >= COMPOSE_SECRETS
+
+
 def test_migrate_sets_the_passwords_the_services_use(services):
-    """The per-role URLs migrate sets passwords from are the services' own URLs,
-    and the admin password is the one postgres was initialised with."""
+    """The role passwords migrate sets are the services' own, and the admin password is
+    the one postgres was initialised with."""
     migrate_env = environment(services["migrate"])
     for name in (*SERVICES, *WORKERS):
         svc = WORKERS.get(name, name)
-        assert migrate_env[f"CLINIC_{svc.upper()}_DATABASE_URL"] == environment(services[name])["CLINIC_DATABASE_URL"]
-    raw_admin = re.match(r"postgresql://clinic_admin:(.*)@", migrate_env["CLINIC_ADMIN_DATABASE_URL"]).group(1)
-    assert services["postgres"]["environment"]["POSTGRES_PASSWORD"] == raw_admin
+        setting = DB_PASSWORDS[svc]
+        assert migrate_env[setting] == environment(services[name])[setting]
+    assert services["postgres"]["environment"]["POSTGRES_PASSWORD"] == migrate_env["CLINIC_ADMIN_DB_PASSWORD"]
 
 
 def test_bootstrap_takes_role_passwords_from_the_role_urls(tmp_path):
@@ -387,7 +435,7 @@ def test_postgres(compose, services):
     assert pg["image"] == "${CLINIC_POSTGRES_IMAGE:-postgres:15}"
     env = pg["environment"]
     assert (env["POSTGRES_USER"], env["POSTGRES_DB"]) == ("clinic_admin", "clinic")
-    assert env["POSTGRES_PASSWORD"] == "${CLINIC_ADMIN_PASSWORD:-clinic_admin}"
+    assert required(env["POSTGRES_PASSWORD"], "CLINIC_ADMIN_DB_PASSWORD")
     volume, _, path = pg["volumes"][0].partition(":")
     assert path == "/var/lib/postgresql/data" and volume in compose["volumes"]
     assert published(pg) == [("127.0.0.1", "55432", "5432")], "local-only, on the default CLINIC_PG_PORT"
@@ -510,13 +558,22 @@ def test_dockerignore_keeps_local_state_out():
 
 if shutil.which("docker-compose"):
 
-    def test_docker_compose_v1_config_accepts_the_file():
-        """Runs only where the docker-compose binary is installed (CI installs it)."""
-        result = subprocess.run(
+    def _compose_config(env: dict) -> subprocess.CompletedProcess:
+        return subprocess.run(
             ["docker-compose", "-f", str(COMPOSE_FILE), "config", "-q"],
             cwd=ROOT,
+            env={"PATH": os.environ["PATH"], **env},
             capture_output=True,
             text=True,
             timeout=60,
         )
+
+    def test_docker_compose_v1_config_accepts_the_file():
+        """Runs only where the docker-compose binary is installed (CI installs it)."""
+        result = _compose_config({name: "x" for name in COMPOSE_SECRETS})
         assert result.returncode == 0, result.stderr
+
+    @pytest.mark.parametrize("missing", sorted(COMPOSE_SECRETS))
+    def test_docker_compose_refuses_to_start_without_each_secret(missing):
+        result = _compose_config({name: "x" for name in COMPOSE_SECRETS if name != missing})
+        assert result.returncode != 0 and missing in result.stderr, result.stderr
