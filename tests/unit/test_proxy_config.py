@@ -84,7 +84,7 @@ def test_tls_1_2_and_1_3_only_and_hsts_on_every_answer():
 
 
 def test_plain_http_only_redirects():
-    http_server = CONF[CONF.index("listen 8080;"):CONF.index("listen 8443")]
+    http_server = CONF[CONF.index("listen 80;"):CONF.index("listen 443")]
     assert "return 308 https://$host$request_uri;" in http_server and "proxy_pass" not in http_server
 
 
