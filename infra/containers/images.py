@@ -241,6 +241,12 @@ def kafka_tools_jar() -> Path:
     return jars[0]
 
 
+# Files of infra/containers/kafka that docker-compose.yml bind-mounts into the Kafka
+# container (either image), rather than parts of the local image: left out of its context
+# and of its inputs hash.
+KAFKA_MOUNTED = ("clinic-entrypoint",)
+
+
 def kafka_context() -> Path:
     """infra/containers/kafka plus libs/: make run's jars (infra/kafka/pom.xml) and kafka-tools."""
     from infra.kafka.runner import LocalKafka  # needs the venv (kafka-python)
@@ -251,6 +257,8 @@ def kafka_context() -> Path:
     shutil.rmtree(context, ignore_errors=True)
     (context / "libs").mkdir(parents=True)
     for src in HERE.joinpath("kafka").iterdir():
+        if src.name in KAFKA_MOUNTED:
+            continue
         shutil.copy2(src, context / src.name)
     shutil.copy2(REPO / "infra" / "kafka" / "log4j2.properties", context / "log4j2.properties")
     # Jars only: not the runner's class-data archive, made by the host's JVM for the host's paths.

@@ -57,10 +57,19 @@ class ComposeStack:
             # docs tell an operator to (the passwords go through every service for real).
             **{f"CLINIC_{role}_DB_PASSWORD": secrets.token_urlsafe(18) for role in ("ADMIN", *ROLES)},
             **{f"CLINIC_{role}_SECRET_KEY": secrets.token_hex(32) for role in ROLES},
+            **{f"CLINIC_KAFKA_{principal}_PASSWORD": secrets.token_hex(24)
+               for principal in ("BROKER", "CLINIC_ADMIN", *ROLES)},
             "CLINIC_DEMO": "1",  # the demo provider's free slots are what referrals book
         }
         self.base_url = {svc: f"http://127.0.0.1:{ports[svc.upper()]}" for svc in APIS}
         self.kafka_bootstrap = f"127.0.0.1:{ports['KAFKA']}"
+
+    def kafka_security(self, principal: str = "clinic-admin") -> dict:
+        """kafka-python settings that authenticate to the stack's broker as `principal`."""
+        from services.common.kafka_io import sasl_config
+
+        setting = f"CLINIC_KAFKA_{principal.upper().replace('-', '_')}_PASSWORD"
+        return sasl_config(principal, self.env[setting])
 
     def compose(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
         result = subprocess.run(["docker-compose", "-p", PROJECT, "-f", str(REPO / "docker-compose.yml"), *args],

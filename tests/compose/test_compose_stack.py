@@ -146,7 +146,8 @@ def triage_group_members(stack) -> list[set[int]]:
     """The partitions each member of the triage workers' consumer group holds."""
     from kafka.admin import KafkaAdminClient
 
-    admin = KafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap, client_id="compose-test")
+    admin = KafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap, client_id="compose-test",
+                             **stack.kafka_security())
     try:
         group = admin.describe_groups(["clinic-triage"])["clinic-triage"]
     finally:
@@ -177,3 +178,22 @@ def test_a_worker_scales_out_and_the_replicas_share_its_partitions(stack, creden
     for report_id in ids:
         assert wait_for_report(intake, credentials["kiosk"], report_id, timeout=120)["care_level"] == "urgent"
     PHASES["scale triage-worker to 2, 6 reports final"] = time.monotonic() - started
+
+
+def test_the_broker_wants_sasl_and_enforces_acls(stack):
+    """Issue 13 part 1 in compose: no client gets in without SASL/SCRAM, a service's principal
+    may not write another service's topic, and the topics one-shot (as clinic-admin) set
+    every topic's retention.ms. The flow above is the allowed side of each ACL."""
+    from kafka import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    from services.admin.topics import ALL_TOPICS, Retention, admin_client, topic_configs
+    from tests.integration.test_kafka_acls import DENY, try_write
+
+    with pytest.raises(KafkaError):  # a PLAINTEXT client: the broker closes the connection
+        KafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap, client_id="compose-test-anonymous").close()
+    assert try_write(stack.kafka_bootstrap, stack.kafka_security("triage"), "clinic.symptom-reports.v1") == DENY
+    with admin_client(stack.kafka_bootstrap, stack.kafka_security()) as admin:
+        configs = topic_configs(admin, list(ALL_TOPICS), ["retention.ms"])
+    assert {topic: configs[topic]["retention.ms"] for topic in ALL_TOPICS} == {
+        topic: str(Retention().ms(topic)) for topic in ALL_TOPICS}

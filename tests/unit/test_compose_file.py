@@ -41,7 +41,12 @@ OUR_CONTAINERS = (*SERVICES, *WORKERS, *ONE_SHOTS)
 # CLINIC_<ROLE>_DB_PASSWORD, each service's CLINIC_<SVC>_SECRET_KEY).
 DB_PASSWORDS = {role: f"CLINIC_{role.upper()}_DB_PASSWORD" for role in ("admin", *SERVICES)}
 SECRET_KEYS = {svc: f"CLINIC_{svc.upper()}_SECRET_KEY" for svc in SERVICES}
-COMPOSE_SECRETS = {*DB_PASSWORDS.values(), *SECRET_KEYS.values()}
+# Kafka principals' passwords: the settings' CLINIC_KAFKA_<PRINCIPAL>_PASSWORD, and the
+# broker's own (infra/kafka/runner.py's BROKER_PASSWORD_SETTING).
+KAFKA_PRINCIPALS = ("clinic-broker", "clinic-admin", *SERVICES)
+KAFKA_PASSWORDS = {p: "CLINIC_KAFKA_BROKER_PASSWORD" if p == "clinic-broker"
+                   else f"CLINIC_KAFKA_{p.upper().replace('-', '_')}_PASSWORD" for p in KAFKA_PRINCIPALS}
+COMPOSE_SECRETS = {*DB_PASSWORDS.values(), *SECRET_KEYS.values(), *KAFKA_PASSWORDS.values()}
 # Host-side choices of the compose file alone, documented in its header too: the
 # infrastructure images (public ones by default, infra/containers/ builds local ones) and
 # Kafka's host port (the same name `make run` reads, infra/stack.py).
@@ -281,6 +286,7 @@ def test_every_clinic_setting_is_documented(services):
     used = {
         (name, key)
         for name, svc in services.items()
+        if name in OUR_CONTAINERS  # the Kafka container's are its entrypoint's (test_kafka_sasl_and_acls)
         for key in environment(svc)
         if key.startswith("CLINIC_")
     }
@@ -402,6 +408,7 @@ def test_infrastructure_healthchecks(services):
     assert "pg_isready" in pg and "-h 127.0.0.1" in pg
     kafka = " ".join(services["kafka"]["healthcheck"]["test"])
     assert "/opt/kafka/bin/kafka-topics.sh --bootstrap-server localhost:9092" in kafka
+    assert "--command-config /tmp/clinic-admin.properties" in kafka, "as clinic-admin (the entrypoint writes it)"
 
 
 def test_start_order(services):
@@ -577,3 +584,90 @@ if shutil.which("docker-compose"):
     def test_docker_compose_refuses_to_start_without_each_secret(missing):
         result = _compose_config({name: "x" for name in COMPOSE_SECRETS if name != missing})
         assert result.returncode != 0 and missing in result.stderr, result.stderr
+
+
+# --------------------------------------------------------------------------- Kafka security
+
+ENTRYPOINT = ROOT / "infra" / "containers" / "kafka" / "clinic-entrypoint"
+
+
+def test_kafka_sasl_and_acls(services):
+    """The broker as infra/kafka/server.properties has it: SCRAM-SHA-512 on every client
+    listener and between brokers, PLAIN on the controller listener, StandardAuthorizer with
+    nothing allowed without an ACL, the broker and clinic-admin super users."""
+    kafka = services["kafka"]
+    env = {key: str(value) for key, value in kafka["environment"].items()}
+    protocols = dict(entry.split(":") for entry in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(","))
+    assert protocols == {"INTERNAL": "SASL_PLAINTEXT", "HOST": "SASL_PLAINTEXT", "CONTROLLER": "SASL_PLAINTEXT"}
+    assert env["KAFKA_SASL_ENABLED_MECHANISMS"] == "SCRAM-SHA-512"
+    assert env["KAFKA_SASL_MECHANISM_INTER_BROKER_PROTOCOL"] == "SCRAM-SHA-512"
+    assert env["KAFKA_SASL_MECHANISM_CONTROLLER_PROTOCOL"] == "PLAIN"
+    assert env["KAFKA_LISTENER_NAME_CONTROLLER_SASL_ENABLED_MECHANISMS"] == "PLAIN"
+    assert env["KAFKA_AUTHORIZER_CLASS_NAME"] == "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+    assert env["KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND"] == "false"
+    assert env["KAFKA_SUPER_USERS"] == "User:clinic-broker;User:clinic-admin"
+    # No password in the file: the entrypoint makes the JAAS settings from these.
+    assert not any("jaas" in key.lower() for key in env)
+    for principal, setting in KAFKA_PASSWORDS.items():
+        assert required(env[setting], setting), setting
+    assert kafka["entrypoint"] == ["/opt/clinic/kafka-entrypoint"]
+    assert "./infra/containers/kafka/clinic-entrypoint:/opt/clinic/kafka-entrypoint:ro" in kafka["volumes"]
+    # The local broker's own settings agree (the same property names, the same principals).
+    local = (ROOT / "infra" / "kafka" / "server.properties").read_text()
+    for line in ("sasl.enabled.mechanisms=SCRAM-SHA-512", "sasl.mechanism.controller.protocol=PLAIN",
+                 "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+                 "allow.everyone.if.no.acl.found=false", "listener.name.controller.sasl.enabled.mechanisms=PLAIN"):
+        assert line in local, line
+    from infra.kafka.runner import BROKER_PASSWORD_SETTING, BROKER_PRINCIPAL
+    from services.common.settings import KAFKA_PRINCIPALS as CODE_PRINCIPALS, kafka_password_setting
+
+    assert (BROKER_PRINCIPAL, BROKER_PASSWORD_SETTING) == ("clinic-broker", KAFKA_PASSWORDS["clinic-broker"])
+    assert {p: kafka_password_setting(p) for p in CODE_PRINCIPALS} == {
+        p: s for p, s in KAFKA_PASSWORDS.items() if p != "clinic-broker"}
+
+
+@pytest.mark.parametrize(("name", "principal"), [*sorted(WORKERS.items()), ("topics", "clinic-admin"),
+                                                ("migrate", "clinic-admin")])
+def test_kafka_clients_authenticate_as_their_principal(services, name, principal):
+    env = environment(services[name])
+    assert env["CLINIC_KAFKA_USERNAME"] == principal
+    assert env["CLINIC_KAFKA_PASSWORD"] == services["kafka"]["environment"][KAFKA_PASSWORDS[principal]]
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_apis_hold_no_kafka_password(services, name):
+    """The APIs only write their outbox (the worker relays it); /readyz checks a TCP connect."""
+    assert not {key for key in environment(services[name]) if key.startswith("CLINIC_KAFKA_") and "PASSWORD" in key}
+
+
+def test_kafka_entrypoint_renders_the_broker_settings(services, tmp_path):
+    """The entrypoint refuses a missing password, and exports the JAAS settings both images
+    turn into listener.name.*.sasl.jaas.config (checked with the local image's renderer)."""
+    env = {key: str(interpolate(value)) for key, value in services["kafka"]["environment"].items()
+           if key.startswith("KAFKA_")}
+    passwords = {setting: f"pw-{i}" for i, setting in enumerate(KAFKA_PASSWORDS.values())}
+    script = f"source <(sed -n '1,/^umask 022/p' {ENTRYPOINT}); bash {ROOT}/infra/containers/kafka/kafka-run --print-config"
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "meta.properties").write_text("")  # formatted: no format step here
+    run = lambda extra: subprocess.run(  # noqa: E731
+        ["bash", "-c", script], env={"PATH": os.environ["PATH"], **env, "KAFKA_LOG_DIRS": str(data),
+                                     "CLINIC_KAFKA_ADMIN_PROPERTIES": str(tmp_path / "admin.properties"), **extra},
+        capture_output=True, text=True, timeout=30)
+    result = run(passwords)
+    assert result.returncode == 0, result.stderr
+    properties = dict(line.split("=", 1) for line in result.stdout.splitlines())
+    broker = passwords["CLINIC_KAFKA_BROKER_PASSWORD"]
+    scram = ('org.apache.kafka.common.security.scram.ScramLoginModule required username="clinic-broker" '
+             f'password="{broker}";')
+    assert properties["listener.name.internal.scram-sha-512.sasl.jaas.config"] == scram
+    assert properties["listener.name.host.scram-sha-512.sasl.jaas.config"] == scram
+    assert properties["listener.name.controller.plain.sasl.jaas.config"] == (
+        'org.apache.kafka.common.security.plain.PlainLoginModule required username="clinic-broker" '
+        f'password="{broker}" user_clinic-broker="{broker}";')
+    assert not [line for line in result.stdout.splitlines() if "pw-" in line and "jaas" not in line]
+    admin = (tmp_path / "admin.properties")
+    assert admin.stat().st_mode & 0o077 == 0, "clinic-admin's client settings: owner only"
+    assert 'username="clinic-admin" password="{}"'.format(passwords["CLINIC_KAFKA_CLINIC_ADMIN_PASSWORD"]) in admin.read_text()
+    missing = run({k: v for k, v in passwords.items() if k != "CLINIC_KAFKA_TRIAGE_PASSWORD"})
+    assert missing.returncode != 0 and "CLINIC_KAFKA_TRIAGE_PASSWORD is not set" in missing.stderr
