@@ -13,13 +13,14 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from tests.gunicorn_support import REPO, running_gunicorn
 from tests.intake_support import new_kiosk, staff_headers
-from tests.referral_support import new_provider
+from tests.referral_support import add_slots, new_provider
 
 pytestmark = pytest.mark.integration
 
@@ -67,7 +68,12 @@ def test_schemathesis_finds_nothing(service, request, stack_env, tmp_path, pytes
     env = {}
     if service == "referral":
         with psycopg_conn(settings) as conn:
-            env["FUZZ_PROVIDER_ID"] = str(new_provider(conn)["provider_id"])
+            provider = new_provider(conn)
+            env["FUZZ_PROVIDER_ID"] = str(provider["provider_id"])
+            # Far from every other test's slots and windows (theirs are in the 2300s).
+            start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=500)
+            with conn.transaction():
+                env["FUZZ_SLOT_ID"] = str(add_slots(conn, provider, [start], now=datetime.now(UTC))[0])
     with running_gunicorn(service, stack_env, tmp_path / "gunicorn.log") as url:
         code, output, summary = run_schemathesis(url, credentials(service, settings), tmp_path / "report.json", env)
     line = f"schemathesis {service}: {describe(summary, output)}"
