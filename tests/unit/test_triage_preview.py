@@ -21,10 +21,10 @@ def current(shipped_text):
     return load_rules(shipped_text)
 
 
-def candidate(shipped_text: str, version: str | None = "2026-11-2", **settings: int):
+def candidate(shipped_text: str, version: str | None = "2026-12-2", **settings: int):
     text = shipped_text
     if version:
-        text = text.replace('rules_version: "2026-11-1"', f'rules_version: "{version}"')
+        text = text.replace('rules_version: "2026-12-1"', f'rules_version: "{version}"')
     for name, value in settings.items():
         old = next(line for line in text.splitlines() if line.lstrip().startswith(f"{name}:"))
         text = text.replace(old, f"  {name}: {value}", 1)
@@ -129,7 +129,7 @@ def test_render_puts_lowered_urgents_first_and_plainly(shipped_text, current):
     summary = compare(rows, current, candidate(shipped_text, severe_pain_min=9, home_care_days_min=21,
                                                 persistent_pain_days_min=30))
     lines = render(summary, "candidate.yaml").splitlines()
-    assert lines[0] == "Rule-change preview: rules in force 2026-11-1 -> candidate 2026-11-2 (candidate.yaml)"
+    assert lines[0] == "Rule-change preview: rules in force 2026-12-1 -> candidate 2026-12-2 (candidate.yaml)"
     assert lines[1] == "Decisions recomputed: 3"
     assert lines[2] == "Would change level:   3 (lowered 2, raised 1)"
     body = lines[lines.index("") + 1:]

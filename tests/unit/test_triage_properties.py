@@ -39,6 +39,11 @@ def days_ago(days: int) -> str:
 
 
 yes_no = st.sampled_from([True, False, None])
+# Free-text sports: some on the rule file's high-impact list (in any case, with accents or
+# other words around them), some not.
+SPORTS = ["running", "cycling", "football", "Trail running", "swimming", "Cross-Country", "yoga",
+          "Running shoes shop assistant", "Hóckey", "rowing", "Dancehall DJ"]
+HIGH_IMPACT_SPORTS = ["running", "Trail Running", "MARATHON", "netball", "Gymnastics", "cross country", "Fútbol y football"]
 no_home_care = st.just({"measures": [], "days": 0, "improving": "not_tried"})
 some_home_care = st.fixed_dictionaries({
     "measures": st.lists(st.sampled_from(MEASURES), min_size=1, max_size=5, unique=True),
@@ -49,7 +54,7 @@ some_home_care = st.fixed_dictionaries({
 # Reports as the intake service accepts them (see contract.md).
 reports = st.fixed_dictionaries({
     "patient": st.just({"mrn": "MRN-1", "given_name": "A", "family_name": "B", "birth_date": "1990-01-01"}),
-    "activity": st.fixed_dictionaries({"sport": st.sampled_from(["running", "cycling", "football"]),
+    "activity": st.fixed_dictionaries({"sport": st.sampled_from(SPORTS),
                                        "high_impact": st.booleans()}),
     "pain": st.fixed_dictionaries({
         "locations": st.lists(st.sampled_from(LOCATIONS), min_size=1, max_size=5, unique=True),
@@ -116,8 +121,11 @@ def test_adding_a_warning_sign_never_lowers_the_level(report, sign, data):
     after = decide(flagged, rules(), TODAY)
     assert seriousness(after.care_level) >= seriousness(before.care_level)
     assert seriousness(after.care_level) >= seriousness(least_level)
-    # and no rule stops firing
-    assert set(before.fired_ids) - {"SELF-CARE"} <= set(after.fired_ids)
+    # and no rule stops firing, but one: SPC-STRESS-FRACTURE needs gradual onset (care-rules.md
+    # 2026-12-1, "Suspected femoral-neck stress fracture"), so sudden onset ends it, and URG-SUDDEN
+    # (urgent, asserted above) takes its place
+    superseded = {"SPC-STRESS-FRACTURE"} if sign[0] == "sudden onset" else set()
+    assert set(before.fired_ids) - {"SELF-CARE"} - superseded <= set(after.fired_ids)
 
 
 @given(report=reports, data=st.data())
@@ -179,3 +187,35 @@ def test_a_decision_round_trips_through_json(report):
     assert json.loads(json.dumps(as_dict)) == as_dict
     assert as_dict["likely_source"] in {"joint", "soft_tissue", "mixed"}
     assert as_dict["advice"] and as_dict["possible_causes"]
+
+
+@given(report=reports, sport=st.sampled_from(HIGH_IMPACT_SPORTS), answer=st.booleans())
+def test_adding_a_high_impact_sport_never_lowers_the_level(report, sport, answer):
+    """2026-12-1: a sport on the high-impact list (or answering high-impact) only ever adds."""
+    flagged = copy.deepcopy(report)
+    flagged["activity"] = {"sport": f"{report['activity']['sport']} and {sport}",
+                           "high_impact": report["activity"]["high_impact"] or answer}
+    before, after = decide(report, rules(), TODAY), decide(flagged, rules(), TODAY)
+    assert seriousness(after.care_level) >= seriousness(before.care_level)
+    assert set(before.fired_ids) - {"SELF-CARE"} <= set(after.fired_ids)
+    assert set(before.notes) <= set(after.notes)
+
+
+@given(report=reports, more_days=st.integers(1, 60))
+def test_another_day_of_pain_never_lowers_the_level(report, more_days):
+    """The pain started earlier (it has lasted longer): never a lower level."""
+    older = copy.deepcopy(report)
+    started = date.fromisoformat(report["pain"]["started_on"])
+    older["pain"]["started_on"] = (started - timedelta(days=more_days)).isoformat()
+    before, after = decide(report, rules(), TODAY), decide(older, rules(), TODAY)
+    assert seriousness(after.care_level) >= seriousness(before.care_level)
+    assert set(before.fired_ids) - {"SELF-CARE"} <= set(after.fired_ids)
+
+
+@given(report=reports)
+def test_self_care_never_says_no_warning_signs_beside_an_imaging_note(report):
+    decision = decide(report, rules(), TODAY)
+    if decision.care_level == "self_care" and decision.notes:
+        assert "no warning signs" not in decision.fired[0].reason.lower()
+    if "stress fracture of the femoral neck" in decision.possible_causes:
+        assert decision.advice[0].startswith("Stop running and other high-impact activity")

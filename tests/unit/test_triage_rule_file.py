@@ -25,6 +25,7 @@ SPEC_RULES = {
     "SPC-NOT-IMPROVING": "specialist",
     "SPC-PERSISTENT-PAIN": "specialist",
     "SPC-DYSFUNCTION": "specialist",
+    "SPC-STRESS-FRACTURE": "specialist",   # added in 2026-12-1 (care-rules.md, rule table)
     "SELF-CARE": "self_care",
 }
 
@@ -48,7 +49,7 @@ def as_text(data: dict) -> str:
 
 def test_shipped_file_holds_the_rules_of_care_rules_md():
     rules = load_rules(default_rules_path())
-    assert rules.version == "2026-11-1"
+    assert rules.version == "2026-12-1"
     assert {rule.id: rule.level for rule in rules.rules} == SPEC_RULES
     assert [rule.id for rule in rules.rules] == list(SPEC_RULES)
     assert rules.fallback.id == "SELF-CARE"
@@ -58,7 +59,8 @@ def test_shipped_file_holds_the_rules_of_care_rules_md():
 def test_thresholds_are_settings():
     rules = load_rules(default_rules_path())
     assert dict(rules.settings) == {"severe_pain_min": 7, "home_care_days_min": 14,
-                                    "persistent_pain_days_min": 42, "urgent_window_days": 2,
+                                    "persistent_pain_days_min": 42, "stress_fracture_days_min": 14,
+                                    "urgent_window_days": 2,
                                     "routine_window_days": 14}
     assert rules.referral_for("urgent").to_dict() == {"priority": "urgent", "within_days": 2}
     assert rules.referral_for("specialist").to_dict() == {"priority": "routine", "within_days": 14}
@@ -90,6 +92,34 @@ def _quotes(node) -> list[str]:
     if isinstance(node, list):
         return [quote for item in node for quote in _quotes(item)]
     return []
+
+
+def test_advice_without_a_source_and_the_stress_fracture_rule_are_marked_for_clinician_review(content):
+    unsourced = [line["text"][:40] for line in content["advice"] if "source" not in line]
+    assert len(unsourced) == 4   # stop running, and the safety-netting of the three levels
+    assert all(line.get("clinician_review") == "required" for line in content["advice"] if "source" not in line)
+    assert rule(content, "SPC-STRESS-FRACTURE")["clinician_review"] == "required"
+    rules = load_rules(default_rules_path())
+    by_id = {r.id: r for r in rules.rules}
+    assert by_id["SPC-STRESS-FRACTURE"].clinician_review and not by_id["URG-SEVERE"].clinician_review
+    assert by_id["SPC-STRESS-FRACTURE"].source == (
+        "High-impact, repetitive motion in sports can cause small cracks in the femoral neck.",
+        "Physicians use physical exams and imaging studies, such as X-rays or MRIs, to identify underlying issues.")
+
+
+def test_the_high_impact_sports_list_holds_at_least_those_of_care_rules_md(content):
+    listed = {word.lower() for word in content["high_impact_sports"]["words"]}
+    assert {"running", "jogging", "sprinting", "athletics", "track", "cross-country", "marathon", "triathlon",
+            "football", "soccer", "rugby", "hockey", "basketball", "volleyball", "netball", "tennis", "squash",
+            "handball", "dance", "gymnastics", "jumping"} <= listed
+
+
+def test_the_previous_version_still_loads_for_previews():
+    history = Path(__file__).resolve().parents[2] / "services/triage/rules/history/care-rules-2026-11-1.yaml"
+    old = load_rules(history)
+    assert old.version == "2026-11-1"
+    assert "SPC-STRESS-FRACTURE" not in {r.id for r in old.rules}
+    assert old.high_impact_sports is None
 
 
 def test_every_source_is_quoted_word_for_word_from_the_guide(content):
@@ -200,12 +230,13 @@ BAD_FILES = [
                  id="cause-in-rule"),
     pytest.param(_set("notes[0].when.any[0].cause", "fracture"),
                  "notes[0].when.any[0].cause: unknown possible cause 'fracture'", id="unknown-cause"),
-    pytest.param(_set("rules[8].when", "always"), "rules[8].when: `always` is for possible causes and notes",
+    # 2026-12-1 put SPC-STRESS-FRACTURE at rules[8]: the fallback (SELF-CARE) is rules[9] now
+    pytest.param(_set("rules[9].when", "always"), "rules[9].when: `always` is for possible causes and notes",
                  id="always-in-rule"),
-    pytest.param(_set("rules[8].when", {"field": "pain.severity", "op": "<", "setting": "severe_pain_min"}),
+    pytest.param(_set("rules[9].when", {"field": "pain.severity", "op": "<", "setting": "severe_pain_min"}),
                  "rules: exactly one rule must have `when: otherwise`", id="no-fallback"),
     pytest.param(_set("rules[7].when", "otherwise"),
-                 "found rules[7], rules[8]", id="two-fallbacks"),
+                 "found rules[7], rules[9]", id="two-fallbacks"),
     pytest.param(_set("possible_causes[0].when", "otherwise"),
                  "possible_causes[0].when: `otherwise` is for rules only", id="otherwise-in-cause"),
     pytest.param(_set("rules[2].reasn", "typo"), "rules[2].reasn: unknown key", id="unknown-key-in-rule"),
@@ -229,7 +260,49 @@ BAD_FILES = [
     pytest.param(_set("advice[0].levels", ["urgent", "asap"]), "advice[0].levels[1]: unknown level 'asap'",
                  id="unknown-advice-level"),
     pytest.param(_set("rules", []), "rules: must not be empty", id="no-rules"),
+    # 2026-12-1: the sports list, reasons_when, advice conditions and clinician review
+    pytest.param(lambda c: _advice(c, "Come back")[0].pop("clinician_review"),
+                 "advice without a source sentence must say `clinician_review: required`",
+                 id="advice-without-source-or-review"),
+    pytest.param(lambda c: _advice(c, "Stop running")[0].update(clinician_review="maybe"),
+                 ".clinician_review: expected 'required', got 'maybe' (str)", id="review-not-required"),
+    pytest.param(lambda c: rule(c, "SPC-STRESS-FRACTURE").update(clinician_review=True),
+                 "rules[8].clinician_review: expected 'required', got True (bool)", id="rule-review-not-text"),
+    pytest.param(_set("rules[8].when.all[2].any[1].on_list", "sports"),
+                 "rules[8].when.all[2].any[1].on_list: unknown word list 'sports'", id="unknown-word-list"),
+    pytest.param(_set("rules[8].when.all[2].any[1]", {"field": "activity.sport", "in": ["running"]}),
+                 "rules[8].when.all[2].any[1]: activity.sport is a free text field: test it with on_list",
+                 id="sport-tested-like-a-choice"),
+    pytest.param(_set("high_impact_sports.words[1]", "  "), "high_impact_sports.words[1]: expected non-empty text",
+                 id="empty-sport"),
+    pytest.param(_set("high_impact_sports.words[1]", "--"), "high_impact_sports.words[1]: '--' has no letters",
+                 id="sport-without-letters"),
+    pytest.param(_set("high_impact_sports.words[1]", "RUNNING"),
+                 "high_impact_sports.words[1]: 'RUNNING' matches the same words as high_impact_sports.words[0]",
+                 id="sport-listed-twice"),
+    pytest.param(_set("high_impact_sports.answer_overridden", "you answered not high-impact"),
+                 "high_impact_sports.answer_overridden: must name the sport found with {word}",
+                 id="override-text-without-word"),
+    pytest.param(_set("rules[9].reasons_when[0].when", {"cause": "fracture"}),
+                 "rules[9].reasons_when[0].when.cause: unknown possible cause 'fracture'",
+                 id="reason-variant-unknown-cause"),
+    pytest.param(_set("rules[9].reasons_when[1].when", {"note": "xray"}),
+                 "rules[9].reasons_when[1].when.note: unknown note 'xray'", id="reason-variant-unknown-note"),
+    pytest.param(_set("rules[9].reasons_when[0].reason", "Under {stress_days} days."),
+                 "rules[9].reasons_when[0].reason: unknown setting {stress_days} in text", id="reason-variant-placeholder"),
+    pytest.param(_set("rules[0].when", {"note": "imaging"}),
+                 "rules[0].when.note: `note:` may only be used in advice and in a rule's reasons_when",
+                 id="note-in-rule-condition"),
+    pytest.param(lambda c: _advice(c, "Stop running")[0].update(when="always"),
+                 "unknown keyword 'always' (use a condition)", id="advice-when-always"),
+    pytest.param(lambda c: c["unknown_answers"].pop("activity.sport"),
+                 "unknown_answers.activity.sport: missing: rules[8].when.all[2].any[1] reads this field",
+                 id="missing-unknown-sport-text"),
 ]
+
+
+def _advice(content: dict, starts: str) -> list[dict]:
+    return [line for line in content["advice"] if line["text"].startswith(starts)]
 
 
 @pytest.mark.parametrize(("change", "expected"), BAD_FILES)

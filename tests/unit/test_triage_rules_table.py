@@ -60,6 +60,9 @@ def pain_for(days: int, **home_care) -> dict:
 
 # -- one row per rule and per side of each threshold ---------------------------
 
+# A suspected femoral-neck stress fracture: the baseline is gradual already
+STRESS = {"pain.locations": ["groin"], "activity.high_impact": True, "activity.sport": "cycling"}
+
 TABLE = [
     # (changes, level, fired ids)
     pytest.param({}, "self_care", ["SELF-CARE"], id="nothing-fires"),
@@ -90,6 +93,23 @@ TABLE = [
     pytest.param({"function.persistent_dysfunction": True, "function.joint_locking": True,
                   "pain.direct_trauma": True}, "urgent",
                  ["URG-TRAUMA", "SPC-LOCKING", "SPC-DYSFUNCTION"], id="fired-in-rule-file-order"),
+    # SPC-STRESS-FRACTURE (2026-12-1): groin or inner hip, gradual, high-impact, >= 14 days of pain
+    pytest.param({**STRESS, **pain_for(13)}, "self_care", ["SELF-CARE"], id="stress-fracture-13-days-below"),
+    pytest.param({**STRESS, **pain_for(14)}, "specialist", ["SPC-STRESS-FRACTURE"], id="stress-fracture-14-days-at"),
+    pytest.param({**STRESS, **pain_for(14), "pain.locations": ["inner_hip"]}, "specialist",
+                 ["SPC-STRESS-FRACTURE"], id="stress-fracture-inner-hip"),
+    pytest.param({**STRESS, **pain_for(14), "pain.locations": ["outer_hip", "buttock"]}, "self_care",
+                 ["SELF-CARE"], id="stress-fracture-not-in-groin-or-inner-hip"),
+    pytest.param({**STRESS, **pain_for(30), "pain.onset": "sudden"}, "urgent", ["URG-SUDDEN"],
+                 id="stress-fracture-needs-gradual-onset"),
+    pytest.param({**STRESS, **pain_for(30), "activity.high_impact": False}, "self_care", ["SELF-CARE"],
+                 id="stress-fracture-not-high-impact-cycling"),
+    pytest.param({**STRESS, **pain_for(14), "activity.high_impact": False, "activity.sport": "Trail running"},
+                 "specialist", ["SPC-STRESS-FRACTURE"], id="stress-fracture-sport-on-list-overrides-answer"),
+    pytest.param({**STRESS, **pain_for(13), "activity.high_impact": False, "activity.sport": "Trail running"},
+                 "self_care", ["SELF-CARE"], id="stress-fracture-sport-on-list-13-days-below"),
+    pytest.param({**STRESS, **pain_for(400, **tried(60, "yes"))}, "specialist", ["SPC-STRESS-FRACTURE"],
+                 id="stress-fracture-even-if-improving"),
 ]
 
 
@@ -98,7 +118,7 @@ def test_rule_table(rules, changes, level, fired):
     decision = decide(report(changes), rules, TODAY)
     assert decision.care_level == level
     assert list(decision.fired_ids) == fired
-    assert decision.rules_version == "2026-11-1"
+    assert decision.rules_version == "2026-12-1"
 
 
 def test_every_rule_of_the_file_is_covered_by_the_table(rules):
@@ -379,7 +399,10 @@ def test_example_3_runner_not_improving_after_three_weeks_is_specialist(rules):
                               "pain.locations": ["inner_hip"], "pain.severity": 5, "pain.onset": "gradual",
                               "pain.started_on": days_ago(30), **tried(21, "no")}), rules, TODAY)
     assert decision.care_level == "specialist"
-    assert decision.fired_ids == ("SPC-NOT-IMPROVING",)
+    # 2026-12-1: a gradual inner-hip pain of a runner for 30 days also fires SPC-STRESS-FRACTURE
+    # (care-rules.md rule table, "SPC-STRESS-FRACTURE | a suspected femoral-neck stress fracture
+    # ... and pain for >= 14 days"); example 3 names the rule it is about.
+    assert decision.fired_ids == ("SPC-NOT-IMPROVING", "SPC-STRESS-FRACTURE")
     assert FRACTURE in decision.possible_causes
     assert IMAGING in decision.notes
 
@@ -402,3 +425,157 @@ def test_example_5_cyclist_not_sure_whether_the_hip_gives_way_is_specialist(rule
     reason = decision.fired[0].reason
     assert "not sure" in reason and "treated as yes" in reason
     assert IMAGING in decision.notes
+
+
+# -- 2026-12-1: suspected femoral-neck stress fracture --------------------------------------
+
+STOP_RUNNING = "Stop running and other high-impact activity until you have been assessed"
+OVERRIDDEN = "you answered not high-impact, but {} is counted as high-impact"
+
+
+def sport_report(sport: str, high_impact: bool = False, days: int = 20) -> dict:
+    return report({"activity": {"sport": sport, "high_impact": high_impact},
+                   "pain.locations": ["inner_hip"], **pain_for(days)})
+
+
+@pytest.mark.parametrize(("sport", "counted"), [
+    ("running", True), ("Trail running", True), ("RUNNING (trail)", True), ("marathon runner", True),
+    ("Jogging", True), ("cross-country", True), ("Cross Country skiing", True), ("cross country", True),
+    ("Fußball and football", True), ("Hóckey", True), ("Soccer/rugby", True), ("ballet dance", True),
+    ("high jump", True), ("Tennis", True),
+    # Judgement (care-rules.yaml, high_impact_sports): a job that names a listed word counts too
+    ("Running shoes shop assistant", True),
+    ("cycling", False), ("swimming", False), ("Dancehall DJ", False), ("trackless cycling", False),
+    ("rowing", False), ("бег", False),
+])
+def test_the_high_impact_sports_list_is_matched_on_words_ignoring_case_and_accents(rules, sport, counted):
+    decision = decide(sport_report(sport), rules, TODAY)
+    assert decision.care_level == ("specialist" if counted else "self_care")
+    assert ("SPC-STRESS-FRACTURE" in decision.fired_ids) is counted
+    assert (FRACTURE in decision.possible_causes) is counted
+
+
+def test_the_reason_says_when_the_sport_overrode_a_not_high_impact_answer(rules):
+    overridden = decide(sport_report("Trail running", high_impact=False), rules, TODAY)
+    assert OVERRIDDEN.format("running") in overridden.fired[0].reason
+    assert overridden.fired[0].reason.endswith(".")
+    answered = decide(sport_report("Trail running", high_impact=True), rules, TODAY)
+    assert "you answered" not in answered.fired[0].reason
+    cross = decide(sport_report("Cross Country", high_impact=False), rules, TODAY)
+    assert OVERRIDDEN.format("cross country") in cross.fired[0].reason
+
+
+def test_the_self_care_reason_says_so_too_when_the_sport_made_the_fracture_suspected(rules):
+    decision = decide(sport_report("Trail running", high_impact=False, days=10), rules, TODAY)
+    assert decision.care_level == "self_care"
+    assert OVERRIDDEN.format("running") in decision.fired[0].reason
+    plain = decide(report({"activity.sport": "running"}), rules, TODAY)   # outer hip: no suspicion
+    assert "you answered" not in plain.fired[0].reason
+
+
+@pytest.mark.parametrize(("changes", "said"), [
+    ({"activity": DELETE}, "not known whether your sport is high-impact"),
+    ({"activity.high_impact": DELETE}, "not known whether your sport is high-impact"),
+    ({"activity.sport": DELETE}, "sport missing or unreadable"),
+    ({"activity.sport": "!!!"}, "sport missing or unreadable"),
+])
+def test_an_unknown_sport_or_answer_counts_as_high_impact(rules, changes, said):
+    decision = decide(report({**STRESS, **pain_for(20), "activity.high_impact": False, **changes}), rules, TODAY)
+    assert decision.fired_ids == ("SPC-STRESS-FRACTURE",)
+    assert said in decision.fired[0].reason and "to be safe" in decision.fired[0].reason
+
+
+def test_the_stress_fracture_threshold_is_a_setting(rules):
+    assert rules.settings["stress_fracture_days_min"] == 14
+    reason = decide(report({**STRESS, **pain_for(14)}), rules, TODAY).fired[0].reason
+    assert "14 days or more" in reason and "stress fracture of the femoral neck" in reason
+
+
+@pytest.mark.parametrize("changes", [
+    {**STRESS, **pain_for(3)}, {**STRESS, **pain_for(20)}, {**STRESS, "pain.severity": 8},
+], ids=["self_care", "specialist", "urgent"])
+def test_stop_running_comes_first_at_every_level_and_no_strengthening_under_load(rules, changes):
+    decision = decide(report(changes), rules, TODAY)
+    assert decision.advice[0].startswith(STOP_RUNNING)
+    assert not any("Reduce your activity" in line for line in decision.advice)
+    assert not any("exercises that strengthen" in line for line in decision.advice)
+    assert any("leave strengthening exercises until you have been assessed" in line for line in decision.advice)
+    assert IMAGING in decision.notes
+
+
+def test_no_stop_running_advice_without_a_suspected_fracture(rules):
+    assert not any(STOP_RUNNING in line for line in decide(report(), rules, TODAY).advice)
+
+
+@pytest.mark.parametrize("trauma", [True, None])
+def test_direct_trauma_adds_the_imaging_note(rules, trauma):
+    decision = decide(report({"pain.direct_trauma": trauma}), rules, TODAY)
+    assert decision.care_level == "urgent"
+    assert decision.notes == (IMAGING,)
+
+
+# care-rules.md 2026-12-1, "Safety-netting, every level": what to watch for, what to do, how soon
+@pytest.mark.parametrize(("changes", "level", "said"), [
+    ({}, "self_care", ["severe or suddenly worse", "fall, collision or blow", "locks or gives way",
+                       "cannot put weight on the leg", "not improved after 14 days",
+                       "do not wait the 14 days if it gets worse"]),
+    ({"function.instability": True}, "specialist",
+     ["While you wait for the consult", "prompt medical assessment", "pain becomes severe",
+      "cannot put weight on the leg", "fall, collision or blow"]),
+    ({"pain.severity": 8}, "urgent", ["prompt medical assessment", "within 2 days", "cannot put weight on the leg",
+                                      "pain is severe", "seek care today"]),
+])
+def test_safety_netting_for_every_level(rules, changes, level, said):
+    decision = decide(report(changes), rules, TODAY)
+    assert decision.care_level == level
+    text = " ".join(decision.advice)
+    for words in said:
+        assert words in text
+
+
+@pytest.mark.parametrize("changes", [
+    {**STRESS, **pain_for(10)}, {**STRESS, **pain_for(0)},
+    {"activity": {"sport": "Trail running", "high_impact": False}, "pain.locations": ["groin"]},
+])
+def test_self_care_never_says_no_warning_signs_beside_an_imaging_note(rules, changes):
+    decision = decide(report(changes), rules, TODAY)
+    assert decision.care_level == "self_care"
+    assert IMAGING in decision.notes
+    reason = decision.fired[0].reason
+    assert "no warning signs" not in reason.lower()
+    assert "stress fracture of the femoral neck is possible" in reason
+    assert "less than 14 days" in reason
+
+
+def test_self_care_without_findings_keeps_its_plain_reason(rules):
+    decision = decide(report(), rules, TODAY)
+    assert decision.notes == ()
+    assert decision.fired[0].reason.startswith("No warning signs were reported")
+
+
+def test_example_6_marathon_runner_groin_41_days_is_specialist_and_10_days_self_care(rules):
+    marathon = {"activity": {"sport": "marathon", "high_impact": True}, "pain.locations": ["groin"],
+                "pain.severity": 6, "pain.onset": "gradual", **tried(13, "no")}
+    decision = decide(report({**marathon, **pain_for(41)}), rules, TODAY)
+    assert decision.care_level == "specialist"
+    assert decision.fired_ids == ("SPC-STRESS-FRACTURE",)
+    assert IMAGING in decision.notes
+    assert decision.advice[0].startswith(STOP_RUNNING)
+    assert decision.referral.to_dict() == {"priority": "routine", "within_days": 14}
+
+    early = decide(report({**marathon, **pain_for(10), **tried(10, "no")}), rules, TODAY)
+    assert early.care_level == "self_care"
+    assert early.fired_ids == ("SELF-CARE",)
+    assert early.advice[0].startswith(STOP_RUNNING)
+    assert IMAGING in early.notes
+    assert all("no warning signs" not in text.lower() for text in (early.fired[0].reason, *early.advice))
+
+
+def test_example_7_trail_running_answered_not_high_impact_is_specialist(rules):
+    decision = decide(report({"activity": {"sport": "Trail running", "high_impact": False},
+                              "pain.locations": ["inner_hip"], "pain.onset": "gradual", **pain_for(20)}),
+                      rules, TODAY)
+    assert decision.care_level == "specialist"
+    assert decision.fired_ids == ("SPC-STRESS-FRACTURE",)
+    assert "running is counted as high-impact" in decision.fired[0].reason
+    assert OVERRIDDEN.format("running") in decision.fired[0].reason

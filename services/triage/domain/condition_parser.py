@@ -11,7 +11,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from .checking import Problems, describe, one_of, sequence
-from .conditions import AllOf, AnyOf, CauseListed, Compare, Condition, IncludesAny, OneOf, TrueOrUnsure
+from .conditions import (
+    AllOf,
+    AnyOf,
+    CauseListed,
+    Compare,
+    Condition,
+    IncludesAny,
+    NoteListed,
+    OneOf,
+    OnList,
+    TrueOrUnsure,
+)
 from .vocabulary import FIELDS, OPERATORS, TRUE_OR_UNSURE, FieldKind
 
 
@@ -22,6 +33,8 @@ class ConditionScope:
     problems: Problems
     settings: Mapping[str, int | None]           # declared name -> value (None: the value was refused)
     cause_ids: frozenset[str] | None = None      # None: `cause:` not allowed here
+    note_ids: frozenset[str] | None = None       # None: `note:` not allowed here
+    word_lists: Mapping[str, tuple[tuple[str, ...], ...] | None] = field(default_factory=dict)
     fields_read: dict[str, str] = field(default_factory=dict)   # field -> first path reading it
 
 
@@ -30,6 +43,7 @@ _TEST_KEY = {
     FieldKind.YES_NO: "is",
     FieldKind.CHOICE: "in",
     FieldKind.CHOICES: "includes_any",
+    FieldKind.TEXT: "on_list",
 }
 _COMBINATORS = ("all", "any")
 
@@ -44,9 +58,11 @@ def parse_condition(node: object, path: str, scope: ConditionScope) -> Condition
             return _combination(combinator, node, path, scope)
     if "cause" in node:
         return _cause(node, path, scope)
+    if "note" in node:
+        return _note(node, path, scope)
     if "field" in node:
         return _field_test(node, path, scope)
-    problems.add(path, "expected a condition with one of: all, any, field, cause")
+    problems.add(path, "expected a condition with one of: all, any, field, cause, note")
     return None
 
 
@@ -76,7 +92,7 @@ def _combination(combinator: str, node: Mapping, path: str, scope: ConditionScop
 def _cause(node: Mapping, path: str, scope: ConditionScope) -> Condition | None:
     problems = scope.problems
     if scope.cause_ids is None:
-        problems.add(f"{path}.cause", "`cause:` may only be used in notes")
+        problems.add(f"{path}.cause", "`cause:` may only be used in notes, advice and a rule's reasons_when")
         return None
     if not _only_keys(node, path, ("cause",), problems):
         return None
@@ -85,6 +101,20 @@ def _cause(node: Mapping, path: str, scope: ConditionScope) -> Condition | None:
         problems.add(f"{path}.cause", f"unknown possible cause {describe(cause_id)}")
         return None
     return CauseListed(cause_id)
+
+
+def _note(node: Mapping, path: str, scope: ConditionScope) -> Condition | None:
+    problems = scope.problems
+    if scope.note_ids is None:
+        problems.add(f"{path}.note", "`note:` may only be used in advice and in a rule's reasons_when")
+        return None
+    if not _only_keys(node, path, ("note",), problems):
+        return None
+    note_id = node["note"]
+    if not (isinstance(note_id, str) and note_id in scope.note_ids):
+        problems.add(f"{path}.note", f"unknown note {describe(note_id)}")
+        return None
+    return NoteListed(note_id)
 
 
 def _field_test(node: Mapping, path: str, scope: ConditionScope) -> Condition | None:
@@ -112,6 +142,16 @@ def _field_test(node: Mapping, path: str, scope: ConditionScope) -> Condition | 
                                        "a not-sure answer must count as yes)")
             return None
         return TrueOrUnsure(name)
+    if known.kind is FieldKind.TEXT:
+        list_name = node["on_list"]
+        if not (isinstance(list_name, str) and list_name in scope.word_lists):
+            problems.add(f"{path}.on_list", f"unknown word list {describe(list_name)} "
+                                            f"(use one of: {', '.join(scope.word_lists) or 'none in this file'})")
+            return None
+        phrases = scope.word_lists[list_name]
+        if phrases is None:   # the list was refused already; say it once
+            return None
+        return OnList(name, list_name, phrases)
     values = _values(node[test_key], f"{path}.{test_key}", known.values, name, problems)
     if values is None:
         return None

@@ -107,6 +107,43 @@ class IncludesAny:
         return (self.field,) if partly_unreadable else False
 
 
+@dataclass(frozen=True)
+class OnList:
+    """Free text that contains one of the list's entries as whole words, in order
+    ("Trail running" contains "running"; "cross-country" matches "Cross country")."""
+
+    field: str
+    list_name: str
+    phrases: tuple[tuple[str, ...], ...]   # each entry's words, folded like the text
+
+    def evaluate(self, facts: Mapping[str, object]) -> Outcome:
+        value = facts[self.field]
+        if value is UNKNOWN:
+            return (self.field,)
+        return self.match(value) is not None
+
+    def match(self, words: tuple[str, ...]) -> tuple[str, ...] | None:
+        """The first entry found in `words`, or None."""
+        for phrase in self.phrases:
+            size = len(phrase)
+            if any(words[start:start + size] == phrase for start in range(len(words) - size + 1)):
+                return phrase
+        return None
+
+
+def note_fact(note_id: str) -> str:
+    """Key under which the engine records whether a note is listed."""
+    return f"note:{note_id}"
+
+
+@dataclass(frozen=True)
+class NoteListed:
+    note_id: str
+
+    def evaluate(self, facts: Mapping[str, object]) -> Outcome:
+        return facts[note_fact(self.note_id)] is True
+
+
 def cause_fact(cause_id: str) -> str:
     """Key under which the engine records whether a possible cause is listed."""
     return f"cause:{cause_id}"
@@ -126,4 +163,12 @@ class Always:
         return True
 
 
-Condition = AllOf | AnyOf | Compare | TrueOrUnsure | OneOf | IncludesAny | CauseListed | Always
+Condition = (AllOf | AnyOf | Compare | TrueOrUnsure | OneOf | IncludesAny | OnList | CauseListed | NoteListed
+             | Always)
+
+
+def parts_of(condition: Condition):
+    """The condition and every condition inside it."""
+    yield condition
+    for part in getattr(condition, "parts", ()):
+        yield from parts_of(part)

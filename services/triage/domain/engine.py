@@ -14,6 +14,13 @@ readings are commented in care-rules.yaml):
   wins.
 - Unknown or partly unreadable locations give likely source `mixed` and keep
   the stress fracture possible: neither can be ruled out.
+- Possible causes and notes are worked out first: advice lines (`when:`/`unless:`) and a
+  rule's `reasons_when` may depend on them (2026-12-1: a suspected stress fracture puts
+  "stop running" first at every level, and SELF-CARE never says "no warning signs" beside
+  an imaging note). They never change the level.
+- The free-text sport is read as case- and accent-folded words; a sport on the rule file's
+  `high_impact_sports` counts as high-impact whatever the answer, and a reason that relied
+  on it over a "not high-impact" answer says so.
 - Advice comes from the rule file per level; for urgent and specialist it
   also says what the consult may offer. The decision carries the referral
   terms (priority, window in days) of the rules in force, so the referral
@@ -25,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import date
 
-from .conditions import Outcome, cause_fact, is_met
+from .conditions import Outcome, cause_fact, is_met, note_fact
 from .decision import Decision, FiredRule
 from .facts import read_facts
 from .ruleset import Rule, RuleSet
@@ -39,47 +46,73 @@ def decide(report: Mapping, rules: RuleSet, today: date) -> Decision:
     """
     facts = read_facts(report, today)
 
+    # Possible causes and notes first: advice and some reasons depend on them, never the level.
+    causes = []
+    for cause in rules.possible_causes:
+        listed = is_met(cause.condition.evaluate(facts))
+        facts[cause_fact(cause.id)] = listed   # notes, advice and reasons may ask "is this cause listed?"
+        if listed:
+            causes.append(cause.name)
+    notes = []
+    for note in rules.notes:
+        listed = is_met(note.condition.evaluate(facts))
+        facts[note_fact(note.id)] = listed
+        if listed:
+            notes.append(note.text)
+
     fired: list[FiredRule] = []
     level = None
     for rule in rules.conditional_rules:
         outcome = rule.condition.evaluate(facts)
         if is_met(outcome):
-            fired.append(FiredRule(rule.id, _reason(rule, outcome, rules)))
+            fired.append(FiredRule(rule.id, _reason(rule, outcome, rules, facts)))
             if level is None or seriousness(rule.level) > seriousness(level):
                 level = rule.level
     if not fired:
         # SELF-CARE (or whatever the file names `otherwise`) only when nothing else fired
         fallback = rules.fallback
-        fired.append(FiredRule(fallback.id, fallback.reason))
+        fired.append(FiredRule(fallback.id, _reason(fallback, True, rules, facts)))
         level = fallback.level
-
-    causes = []
-    for cause in rules.possible_causes:
-        listed = is_met(cause.condition.evaluate(facts))
-        facts[cause_fact(cause.id)] = listed   # notes may ask "is this cause listed?"
-        if listed:
-            causes.append(cause.name)
-    notes = tuple(note.text for note in rules.notes if is_met(note.condition.evaluate(facts)))
 
     return Decision(
         care_level=level,
         fired=tuple(fired),
         likely_source=_likely_source(facts, rules),
         possible_causes=tuple(causes),
-        notes=notes,
-        advice=rules.advice_for(level),
+        notes=tuple(notes),
+        advice=rules.advice_for(level, lambda condition: is_met(condition.evaluate(facts))),
         rules_version=rules.version,
         referral=rules.referral_for(level),
     )
 
 
-def _reason(rule: Rule, outcome: Outcome, rules: RuleSet) -> str:
-    if outcome is True:
-        return rule.reason
-    # fired only because some answers were unknown: say which, and that we assumed the worst
-    fields = dict.fromkeys(outcome)   # de-duplicated, first-seen order
-    assumptions = "; ".join(rules.unknown_answer_texts[field] for field in fields)
-    return f"{rule.reason.rstrip('.')} ({assumptions})."
+def _reason(rule: Rule, outcome: Outcome, rules: RuleSet, facts: Mapping[str, object]) -> str:
+    # the first `reasons_when` entry met, else the rule's own reason
+    reason, reads_list = next(((text, reads) for condition, text, reads in rule.reasons_when
+                               if is_met(condition.evaluate(facts))),
+                              (rule.reason, rule.reads_sport_list))
+    said = []
+    if outcome is not True:
+        # fired only because some answers were unknown: say which, and that we assumed the worst
+        fields = dict.fromkeys(outcome)   # de-duplicated, first-seen order
+        said += [rules.unknown_answer_texts[field] for field in fields]
+    if reads_list and (overridden := _sport_overrode_answer(rules, facts)):
+        said.append(overridden)
+    if not said:
+        return reason
+    return f"{reason.rstrip('.')} ({'; '.join(said)})."
+
+
+def _sport_overrode_answer(rules: RuleSet, facts: Mapping[str, object]) -> str | None:
+    """"you answered not high-impact, but running is counted as high-impact", when it is so."""
+    sports = rules.high_impact_sports
+    if sports is None or facts.get("activity.high_impact") is not False:
+        return None
+    words = facts.get(sports.condition.field)
+    if not isinstance(words, tuple):
+        return None
+    found = sports.condition.match(words)
+    return sports.answer_overridden.replace("{word}", " ".join(found)) if found else None
 
 
 def _likely_source(facts: Mapping[str, object], rules: RuleSet) -> str:

@@ -7,6 +7,8 @@ conditions then count them as met, so an unknown can never lower the level.
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections.abc import Mapping
 from datetime import date, datetime
 
@@ -63,7 +65,21 @@ def _read(field: Field, raw: object, today: date) -> object:
         return _whole_number(raw, field.low, field.high)
     if field.kind is FieldKind.CHOICE:
         return raw if isinstance(raw, str) and raw in field.values else UNKNOWN
+    if field.kind is FieldKind.TEXT:
+        words = words_of(raw) if isinstance(raw, str) else ()
+        return words or UNKNOWN   # no readable word: unknown, like any unreadable answer
     return _choices(raw, field)
+
+
+_WORD = re.compile(r"[^\W_]+")
+
+
+def words_of(text: str) -> tuple[str, ...]:
+    """The words of free text, case- and accent-folded: "Trail-Running, Équipe" ->
+    ("trail", "running", "equipe"). Words are runs of letters and digits of any script."""
+    folded = unicodedata.normalize("NFKD", text.casefold())
+    plain = "".join(char for char in folded if not unicodedata.combining(char))
+    return tuple(_WORD.findall(plain))
 
 
 def _whole_number(raw: object, low: int | None, high: int | None) -> object:

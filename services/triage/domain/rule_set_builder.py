@@ -9,20 +9,22 @@ from __future__ import annotations
 
 import re
 import string
+from dataclasses import replace
 from collections.abc import Mapping
 from types import MappingProxyType
 
 from . import checking
 from .checking import Problems, describe
 from .condition_parser import ConditionScope, parse_condition
-from .conditions import Always, Condition, IncludesAny
+from .conditions import Always, CauseListed, Condition, IncludesAny, OnList, parts_of
+from .facts import words_of
 from .errors import RuleFileError
-from .ruleset import Note, PossibleCause, ReferralTerms, Rule, RuleSet
+from .ruleset import AdviceLine, HighImpactSports, Note, PossibleCause, ReferralTerms, Rule, RuleSet
 from .vocabulary import ALWAYS, CARE_LEVELS, FIELDS, LOCATIONS, OTHERWISE, REFERRAL_PRIORITIES
 
 TOP_LEVEL_KEYS = ("rules_version", "settings", "referral", "unknown_answers", "rules",
                   "likely_source", "possible_causes", "notes", "advice", "consult_may_offer")
-OPTIONAL_TOP_LEVEL_KEYS = ("source_document",)
+OPTIONAL_TOP_LEVEL_KEYS = ("source_document", "high_impact_sports")
 
 # Settings the code relies on, with the range that makes sense for each
 # (low, high); a file may add more whole-number settings for its own rules.
@@ -34,6 +36,15 @@ REQUIRED_SETTINGS: dict[str, tuple[int, int | None]] = {
     "routine_window_days": (1, None),
 }
 LEVELS_WITH_REFERRAL = ("urgent", "specialist")
+
+# `clinician_review: required` marks a rule or an advice line whose words go beyond its
+# source sentence (or have none): a clinician must review it. Advice needs a source or this.
+CLINICIAN_REVIEW = "clinician_review"
+REVIEW_REQUIRED = "required"
+# The field the high-impact sports list overrides, and the placeholder of its reason text.
+HIGH_IMPACT_ANSWER = "activity.high_impact"
+SPORT_FIELD = "activity.sport"
+WORD_PLACEHOLDER = "{word}"
 
 _RULE_ID = re.compile(r"[A-Z][A-Z0-9]*(-[A-Z0-9]+)*")
 _SNAKE_ID = re.compile(r"[a-z][a-z0-9_]*")
@@ -60,6 +71,7 @@ class _Builder:
     def __init__(self) -> None:
         self.problems = Problems()
         self.settings: dict[str, int | None] = {}   # None: declared but refused
+        self.word_lists: dict[str, tuple[tuple[str, ...], ...] | None] = {}   # None: refused
 
     def build(self, data: object) -> RuleSet | None:
         top = checking.mapping(self.problems, data, "", TOP_LEVEL_KEYS, OPTIONAL_TOP_LEVEL_KEYS)
@@ -69,23 +81,24 @@ class _Builder:
         if "source_document" in top:
             checking.text(self.problems, top["source_document"], "source_document")
         self._settings(top.get("settings"))
+        sports = self._high_impact_sports(top["high_impact_sports"]) if "high_impact_sports" in top else None
         unknown_texts = self._unknown_answers(top.get("unknown_answers"))
-        rules, fields_read = self._rules(top.get("rules"))
-        self._check_unknown_texts_cover(unknown_texts, fields_read)
+        rules, fields_read, variant_nodes = self._rules(top.get("rules"))
         joint, soft_tissue = self._likely_source(top.get("likely_source"))
         causes, cause_ids = self._possible_causes(top.get("possible_causes"))
-        notes = self._notes(top.get("notes"), cause_ids)
-        advice = self._advice(top.get("advice"))
+        notes, note_ids = self._notes(top.get("notes"), cause_ids)
+        # Reasons and advice add no "unknown answer" text of their own: their fields need none.
+        listing_scope = ConditionScope(self.problems, self.settings, cause_ids=cause_ids, note_ids=note_ids,
+                                       word_lists=self.word_lists)
+        rules = self._reasons_when(rules, variant_nodes, listing_scope)
+        advice = self._advice(top.get("advice"), listing_scope)
+        self._check_unknown_texts_cover(unknown_texts, fields_read)
         consult_levels, consult_line, consult_options = self._consult_may_offer(top.get("consult_may_offer"))
         referral = self._referral(top.get("referral"))
         if self.problems:
             return None
 
-        advice_by_level = {
-            level: tuple(line for line, levels in advice if level in levels)
-            + ((consult_line,) if level in consult_levels else ())
-            for level in CARE_LEVELS
-        }
+        rules = [self._mark_sport_list_readers(rule, causes) for rule in rules]
         return RuleSet(
             version=version,
             settings=MappingProxyType(dict(self.settings)),
@@ -95,10 +108,13 @@ class _Builder:
             soft_tissue_locations=soft_tissue,
             possible_causes=tuple(causes),
             notes=tuple(notes),
-            advice_by_level=MappingProxyType(advice_by_level),
+            advice_lines=tuple(advice),
             consult_options=consult_options,
+            consult_line=consult_line,
+            consult_levels=consult_levels,
             referral_by_level=MappingProxyType(referral),
             content=MappingProxyType(dict(top)),
+            high_impact_sports=sports,
         )
 
     # -- settings and texts -------------------------------------------------
@@ -166,17 +182,63 @@ class _Builder:
                                   f"missing: {where} reads this field, and a reason must be able "
                                   "to say when its answer was unknown")
 
+    def _high_impact_sports(self, node: object) -> HighImpactSports | None:
+        """`high_impact_sports: {words: [...], answer_overridden: "... {word} ..."}`."""
+        path = "high_impact_sports"
+        self.word_lists[path] = None
+        problems_before = len(self.problems.items)
+        fields = checking.mapping(self.problems, node, path, ("words", "answer_overridden"))
+        if fields is None:
+            return None
+        phrases: list[tuple[str, ...]] = []
+        seen: dict[tuple[str, ...], str] = {}
+        for i, entry in enumerate(checking.sequence(self.problems, fields.get("words"), f"{path}.words") or []):
+            item_path = f"{path}.words[{i}]"
+            if checking.text(self.problems, entry, item_path) is None:
+                continue
+            words = words_of(entry)
+            if not words:
+                self.problems.add(item_path, f"{entry!r} has no letters or digits to match")
+            elif words in seen:
+                self.problems.add(item_path, f"{entry!r} matches the same words as {seen[words]}")
+            else:
+                seen[words] = item_path
+                phrases.append(words)
+        overridden = checking.text(self.problems, fields.get("answer_overridden"), f"{path}.answer_overridden")
+        if overridden is not None and WORD_PLACEHOLDER not in overridden:
+            self.problems.add(f"{path}.answer_overridden",
+                              f"must name the sport found with {WORD_PLACEHOLDER} (e.g. \"{WORD_PLACEHOLDER} is "
+                              "counted as high-impact\")")
+            overridden = None
+        if len(self.problems.items) > problems_before:
+            return None
+        condition = OnList(SPORT_FIELD, path, tuple(phrases))
+        self.word_lists[path] = tuple(phrases)
+        return HighImpactSports(condition, overridden)
+
+    @staticmethod
+    def _review(problems: Problems, fields: Mapping, path: str) -> bool:
+        if CLINICIAN_REVIEW not in fields:
+            return False
+        if fields[CLINICIAN_REVIEW] != REVIEW_REQUIRED:
+            problems.add(f"{path}.{CLINICIAN_REVIEW}",
+                         f"expected {REVIEW_REQUIRED!r}, got {describe(fields[CLINICIAN_REVIEW])}")
+            return False
+        return True
+
     # -- rules --------------------------------------------------------------
 
-    def _rules(self, node: object) -> tuple[list[Rule], dict[str, str]]:
-        scope = ConditionScope(self.problems, self.settings)
+    def _rules(self, node: object) -> tuple[list[Rule], dict[str, str], dict[str, tuple[str, object]]]:
+        scope = ConditionScope(self.problems, self.settings, word_lists=self.word_lists)
+        variant_nodes: dict[str, tuple[str, object]] = {}   # rule id -> (path, reasons_when node)
         entries = checking.sequence(self.problems, node, "rules") or []
         rules: list[Rule] = []
         first_seen: dict[str, str] = {}
         fallbacks: list[str] = []
         for index, entry in enumerate(entries):
             path = f"rules[{index}]"
-            fields = checking.mapping(self.problems, entry, path, ("id", "level", "when", "reason", "source"))
+            fields = checking.mapping(self.problems, entry, path, ("id", "level", "when", "reason", "source"),
+                                      optional=("reasons_when", CLINICIAN_REVIEW))
             if fields is None:
                 continue
             rule_id = self._id(fields.get("id"), f"{path}.id", _RULE_ID, "UPPER-KEBAB-CASE", first_seen)
@@ -184,15 +246,56 @@ class _Builder:
             condition = self._rule_when(fields.get("when"), f"{path}.when", scope)
             reason = self._text(fields.get("reason"), f"{path}.reason")
             source = checking.sources(self.problems, fields.get("source"), f"{path}.source")
+            review = self._review(self.problems, fields, path)
             if condition is _FALLBACK:
                 fallbacks.append(path)
             if None not in (rule_id, level, condition, reason):
-                rules.append(Rule(rule_id, level, None if condition is _FALLBACK else condition, reason, source))
+                rules.append(Rule(rule_id, level, None if condition is _FALLBACK else condition, reason, source,
+                                  clinician_review=review))
+                if "reasons_when" in fields:
+                    variant_nodes[rule_id] = (f"{path}.reasons_when", fields["reasons_when"])
         if entries and len(fallbacks) != 1:
             found = ", ".join(fallbacks) if fallbacks else "none"
             self.problems.add("rules", f"exactly one rule must have `when: {OTHERWISE}` "
                                        f"(what applies when no other rule fires); found {found}")
-        return rules, scope.fields_read
+        return rules, scope.fields_read, variant_nodes
+
+    def _reasons_when(self, rules: list[Rule], variant_nodes: Mapping[str, tuple[str, object]],
+                      scope: ConditionScope) -> list[Rule]:
+        """`reasons_when: [{when: <condition>, reason: <text>}, ...]`: the first met wins."""
+        result = []
+        for rule in rules:
+            if rule.id not in variant_nodes:
+                result.append(rule)
+                continue
+            path, node = variant_nodes[rule.id]
+            variants = []
+            for i, entry in enumerate(checking.sequence(self.problems, node, path) or []):
+                entry_path = f"{path}[{i}]"
+                fields = checking.mapping(self.problems, entry, entry_path, ("when", "reason"))
+                if fields is None:
+                    continue
+                condition = self._listing_when(fields.get("when"), f"{entry_path}.when", scope, allow_always=False)
+                reason = self._text(fields.get("reason"), f"{entry_path}.reason")
+                if condition is not None and reason is not None:
+                    variants.append((condition, reason, False))   # the flag is set once causes are known
+            result.append(replace(rule, reasons_when=tuple(variants)))
+        return result
+
+    def _mark_sport_list_readers(self, rule: Rule, causes: list[PossibleCause]) -> Rule:
+        cause_conditions = {cause.id: cause.condition for cause in causes}
+
+        def reads(condition: Condition | None) -> bool:
+            for part in parts_of(condition) if condition is not None else ():
+                if isinstance(part, OnList):
+                    return True
+                if isinstance(part, CauseListed) and reads(cause_conditions.get(part.cause_id)):
+                    return True
+            return False
+
+        return replace(rule, reads_sport_list=reads(rule.condition),
+                       reasons_when=tuple((condition, text, reads(condition))
+                                          for condition, text, _ in rule.reasons_when))
 
     def _rule_when(self, node: object, path: str, scope: ConditionScope) -> object:
         if node == OTHERWISE:
@@ -250,7 +353,7 @@ class _Builder:
         return conditions["joint"], conditions["soft_tissue"]
 
     def _possible_causes(self, node: object) -> tuple[list[PossibleCause], frozenset[str]]:
-        scope = ConditionScope(self.problems, self.settings)
+        scope = ConditionScope(self.problems, self.settings, word_lists=self.word_lists)
         entries = checking.sequence(self.problems, node, "possible_causes") or []
         causes: list[PossibleCause] = []
         first_seen: dict[str, str] = {}
@@ -268,8 +371,8 @@ class _Builder:
         # ids of refused entries count too, so notes do not repeat the problem
         return causes, frozenset(first_seen)
 
-    def _notes(self, node: object, cause_ids: frozenset[str]) -> list[Note]:
-        scope = ConditionScope(self.problems, self.settings, cause_ids=cause_ids)
+    def _notes(self, node: object, cause_ids: frozenset[str]) -> tuple[list[Note], frozenset[str]]:
+        scope = ConditionScope(self.problems, self.settings, cause_ids=cause_ids, word_lists=self.word_lists)
         entries = checking.sequence(self.problems, node, "notes", allow_empty=True) or []
         notes: list[Note] = []
         first_seen: dict[str, str] = {}
@@ -284,16 +387,18 @@ class _Builder:
             source = checking.sources(self.problems, fields.get("source"), f"{path}.source")
             if None not in (note_id, text, condition):
                 notes.append(Note(note_id, text, condition, source))
-        return notes
+        return notes, frozenset(first_seen)
 
-    def _listing_when(self, node: object, path: str, scope: ConditionScope) -> Condition | None:
-        if node == ALWAYS:
+    def _listing_when(self, node: object, path: str, scope: ConditionScope,
+                      allow_always: bool = True) -> Condition | None:
+        if node == ALWAYS and allow_always:
             return Always()
         if node == OTHERWISE:
             self.problems.add(path, f"`{OTHERWISE}` is for rules only; use a condition or `{ALWAYS}`")
             return None
         if isinstance(node, str):
-            self.problems.add(path, f"unknown keyword {node!r} (use a condition, or `{ALWAYS}`)")
+            hint = f"a condition, or `{ALWAYS}`" if allow_always else "a condition"
+            self.problems.add(path, f"unknown keyword {node!r} (use {hint})")
             return None
         return parse_condition(node, path, scope)
 
@@ -305,20 +410,30 @@ class _Builder:
                   for i, level in enumerate(entries)]
         return frozenset(level for level in levels if level is not None)
 
-    def _advice(self, node: object) -> list[tuple[str, frozenset[str]]]:
+    def _advice(self, node: object, scope: ConditionScope) -> list[AdviceLine]:
         entries = checking.sequence(self.problems, node, "advice") or []
         advice = []
         for index, entry in enumerate(entries):
             path = f"advice[{index}]"
-            fields = checking.mapping(self.problems, entry, path, ("text", "levels"), optional=("source",))
+            fields = checking.mapping(self.problems, entry, path, ("text", "levels"),
+                                      optional=("source", "when", "unless", CLINICIAN_REVIEW))
             if fields is None:
                 continue
             text = self._text(fields.get("text"), f"{path}.text")
             levels = self._levels(fields.get("levels"), f"{path}.levels")
             if "source" in fields:
                 checking.sources(self.problems, fields["source"], f"{path}.source")
+            review = self._review(self.problems, fields, path)
+            if "source" not in fields and not review and CLINICIAN_REVIEW not in fields:
+                self.problems.add(path, f"advice without a source sentence must say "
+                                        f"`{CLINICIAN_REVIEW}: {REVIEW_REQUIRED}`")
+            when = unless = None
+            if "when" in fields:
+                when = self._listing_when(fields["when"], f"{path}.when", scope, allow_always=False)
+            if "unless" in fields:
+                unless = self._listing_when(fields["unless"], f"{path}.unless", scope, allow_always=False)
             if text is not None:
-                advice.append((text, levels))
+                advice.append(AdviceLine(text, levels, when, unless, review))
         return advice
 
     def _consult_may_offer(self, node: object) -> tuple[frozenset[str], str, tuple[str, ...]]:

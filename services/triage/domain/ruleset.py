@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from .conditions import Condition
@@ -16,6 +16,13 @@ class Rule:
     condition: Condition | None   # None: the fallback rule (`when: otherwise`)
     reason: str                   # settings already filled in
     source: tuple[str, ...]
+    # Other reasons, each for when its condition (which may ask for a possible cause or a
+    # note) is met; the first met wins, else `reason`. The flag: as `reads_sport_list`.
+    reasons_when: tuple[tuple[Condition, str, bool], ...] = ()
+    clinician_review: bool = False   # a reading stronger than its source: a clinician must review it
+    # Whether its condition can be met because the sport is on the high-impact list (then its
+    # reason says so when the patient answered "not high-impact")
+    reads_sport_list: bool = False
 
     @property
     def is_fallback(self) -> bool:
@@ -39,6 +46,23 @@ class Note:
 
 
 @dataclass(frozen=True)
+class AdviceLine:
+    text: str
+    levels: frozenset[str]
+    when: Condition | None = None     # shown only when met (None: always)
+    unless: Condition | None = None   # not shown when met
+    clinician_review: bool = False    # no source sentence: our words, for a clinician to review
+
+
+@dataclass(frozen=True)
+class HighImpactSports:
+    """The rule file's list of sports that count as high-impact whatever the answer."""
+
+    condition: Condition             # OnList on activity.sport
+    answer_overridden: str           # reason text; "{word}" is the entry found in the sport
+
+
+@dataclass(frozen=True)
 class ReferralTerms:
     """What a care level asks of the referral service."""
 
@@ -59,10 +83,13 @@ class RuleSet:
     soft_tissue_locations: Condition
     possible_causes: tuple[PossibleCause, ...]
     notes: tuple[Note, ...]
-    advice_by_level: Mapping[str, tuple[str, ...]]
+    advice_lines: tuple[AdviceLine, ...]          # file order
     consult_options: tuple[str, ...]
+    consult_line: str
+    consult_levels: frozenset[str]
     referral_by_level: Mapping[str, ReferralTerms]
     content: Mapping = field(repr=False)          # the file as parsed
+    high_impact_sports: HighImpactSports | None = None   # None: the file has no such list
     # derived from `rules` once, so the engine does not sort them per decision
     conditional_rules: tuple[Rule, ...] = field(init=False, repr=False)
     fallback: Rule = field(init=False, repr=False)   # `when: otherwise`: applies when nothing else fires
@@ -71,8 +98,16 @@ class RuleSet:
         object.__setattr__(self, "conditional_rules", tuple(rule for rule in self.rules if not rule.is_fallback))
         object.__setattr__(self, "fallback", next(rule for rule in self.rules if rule.is_fallback))
 
-    def advice_for(self, level: str) -> tuple[str, ...]:
-        return self.advice_by_level.get(level, ())
+    def advice_for(self, level: str, listed: Callable[[Condition], bool] = lambda _condition: False,
+                   ) -> tuple[str, ...]:
+        """The advice lines for `level`, in file order; `listed(condition)` says whether a
+        line's `when`/`unless` condition is met for the decision at hand (the engine's facts).
+        Urgent and specialist end with what the consult may offer."""
+        lines = tuple(line.text for line in self.advice_lines
+                      if level in line.levels
+                      and (line.when is None or listed(line.when))
+                      and not (line.unless is not None and listed(line.unless)))
+        return lines + ((self.consult_line,) if level in self.consult_levels else ())
 
     def referral_for(self, level: str) -> ReferralTerms | None:
         return self.referral_by_level.get(level)

@@ -33,6 +33,7 @@ class FieldKind(Enum):
     YES_NO = "yes/no"      # true / false / null ("not sure")
     CHOICE = "choice"      # one value of a fixed list
     CHOICES = "list"       # several values of a fixed list
+    TEXT = "free text"     # the patient's own words, read as words (case- and accent-folded)
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,7 @@ FIELDS: dict[str, Field] = {
         Field("home_care.days", FieldKind.NUMBER, "home_care", "days", low=0),
         Field("home_care.improving", FieldKind.CHOICE, "home_care", "improving", values=report.IMPROVING),
         Field("activity.high_impact", FieldKind.YES_NO, "activity", "high_impact"),
+        Field("activity.sport", FieldKind.TEXT, "activity", "sport"),
     )
 }
 
