@@ -38,8 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
     kafka.add_parser("topics", help="create the topics and their dead-letter topics")
 
     rules = sub.add_parser("rules", help="triage rule files").add_subparsers(dest="action", required=True)
-    rules.add_parser("preview", help="check a candidate rule file and show how it would change the stored"
-                     " decisions").add_argument("file")
+    preview = rules.add_parser("preview", help="check a candidate rule file and show how it would change the"
+                               " stored decisions")
+    preview.add_argument("file")
+    preview.add_argument("--in-force", metavar="FILE", help="the rule file the stored decisions were made under"
+                         " (default: the one shipped with triage); e.g. a previous version kept in"
+                         " services/triage/rules/history/")
     rules.add_parser("replay", help="recompute the stored decisions from their inputs under the rules in"
                      " force; exit code 1 if any is not reproduced")
 
@@ -115,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
         from . import rules
 
         if args.action == "preview":
-            print(rules.preview(settings, args.file))
+            print(rules.preview(settings, args.file, in_force=args.in_force))
         else:
             text, all_reproduced = rules.replay(settings)
             print(text)

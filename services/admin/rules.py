@@ -10,8 +10,10 @@ from .database import service_connection
 from .errors import CommandError
 
 
-def preview(settings: Settings, path: str) -> str:
-    """Check a candidate rule file, then show what it would change in the stored decisions."""
+def preview(settings: Settings, path: str, in_force: str | None = None) -> str:
+    """Check a candidate rule file, then show what it would change in the stored decisions.
+    `in_force`: the rule file they were made under, when not the shipped one (a release that
+    ships a new version is previewed against the previous one, kept under rules/history/)."""
     from services.triage import preview as rule_preview
     from services.triage import store
     from services.triage.domain import RuleFileError, default_rules_path, load_rules
@@ -20,7 +22,10 @@ def preview(settings: Settings, path: str) -> str:
         candidate = load_rules(Path(path))
     except RuleFileError as exc:  # names every bad entry, e.g. "rules[0].when.op: unknown operator"
         raise CommandError(str(exc)) from None
-    current = load_rules(default_rules_path())
+    try:
+        current = load_rules(Path(in_force) if in_force else default_rules_path())
+    except RuleFileError as exc:
+        raise CommandError(str(exc)) from None
     with service_connection(settings, "triage") as conn:
         summary = rule_preview.compare(store.stored_inputs(conn), current, candidate)
     return rule_preview.render(summary, path)

@@ -40,7 +40,7 @@ def test_a_stored_decision_replays_to_the_same_decision(triage_conn, rules, case
 
 
 def _row(**overrides) -> dict:
-    return {"report_id": "r-1", "rules_version": "2026-11-1", "input_snapshot": clinical(),
+    return {"report_id": "r-1", "rules_version": "2026-12-1", "input_snapshot": clinical(),
             "assessed_on": date(2026, 11, 26), **overrides}
 
 
@@ -48,7 +48,7 @@ def test_a_decision_under_another_rules_version_is_refused(rules):
     with pytest.raises(ReplayRefused) as refused:
         replay(_row(rules_version="2025-01-1"), rules)
     message = str(refused.value)
-    assert "r-1" in message and "'2025-01-1'" in message and "'2026-11-1'" in message
+    assert "r-1" in message and "'2025-01-1'" in message and "'2026-12-1'" in message
     assert "cannot be replayed" in message
 
 

@@ -50,7 +50,7 @@ def test_a_report_is_decided_once_stored_with_its_input_and_published(triage_set
 
     row = store.get_decision(triage_conn, report_id)
     assert row["care_level"] == "urgent"
-    assert row["rules_version"] == rules.version == "2026-11-1"
+    assert row["rules_version"] == rules.version == "2026-12-1"
     assert [f["id"] for f in row["fired"]] == ["URG-SEVERE", "URG-SUDDEN", "URG-TRAUMA"]
     assert row["likely_source"] == "joint"
     assert row["input_snapshot"] == answers           # the clinical answers only: no patient

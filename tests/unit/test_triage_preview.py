@@ -148,3 +148,28 @@ def test_render_says_none_when_nothing_changes(current):
     text = render(compare([stored("a", current)], current, current), "same.yaml")
     assert "Urgent decisions this change would lower: none" in text
     assert "Other lowered decisions: none" in text and "Raised decisions: none" in text
+
+
+def test_rules_2026_12_1_lower_no_decision_of_2026_11_1():
+    """Issue 14: the release previewed against the version it replaces, over a grid of the
+    answers the new rule reads (and an unknown or two): raised only, never lowered."""
+    import itertools
+    from pathlib import Path
+
+    history = Path(__file__).resolve().parents[2] / "services/triage/rules/history/care-rules-2026-11-1.yaml"
+    previous, shipped = load_rules(history), load_rules(default_rules_path())
+    rows = []
+    grid = itertools.product(
+        (["groin"], ["inner_hip", "buttock"], ["outer_hip"]), ("gradual", "sudden"), (True, False),
+        ("Trail running", "cycling", "!!"), (0, 13, 14, 41, 42), ("yes", "no", "not_tried"), (False, None))
+    for i, (locations, onset, high_impact, sport, days, improving, locking) in enumerate(grid):
+        snapshot = answers(onset=onset, pain_days=days, improving=improving, locking=locking,
+                           home_days=0 if improving == "not_tried" else 14)
+        snapshot["pain"]["locations"] = locations
+        snapshot["activity"] = {"sport": sport, "high_impact": high_impact}
+        rows.append(stored(str(i), previous, **{}) | {"input_snapshot": snapshot,
+                                                     "care_level": decide(snapshot, previous, TODAY).care_level})
+    summary = compare(rows, previous, shipped)
+    assert summary.total == len(rows) == 3 * 2 * 2 * 3 * 5 * 3 * 2
+    assert summary.lowered_count == 0 and summary.not_reproduced == ()
+    assert summary.raised and {c.starts_firing for c in summary.raised} == {("SPC-STRESS-FRACTURE",)}
