@@ -26,7 +26,7 @@ from infra.containers.podman_service import podman_service
 PROJECT_PREFIX = "clinic-ct-"
 PROJECT = f"{PROJECT_PREFIX}{os.getpid()}"
 PROJECT_LABEL = "com.docker.compose.project"
-NEEDED = ("podman", "runc", "debootstrap", "docker-compose", "mvn", "java", "tar")
+NEEDED = ("podman", "runc", "debootstrap", "docker-compose", "mvn", "java", "tar", "openssl")
 
 
 def remove_project(project: str) -> None:
@@ -38,7 +38,8 @@ def remove_project(project: str) -> None:
     volumes = images.podman("volume", "ls", "-q", "--filter", label, check=False).stdout.split()
     if volumes:
         images.podman("volume", "rm", "--force", *volumes, check=False)
-    images.podman("network", "rm", "--force", f"{project}_default", check=False)
+    for network in ("default", "backend", "edge"):  # docker-compose.yml's networks
+        images.podman("network", "rm", "--force", f"{project}_{network}", check=False)
 
 
 def remove_abandoned_projects() -> None:
@@ -79,6 +80,7 @@ def main() -> int:
             "CLINIC_COMPOSE_PROJECT": PROJECT,
             "CLINIC_POSTGRES_IMAGE": images.POSTGRES,
             "CLINIC_KAFKA_IMAGE": images.KAFKA,
+            "CLINIC_PROXY_IMAGE": images.PROXY,
             "CLINIC_COMPOSE_BUILD_SECONDS": f"{build_seconds:.1f}",
         }
         try:

@@ -7,6 +7,8 @@ is reachable: every image starts from a Debian bookworm base made here with debo
     localhost/clinic-referral:local  infra/Dockerfile on that Python (compose's app image)
     localhost/clinic-postgres:15     postgres/Containerfile: Debian's postgresql-15
     localhost/clinic-kafka:4.1.1     kafka/Containerfile: Debian's Java 17 + make run's jars
+    localhost/clinic-proxy:local     infra/proxy/Containerfile: Debian's nginx, the TLS
+                                     proxy's compose.conf (docs/tls.md)
 
 Each image carries a label with a hash of its inputs (its files, its base image's id,
 its build arguments); an image whose label matches is not built again, so a second run
@@ -37,6 +39,7 @@ PYTHON = "localhost/clinic-python:3.11"
 APP = "localhost/clinic-referral:local"
 POSTGRES = "localhost/clinic-postgres:15"
 KAFKA = "localhost/clinic-kafka:4.1.1"
+PROXY = "localhost/clinic-proxy:local"
 SUITE = "bookworm"
 
 # The machine's trust store, mounted read-only into RUN steps only (never stored in an
@@ -279,7 +282,11 @@ def builds() -> list[Build]:
                      files_under(HERE / "postgres"), {"BASE_IMAGE": BASE})
     context = kafka_context()
     kafka = Build(KAFKA, context / "Containerfile", context, files_under(context), {"BASE_IMAGE": BASE})
-    return [python, app, postgres, kafka]
+    # The TLS proxy's own Containerfile and configuration (infra/proxy, docs/tls.md).
+    proxy_dir = REPO / "infra" / "proxy"
+    proxy = Build(PROXY, proxy_dir / "Containerfile", proxy_dir,
+                  [proxy_dir / "Containerfile", proxy_dir / "compose.conf"], {"BASE_IMAGE": BASE})
+    return [python, app, postgres, kafka, proxy]
 
 
 def build_all(rebuild_base: bool = False) -> dict[str, float | None]:

@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -25,8 +27,8 @@ APIS = ("intake", "triage", "referral")
 ROLES = tuple(svc.upper() for svc in APIS)
 WORKERS = tuple(f"{svc}-worker" for svc in APIS)
 ONE_SHOTS = ("migrate", "topics")
-WITH_HEALTHCHECK = ("postgres", "kafka", *APIS)
-LONG_RUNNING = ("postgres", "kafka", *APIS, *WORKERS)
+WITH_HEALTHCHECK = ("postgres", "kafka", *APIS, "proxy")
+LONG_RUNNING = ("postgres", "kafka", *APIS, *WORKERS, "proxy")
 
 # Figures for the summary at the end of the run: phase -> seconds, container -> memory,
 # service -> seconds after `up -d` began until it was healthy (one-shots: exited 0).
@@ -48,10 +50,19 @@ class ComposeStack:
     cannot do (inspect a container's health and restart count, SIGKILL its process)."""
 
     def __init__(self):
-        ports = {name: free_port() for name in ("INTAKE", "TRIAGE", "REFERRAL", "PG", "KAFKA")}
+        ports = {name: free_port() for name in ("PROXY_HTTPS", "PROXY_HTTP", "PG", "KAFKA")}
+        self.tls_dir = Path(tempfile.mkdtemp(prefix="clinic-compose-tls-"))
+        cert, key = self.tls_dir / "cert.pem", self.tls_dir / "key.pem"
+        # A self-signed pair for the proxy, as an operator's certificate would be given.
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                        "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+                        "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True, timeout=60)
+        for path in (cert, key):  # read by the proxy's unprivileged user (the folder is the host user's)
+            path.chmod(0o644)
+        self.ca_bundle = str(cert)
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("CLINIC_") or k in (
-                "CLINIC_POSTGRES_IMAGE", "CLINIC_KAFKA_IMAGE")},
+                "CLINIC_POSTGRES_IMAGE", "CLINIC_KAFKA_IMAGE", "CLINIC_PROXY_IMAGE")},
             **{f"CLINIC_{name}_PORT": str(port) for name, port in ports.items()},
             # The compose file has no secret defaults: every one is given, random, as the
             # docs tell an operator to (the passwords go through every service for real).
@@ -60,8 +71,14 @@ class ComposeStack:
             **{f"CLINIC_KAFKA_{principal}_PASSWORD": secrets.token_hex(24)
                for principal in ("BROKER", "CLINIC_ADMIN", *ROLES)},
             "CLINIC_DEMO": "1",  # the demo provider's free slots are what referrals book
+            "CLINIC_TLS_CERT_FILE": str(cert),
+            "CLINIC_TLS_KEY_FILE": str(key),
         }
-        self.base_url = {svc: f"http://127.0.0.1:{ports[svc.upper()]}" for svc in APIS}
+        # Everything goes through the proxy, the one published port: the contract's paths
+        # route to their service, each service's health under /<service>/.
+        self.https_url = f"https://127.0.0.1:{ports['PROXY_HTTPS']}"
+        self.http_url = f"http://127.0.0.1:{ports['PROXY_HTTP']}"
+        self.base_url = {svc: self.https_url for svc in APIS}
         self.kafka_bootstrap = f"127.0.0.1:{ports['KAFKA']}"
 
     def kafka_security(self, principal: str = "clinic-admin") -> dict:
@@ -172,6 +189,8 @@ def health(state: dict) -> str | None:
 def stack():
     assert os.environ.get("DOCKER_HOST"), "run through `make compose-test`: it starts the Podman service"
     stack = ComposeStack()
+    # requests (here and in tests/e2e's helpers) trusts the proxy's self-signed certificate.
+    os.environ["REQUESTS_CA_BUNDLE"] = stack.ca_bundle
     started = time.monotonic()
     try:
         READY.update(stack.up())
@@ -181,6 +200,7 @@ def stack():
         started = time.monotonic()
         stack.compose("down", "-v", "--remove-orphans")
         PHASES["down -v"] = time.monotonic() - started
+        shutil.rmtree(stack.tls_dir, ignore_errors=True)
     left = subprocess.run(["podman", "volume", "ls", "-q", "--filter", f"label=com.docker.compose.project={PROJECT}"],
                           capture_output=True, text=True, check=True).stdout.split()
     assert not left, f"down -v left volumes behind: {left}"

@@ -37,7 +37,11 @@ def staff_get(stack, credentials, service: str, path: str, **params) -> requests
 
 def test_every_container_is_healthy_and_every_api_ready(stack):
     for svc in APIS:
-        ready = requests.get(f"{stack.base_url[svc]}/readyz", timeout=5)
+        try:
+            ready = requests.get(f"{stack.https_url}/{svc}/readyz", timeout=5)
+        except requests.RequestException:
+            print(stack.compose("logs", "--no-color", "--tail=30", "proxy", svc).stdout)
+            raise
         assert ready.status_code == 200, ready.text
         assert ready.json()["status"] == "ready"
     for service in ("postgres", "kafka", *APIS):
@@ -197,3 +201,24 @@ def test_the_broker_wants_sasl_and_enforces_acls(stack):
         configs = topic_configs(admin, list(ALL_TOPICS), ["retention.ms"])
     assert {topic: configs[topic]["retention.ms"] for topic in ALL_TOPICS} == {
         topic: str(Retention().ms(topic)) for topic in ALL_TOPICS}
+
+
+def test_the_proxy_is_the_only_way_in(stack):
+    """Issue 12 part 4 in compose: HTTPS with HSTS on the proxy, plain HTTP redirected to it,
+    /metrics never served, and no API publishes a port of its own."""
+    ready = requests.get(f"{stack.https_url}/intake/readyz", timeout=5)
+    assert ready.headers["Strict-Transport-Security"].startswith("max-age="), ready.headers
+    redirect = requests.get(f"{stack.http_url}/queue", allow_redirects=False, timeout=5)
+    assert redirect.status_code == 308 and redirect.headers["Location"].startswith("https://"), redirect.headers
+    assert requests.get(f"{stack.https_url}/metrics", timeout=5).status_code == 404
+    replicas = stack.replicas()  # the triage worker is scaled to two by now
+    for service in (*APIS, *(f"{svc}-worker" for svc in APIS)):
+        for info in replicas[service]:
+            assert not host_ports(info), f"{service} publishes a port: {host_ports(info)}"
+    assert set(host_ports(replicas["proxy"][0])) == {"443/tcp", "80/tcp"}, "the proxy publishes HTTPS and HTTP"
+
+
+def host_ports(info: dict) -> dict:
+    """container port -> its host bindings, for the ports bound on the host (an image's
+    EXPOSE shows up with no binding)."""
+    return {port: bound for port, bound in (info["HostConfig"].get("PortBindings") or {}).items() if bound}

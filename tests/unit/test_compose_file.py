@@ -46,11 +46,13 @@ SECRET_KEYS = {svc: f"CLINIC_{svc.upper()}_SECRET_KEY" for svc in SERVICES}
 KAFKA_PRINCIPALS = ("clinic-broker", "clinic-admin", *SERVICES)
 KAFKA_PASSWORDS = {p: "CLINIC_KAFKA_BROKER_PASSWORD" if p == "clinic-broker"
                    else f"CLINIC_KAFKA_{p.upper().replace('-', '_')}_PASSWORD" for p in KAFKA_PRINCIPALS}
-COMPOSE_SECRETS = {*DB_PASSWORDS.values(), *SECRET_KEYS.values(), *KAFKA_PASSWORDS.values()}
+# The proxy's certificate and key: paths of PEM files, given to it as compose secrets.
+TLS_FILES = {"tls_cert": "CLINIC_TLS_CERT_FILE", "tls_key": "CLINIC_TLS_KEY_FILE"}
+COMPOSE_SECRETS = {*DB_PASSWORDS.values(), *SECRET_KEYS.values(), *KAFKA_PASSWORDS.values(), *TLS_FILES.values()}
 # Host-side choices of the compose file alone, documented in its header too: the
 # infrastructure images (public ones by default, infra/containers/ builds local ones) and
 # Kafka's host port (the same name `make run` reads, infra/stack.py).
-COMPOSE_HOST_SETTINGS = {"CLINIC_POSTGRES_IMAGE", "CLINIC_KAFKA_IMAGE", "CLINIC_KAFKA_PORT"}
+COMPOSE_HOST_SETTINGS = {"CLINIC_POSTGRES_IMAGE", "CLINIC_KAFKA_IMAGE", "CLINIC_PROXY_IMAGE", "CLINIC_KAFKA_PORT"}
 
 _VAR = re.compile(
     r"\$(?:\$|\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?+])(?P<arg>[^}]*))?\}"
@@ -182,7 +184,10 @@ def test_api_runs_gunicorn_on_its_port(services, svc):
     env = environment(api)
     assert env["CLINIC_SERVICE"] == svc
     assert env["CLINIC_BIND"] == f"0.0.0.0:{port}"
-    assert ("", str(port), str(port)) in published(api)
+    # Behind the proxy alone: no port of its own on the host, one forwarding hop believed.
+    assert not published(api), f"{svc} publishes a port; the proxy is the only way in"
+    assert env["CLINIC_TRUSTED_PROXY_HOPS"] == "1"
+    assert api["networks"] == ["backend"]
 
 
 @pytest.mark.parametrize("svc", SERVICES)
@@ -353,7 +358,7 @@ def test_no_secret_has_a_default(compose):
         name = match.group("braced") or match.group("bare")
         if name in COMPOSE_SECRETS:
             assert match.group("op") == ":?" and name in match.group("arg"), match.group(0)
-    assert variables_in(compose["services"]) >= COMPOSE_SECRETS
+    assert variables_in(compose) >= COMPOSE_SECRETS
 
 
 def test_migrate_sets_the_passwords_the_services_use(services):
@@ -671,3 +676,36 @@ def test_kafka_entrypoint_renders_the_broker_settings(services, tmp_path):
     assert 'username="clinic-admin" password="{}"'.format(passwords["CLINIC_KAFKA_CLINIC_ADMIN_PASSWORD"]) in admin.read_text()
     missing = run({k: v for k, v in passwords.items() if k != "CLINIC_KAFKA_TRIAGE_PASSWORD"})
     assert missing.returncode != 0 and "CLINIC_KAFKA_TRIAGE_PASSWORD is not set" in missing.stderr
+
+
+# --------------------------------------------------------------------------- TLS proxy
+
+
+def test_the_tls_proxy_is_the_only_published_port(compose, services):
+    """Issue 12 part 4: the proxy (the TLS proxy's own compose.conf, Debian's nginx) publishes
+    HTTPS and HTTP; everything else is on an internal network, PostgreSQL and Kafka published
+    on the host's loopback only; the certificate and key come from compose secrets."""
+    proxy = services["proxy"]
+    assert published(proxy) == [("", "443", "443"), ("", "80", "80")]
+    assert variables_in(proxy["ports"]) == {"CLINIC_PROXY_HTTPS_PORT", "CLINIC_PROXY_HTTP_PORT"}
+    assert proxy["build"]["context"] == "./infra/proxy" and proxy["read_only"] is True
+    assert proxy["cap_drop"] == ["ALL"]
+    assert "COPY compose.conf " in (ROOT / "infra" / "proxy" / "Containerfile").read_text()
+    conf = (ROOT / "infra" / "proxy" / "compose.conf").read_text()
+    for line in ("listen 80;", "listen 443 ssl", "ssl_certificate /run/secrets/tls_cert;",
+                 "ssl_certificate_key /run/secrets/tls_key;", "Strict-Transport-Security",
+                 *(f"server {svc}:{port};" for svc, port in API_PORTS.items())):
+        assert line in conf, line
+    assert sorted(proxy["secrets"]) == sorted(TLS_FILES)
+    for secret, variable in TLS_FILES.items():
+        assert required(compose["secrets"][secret]["file"], variable), secret
+    assert set(depends_on(proxy)) == set(SERVICES)
+    assert "backend" in compose["networks"] and "edge" in compose["networks"]
+    for name, svc in services.items():
+        if name == "proxy":
+            continue
+        assert "backend" in svc["networks"], name
+        for ip, _, _ in published(svc):
+            assert ip == "127.0.0.1", f"{name} publishes beyond the host's loopback"
+        if name not in ("postgres", "kafka"):
+            assert svc["networks"] == ["backend"], name
