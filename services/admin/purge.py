@@ -16,6 +16,8 @@ from services.common.db import connect
 from services.common.purge import purge_now
 from services.common.retention import DueSummary, RetentionPolicy, key_from_settings
 
+from .errors import CommandError
+
 # service -> its table with patient identity (the store module has identity_due and
 # pseudonymise_batch)
 PURGED = {"intake": "intake.reports", "referral": "referral.referrals"}
@@ -49,6 +51,12 @@ def run(services: tuple[str, ...] = tuple(PURGED), *, dry_run: bool, env=None) -
                 key_note = "" if key_from_settings(settings) else " (no pseudonym key: MRNs would be dropped)"
                 lines.append(f"{head}; would pseudonymise {summary.due}{key_note}")
                 continue
+            if key_from_settings(settings) is None:
+                # The workers drop MRNs they cannot pseudonymise (and log it); an operator run
+                # from a container without the service's key (compose's migrate) must not.
+                raise CommandError(f"{service}: no pseudonym key (CLINIC_PSEUDONYM_KEY, or the service's"
+                                   f" {settings_module.secret_key_setting(service)}): refusing to drop MRNs"
+                                   " that the service's own purge would pseudonymise")
             result = purge_now(conn, settings, store.pseudonymise_batch, table=PURGED[service])
             lines.append(f"{head}; pseudonymised {result.pseudonymised} in {result.batches}"
                          f" batch{'es' if result.batches != 1 else ''}")

@@ -281,6 +281,29 @@ def test_clinic_purge_dry_run_prints_and_changes_nothing_then_purge_does_it(
     assert "not yet pseudonymised: 0; oldest closed -" in capsys.readouterr().out
 
 
+def test_clinic_purge_without_the_services_key_refuses_and_changes_nothing(
+        conn, kiosk_id, stack_env, capsys, monkeypatch, tmp_path):
+    for name, value in stack_env.items():
+        monkeypatch.setenv(name, value)
+    for name in ("CLINIC_SECRET_KEY", "CLINIC_PSEUDONYM_KEY", "CLINIC_INTAKE_SECRET_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CLINIC_INTAKE_DATABASE_URL", intake_url(stack_env))
+    monkeypatch.setenv("CLINIC_STATE_DIR", str(tmp_path))  # no local secrets folder to fall back on
+    report_ids = [add_report(conn, kiosk_id, care_level="self_care", closed_days_ago=45)]
+    before = rows(conn, report_ids)
+
+    assert cli.main(["purge", "--service", "intake"]) == 1
+
+    assert "intake: no pseudonym key" in capsys.readouterr().err
+    assert rows(conn, report_ids) == before
+
+
+def intake_url(stack_env) -> str:
+    from services.common.settings import load
+
+    return load("intake", env=stack_env).database_url
+
+
 def test_the_intake_worker_purges_by_itself(conn, kiosk_id, stack_env, settings_for):
     settings = replace(settings_for("intake"), retention_purge_interval_seconds=0.5)
     worker = WorkerThread(settings, migrations_package="services.intake", handlers=intake_worker.HANDLERS,
