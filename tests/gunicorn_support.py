@@ -20,15 +20,17 @@ REPO = Path(__file__).resolve().parents[1]
 
 @contextlib.contextmanager
 def running_gunicorn(service: str, stack_env: dict[str, str], log_path: Path, *,
-                     workers: int = 1, threads: int = 4) -> Iterator[str]:
-    """Yields the base URL, e.g. http://127.0.0.1:40123."""
+                     workers: int | None = 1, threads: int = 4) -> Iterator[str]:
+    """Yields the base URL, e.g. http://127.0.0.1:40123. workers=None: gunicorn_conf.py's own
+    processes and threads, exactly as `make run` serves the API."""
+    sizing = [] if workers is None else ["--workers", str(workers), "--threads", str(threads)]
     port = free_port()
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("CLINIC_")}, **stack_env,
            "CLINIC_SERVICE": service, "CLINIC_BIND": f"127.0.0.1:{port}"}
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "--config", "python:services.common.gunicorn_conf",
-             "--workers", str(workers), "--threads", str(threads), f"services.{service}.app:create_app()"],
+             *sizing, f"services.{service}.app:create_app()"],
             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:

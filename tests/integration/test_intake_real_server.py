@@ -4,26 +4,18 @@ duplicates of one Idempotency-Key make one report."""
 from __future__ import annotations
 
 import json
-import os
-import signal
 import socket
-import subprocess
-import sys
 import threading
-import time
 import uuid
-from pathlib import Path
 
 import pytest
 import requests
 
+from tests.gunicorn_support import running_gunicorn
 from tests.intake_support import error_of, kiosk_report_ids, report_body
-
-from infra.postgres import free_port
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
 LIMIT = 64 * 1024
 
 
@@ -35,34 +27,10 @@ class Server:
 
 @pytest.fixture(scope="module")
 def server(stack_env, intake_settings, tmp_path_factory):
-    port = free_port()
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("CLINIC_")}, **stack_env,
-           "CLINIC_SERVICE": "intake", "CLINIC_BIND": f"127.0.0.1:{port}"}
     log_path = tmp_path_factory.mktemp("gunicorn") / "intake.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--config", "python:services.common.gunicorn_conf",
-             "services.intake.app:create_app()"],
-            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, f"gunicorn exited: {log_path.read_text()[-2000:]}"
-            try:
-                if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
-                    break
-            except (requests.ConnectionError, requests.Timeout):  # not listening yet, or still booting
-                pass
-            assert time.monotonic() < deadline, f"gunicorn not up: {log_path.read_text()[-2000:]}"
-            time.sleep(0.2)
-        yield Server("127.0.0.1", port)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    with running_gunicorn("intake", stack_env, log_path, workers=None) as url:
+        host, _, port = url.removeprefix("http://").rpartition(":")
+        yield Server(host, int(port))
 
 
 # -- raw HTTP/1.1, so that the test decides how much of the body is ever sent -----------------
