@@ -4,91 +4,23 @@ referral processes over real PostgreSQL and Kafka): a patient fills it in and se
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from tests.browser.steps import KIOSK_SCREEN, OUTCOME_TIMEOUT_MS, fill_self_care_report, set_up_kiosk
+
 pytestmark = pytest.mark.browser
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-KIOSK_SCREEN = {"width": 1080, "height": 1920}  # portrait kiosk
-# The outcome travels intake -> Kafka -> triage -> Kafka -> intake; generous for a busy CI box.
-OUTCOME_TIMEOUT_MS = 30_000
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    from playwright.sync_api import sync_playwright
-
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (make deps)")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture
-def page(chromium):
-    # A fresh context per test: its own, empty localStorage, like a new kiosk.
-    context = chromium.new_context(viewport=KIOSK_SCREEN)
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    yield page
-    context.close()
+def context_options():
+    return {"viewport": KIOSK_SCREEN}
 
 
 @pytest.fixture
 def kiosk_url(live_stack):
     return live_stack.base_url["intake"] + "/kiosk"
-
-
-def set_up_kiosk(page, kiosk_url: str, key: str, staff_token: str) -> None:
-    """What staff do once per device: sign in with their staff token on /kiosk/setup, paste the key."""
-    page.goto(kiosk_url + "/setup")
-    page.get_by_label("Your staff token").fill(staff_token)
-    page.get_by_role("button", name="Continue").click()
-    page.get_by_label("Kiosk key").fill(key)
-    page.get_by_role("button", name="Check and save the key").click()
-    page.get_by_text("Saved. This kiosk is set up.").wait_for()
-    page.get_by_role("link", name="Open the kiosk form").click()
-    page.get_by_role("heading", name="Tell us about your hip pain").wait_for()
-
-
-def choose(page, question: str, answer: str) -> None:
-    page.get_by_role("group", name=question).get_by_label(answer, exact=True).check()
-
-
-def fill_date(page, question: str, day: date) -> None:
-    group = page.get_by_role("group", name=question)
-    group.get_by_label("Day").fill(str(day.day))
-    group.get_by_label("Month").fill(str(day.month))
-    group.get_by_label("Year").fill(str(day.year))
-
-
-def fill_self_care_report(page, *, birth_date: date | None = None, location: str | None = "Outside of the hip") -> None:
-    """The rules' worked example 1: a runner, outer hip, severity 4, gradual, 5 days, nothing
-    tried at home: care at home, no referral."""
-    today = datetime.now(UTC).date()
-    page.get_by_label("Medical record number (MRN)").fill("MRN-KIOSK-1")
-    page.get_by_label("First name").fill("Ana")
-    page.get_by_label("Last name").fill("Silva")
-    fill_date(page, "Date of birth", birth_date or today.replace(year=today.year - 30))
-    page.get_by_label("Your main sport or activity").fill("running")
-    choose(page, "Is it a high-impact sport, with running or jumping?", "Yes")
-    if location:
-        page.get_by_label(location).check()
-    choose(page, "Which side?", "Left hip")
-    choose(page, "How bad is the pain?", "4")
-    choose(page, "How did the pain start?", "Gradually, over time")
-    fill_date(page, "When did the pain start?", today - timedelta(days=5))
-    choose(page, "Did a fall, a collision or a blow to the hip come before the pain?", "No")
-    choose(page, "Does your hip lock or catch?", "No")
-    choose(page, "Does your hip give way?", "No")
-    choose(page, "Have running, walking or climbing stairs been hard for weeks?", "No")
 
 
 def test_a_patient_sends_a_report_and_sees_the_outcome(page, live_stack, kiosk_url):

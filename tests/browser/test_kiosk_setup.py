@@ -3,35 +3,13 @@ needs a scheduler's or an admin's staff token, checked by the intake service; th
 screen does not link to the setup page."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+
+from tests.browser.steps import staff_sign_in
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 KEY_STORAGE = "clinic.kioskKey"
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(chromium):
-    context = chromium.new_context()  # its own, empty localStorage: a new kiosk
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    yield page
-    context.close()
 
 
 @pytest.fixture
@@ -41,11 +19,6 @@ def setup_url(live_stack):
 
 def stored_key(page):
     return page.evaluate(f"window.localStorage.getItem({KEY_STORAGE!r})")
-
-
-def staff_sign_in(page, token: str) -> None:
-    page.get_by_label("Your staff token").fill(token)
-    page.get_by_role("button", name="Continue").click()
 
 
 def test_the_patient_screen_has_no_link_to_the_setup_page(page, live_stack):

@@ -5,46 +5,19 @@ real HTTP server, the real database (issue 12 part 1)."""
 from __future__ import annotations
 
 import re
-import threading
 import uuid
 
 import pytest
-from werkzeug.serving import make_server
 
+from tests.browser.steps import QUEUE_CONTEXT, sign_in
 from tests.referral_support import decide, mrn, referral_for_report, staff_token
-
-from services.referral.app import create_app
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
 
-
-@pytest.fixture(scope="module")
-def base_url(referral_settings):
-    app = create_app(referral_settings)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="queue-duplicates-server", daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=10)
-    app.extensions["clinic"].pool.close()
-
-
-@pytest.fixture(scope="module")
-def page(base_url):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = browser.new_context(base_url=base_url, timezone_id="UTC", locale="en-GB")
-        page = context.new_page()
-        page.set_default_timeout(10_000)
-        yield page
-        browser.close()
+@pytest.fixture
+def context_options(base_url):
+    return {"base_url": base_url, **QUEUE_CONTEXT}
 
 
 def test_the_queue_page_shows_the_possible_duplicate_flag_and_filters_on_it(page, referral_settings, ref_conn, now):
@@ -60,10 +33,7 @@ def test_the_queue_page_shows_the_possible_duplicate_flag_and_filters_on_it(page
         report_id = decide(ref_conn, care, patient_mrn, now, name=who, birth_date=born)
         made[who] = {"report_id": report_id, "referral_id": referral_for_report(ref_conn, report_id)["referral_id"]}
 
-    page.goto("/queue")
-    page.get_by_label("Staff token").fill(staff_token(referral_settings, "scheduler"))
-    page.get_by_role("button", name="Sign in").click()
-    page.get_by_role("button", name="Sign out").wait_for()
+    sign_in(page, staff_token(referral_settings, "scheduler"), heading=False)
 
     # Other tests' referrals share the queue: find ours by report id (any linked report).
     def show(who: str | None) -> None:

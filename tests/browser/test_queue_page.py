@@ -4,56 +4,25 @@ next waitlisted one, see outside changes arrive by polling, sign out."""
 from __future__ import annotations
 
 import re
-import threading
 import uuid
 from datetime import timedelta
 
 import pytest
-from werkzeug.serving import make_server
 
+from tests.browser.steps import QUEUE_CONTEXT, sign_in
 from tests.referral_support import add_slots, decide, mrn, new_provider, referral_for_report, staff_token
 
 from services.common.envelope import new_traceparent
 from services.referral import booking
-from services.referral.app import create_app
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
 D = timedelta(days=1)
 
 
-@pytest.fixture(scope="module")
-def base_url(referral_settings):
-    app = create_app(referral_settings)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="queue-page-server", daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=10)
-    app.extensions["clinic"].pool.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
 @pytest.fixture
-def page(browser, base_url):
-    context = browser.new_context(base_url=base_url, timezone_id="UTC", locale="en-GB")
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    yield page
-    context.close()
+def context_options(base_url):
+    return {"base_url": base_url, **QUEUE_CONTEXT}
 
 
 @pytest.fixture
@@ -73,14 +42,6 @@ def patients(ref_conn, now):
     return made
 
 
-def sign_in(page, token: str) -> None:
-    page.goto("/queue")
-    page.get_by_label("Staff token").fill(token)
-    page.get_by_role("button", name="Sign in").click()
-    page.get_by_role("heading", name="Referral queue").wait_for()
-    page.get_by_role("button", name="Sign out").wait_for()
-
-
 def show_report(page, report_id: str) -> None:
     page.get_by_label("Status").select_option("")  # all statuses
     page.get_by_label("Report id").fill(report_id)
@@ -96,9 +57,7 @@ def test_a_scheduler_cancels_a_booking_and_the_slot_goes_to_the_next_waiting_ref
     from playwright.sync_api import expect
 
     alice, bea, carl = patients["alice"], patients["bea"], patients["carl"]
-    page.goto("/queue")
-    page.get_by_label("Staff token").fill("staff_not-a-real-token")
-    page.get_by_role("button", name="Sign in").click()
+    sign_in(page, "staff_not-a-real-token", heading=False, sign_out=False)
     expect(page.get_by_role("alert")).to_contain_text("not valid")
 
     sign_in(page, staff_token(referral_settings, "scheduler"))

@@ -5,21 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from tests.browser.steps import open_page, sign_in
+
 pytestmark = pytest.mark.browser
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture
@@ -27,20 +15,11 @@ def queue_url(live_stack):
     return live_stack.base_url["referral"]
 
 
-def new_page(browser, base_url):
-    context = browser.new_context(base_url=base_url)
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    return context, page
-
-
 def test_sign_in_and_sign_out_end_the_session_for_every_copy_of_the_cookie(browser, live_stack, queue_url):
     from playwright.sync_api import expect
 
-    context, page = new_page(browser, queue_url)
-    page.goto("/queue")
-    page.get_by_label("Staff token").fill(live_stack.staff_token("scheduler", name="queue-browser"))
-    page.get_by_role("button", name="Sign in").click()
+    context, page = open_page(browser, base_url=queue_url)
+    sign_in(page, live_stack.staff_token("scheduler", name="queue-browser"), heading=False, sign_out=False)
     expect(page.get_by_role("button", name="Sign out")).to_be_visible()
     expect(page.get_by_text("queue-browser")).to_be_visible()
 
@@ -51,7 +30,7 @@ def test_sign_in_and_sign_out_end_the_session_for_every_copy_of_the_cookie(brows
     assert "clinic_session" not in cookies
 
     # A second browser holding a copy of the cookie is signed in too...
-    other, copy = new_page(browser, queue_url)
+    other, copy = open_page(browser, base_url=queue_url)
     other.add_cookies([{k: session[k] for k in ("name", "value", "domain", "path", "secure", "httpOnly",
                                                 "sameSite")}])
     copy.goto("/queue")

@@ -9,25 +9,18 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser.test_kiosk_page import OUTCOME_TIMEOUT_MS, fill_self_care_report, set_up_kiosk
+from tests.browser.steps import CHROMIUM_ARGS, KIOSK_SCREEN, OUTCOME_TIMEOUT_MS, fill_self_care_report, new_page, \
+    set_up_kiosk
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
 HOST = "clinic.test"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", f"--host-resolver-rules=MAP {HOST} 127.0.0.1"]
 HSTS = "max-age=31536000; includeSubDomains"
 
 
 @pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+def chromium_args():
+    return [*CHROMIUM_ARGS, f"--host-resolver-rules=MAP {HOST} 127.0.0.1"]
 
 
 @pytest.fixture
@@ -38,7 +31,7 @@ def proxy_base(tls_live_stack):
 @pytest.fixture
 def context(browser, proxy_base):
     context = browser.new_context(base_url=proxy_base, ignore_https_errors=True,
-                                  viewport={"width": 1080, "height": 1920})
+                                  viewport=KIOSK_SCREEN)
     yield context
     context.close()
 
@@ -46,8 +39,7 @@ def context(browser, proxy_base):
 def test_the_queue_page_signs_in_through_the_proxy_with_a_secure_host_cookie(context, tls_live_stack, proxy_base):
     from playwright.sync_api import expect
 
-    page = context.new_page()
-    page.set_default_timeout(10_000)
+    page = new_page(context)
     response = page.goto("/queue")
     assert response.status == 200 and page.url == f"{proxy_base}/queue"
     assert response.headers["strict-transport-security"] == HSTS
@@ -74,8 +66,7 @@ def test_the_queue_page_signs_in_through_the_proxy_with_a_secure_host_cookie(con
 def test_a_kiosk_sends_a_report_through_the_proxy(context, tls_live_stack, proxy_base):
     from playwright.sync_api import expect
 
-    page = context.new_page()
-    page.set_default_timeout(10_000)
+    page = new_page(context)
     set_up_kiosk(page, f"{proxy_base}/kiosk", tls_live_stack.kiosk_key(), tls_live_stack.staff_token())
     fill_self_care_report(page)
     with page.expect_response(lambda r: r.url == f"{proxy_base}/v1/reports" and r.request.method == "POST") as sent:
