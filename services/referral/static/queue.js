@@ -260,7 +260,10 @@
     acting = null;
   }
 
+  let slotsLoad = 0; // the latest loadFreeSlots call: an older answer must not land after a newer one
+
   async function loadFreeSlots() {
+    const mine = ++slotsLoad;
     const select = $("#slot-choice");
     const hint = $("#slots-hint");
     const submit = $("#reschedule-form button[type=submit]");
@@ -272,6 +275,9 @@
       const now = new Date().toISOString();
       const start = from > now.slice(0, 10) ? from : now; // never offer a slot that has started
       const page = await api(`/v1/slots?${new URLSearchParams({ free: "true", from: start, limit: String(MAX_LIMIT) })}`);
+      // The dialog loads today's slots as it opens; a day typed meanwhile starts a newer load,
+      // whose list must not be mixed with (or overwritten by) the older answer.
+      if (mine !== slotsLoad) return;
       for (const slot of page.items) {
         select.append(node("option", {
           text: `${when.format(Date.parse(slot.start))} – ${clock.format(Date.parse(slot.end))}, ${slot.provider} (${slot.location})`,
@@ -282,6 +288,7 @@
         : "No free slots from that day.";
       submit.disabled = page.items.length === 0;
     } catch (error) {
+      if (mine !== slotsLoad) return;
       hint.textContent = "";
       if (error.message !== "signed out") dialogError(dialogs.reschedule, error.message);
     }
