@@ -129,3 +129,14 @@ class CalendarDate(fields.Date):
         if not isinstance(value, str) or not CALENDAR_DATE.fullmatch(value):
             raise self.make_error("invalid")
         return super()._deserialize(value, attr, data, **kwargs)
+
+
+class StrictBoolean(fields.Boolean):
+    """Only JSON true/false: marshmallow's Boolean would also take "yes", 1, "off"..."""
+
+    default_error_messages = {"invalid": "Must be true or false."}
+
+    def _deserialize(self, value, attr, data, **kwargs) -> bool:
+        if value is True or value is False:
+            return value
+        raise self.make_error("invalid")

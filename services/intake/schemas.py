@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates, validates_schema
 
-from services.common.fields import CalendarDate, bounded_text
+from services.common.fields import CalendarDate, StrictBoolean, bounded_text
 from services.common.report_vocabulary import (
     HOME_CARE_MEASURES,
     IMPROVING,
@@ -111,20 +111,9 @@ class _Phone(fields.String):
         return number
 
 
-class _StrictBoolean(fields.Boolean):
-    """Only JSON true/false: marshmallow's Boolean would also take "yes", 1, "off"..."""
-
-    default_error_messages = {"invalid": "Must be true or false."}
-
-    def _deserialize(self, value, attr, data, **kwargs) -> bool:
-        if value is True or value is False:
-            return value
-        raise self.make_error("invalid")
-
-
-def _yes_no_unsure(description: str) -> _StrictBoolean:
+def _yes_no_unsure(description: str) -> StrictBoolean:
     # null means "not sure", but the question must have been asked, so the key is required.
-    return _StrictBoolean(
+    return StrictBoolean(
         required=True,
         allow_none=True,
         error_messages={
@@ -220,7 +209,7 @@ class ActivitySchema(_StrictSchema):
         required=True,
         metadata={"description": "Main sport or activity, in the patient's words.", "example": "running"},
     )
-    high_impact = _StrictBoolean(
+    high_impact = StrictBoolean(
         required=True,
         metadata={"description": "Whether it is high-impact (running, jumping, field sports).", "example": True},
     )

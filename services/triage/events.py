@@ -16,6 +16,7 @@ from marshmallow import EXCLUDE, INCLUDE, Schema, ValidationError, fields, post_
 
 from services.common import envelope
 from services.common.error_text import safe_message, validation_reason
+from services.common.fields import StrictBoolean
 from services.common.inbox import PoisonEvent
 from services.common.report_vocabulary import (
     CLINICAL_SECTIONS,
@@ -69,19 +70,8 @@ class PatientRefSchema(Schema):
 
 # The clinical sections: each answer that is there must be one the contract allows; one left
 # out is the engine's unknown (treated conservatively). Fields added later pass (INCLUDE).
-class _StrictBoolean(fields.Boolean):
-    """Only JSON true/false: marshmallow's Boolean would also take "yes", 1, "off"..."""
-
-    default_error_messages = {"invalid": "Must be true or false."}
-
-    def _deserialize(self, value, attr, data, **kwargs) -> bool:
-        if value is True or value is False:
-            return value
-        raise self.make_error("invalid")
-
-
 def _yes_no_unsure() -> fields.Boolean:
-    return _StrictBoolean(allow_none=True)  # null: "not sure"
+    return StrictBoolean(allow_none=True)  # null: "not sure"
 
 
 def _choice(choices: tuple[str, ...]) -> fields.String:
@@ -93,7 +83,7 @@ class _ActivitySchema(Schema):
         unknown = INCLUDE
 
     sport = fields.String(validate=validate.Length(min=1, max=SPORT_MAX))
-    high_impact = _StrictBoolean()
+    high_impact = StrictBoolean()
 
 
 _DISTINCT = safe_message("Each value may be listed only once.")
