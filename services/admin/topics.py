@@ -1,5 +1,5 @@
 """The Kafka topics (`clinic kafka topics`, compose's one-shot, and the local runner):
-each of the three topics and its dead-letter twin, made on any broker if missing, with the
+each of the topics and its dead-letter twin, made on any broker if missing, with the
 retention the settings ask for (also set on topics that exist with another); and, on a
 broker with SASL and an authorizer, each service principal's ACLs."""
 from __future__ import annotations
@@ -16,8 +16,8 @@ from kafka.admin import (ACL, ACLFilter, ACLOperation, ACLPermissionType, ACLRes
                          ResourcePatternFilter, ResourceType)
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
-from services.common.settings import (SERVICES, TOPIC_DECISIONS, TOPIC_REFERRAL_EVENTS, TOPIC_REPORTS,
-                                      TOPICS, Settings, dlq_topic)
+from services.common.settings import (SERVICES, TOPIC_DECISIONS, TOPIC_PATIENT_MESSAGES, TOPIC_REFERRAL_EVENTS,
+                                      TOPIC_REPORTS, TOPICS, Settings, dlq_topic)
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,8 @@ def _raise_topic_errors(response: dict) -> None:
 # -- ACLs ---------------------------------------------------------------------------------------
 # What each service publishes, and what its worker consumes (services/<svc>/worker.py; a test
 # holds this table to the workers' handlers).
-PUBLISHES = {"intake": TOPIC_REPORTS, "triage": TOPIC_DECISIONS, "referral": TOPIC_REFERRAL_EVENTS}
+PUBLISHES = {"intake": (TOPIC_REPORTS, TOPIC_PATIENT_MESSAGES), "triage": (TOPIC_DECISIONS,),
+             "referral": (TOPIC_REFERRAL_EVENTS,)}
 CONSUMES = {"intake": (TOPIC_DECISIONS, TOPIC_REFERRAL_EVENTS), "triage": (TOPIC_REPORTS,),
             "referral": (TOPIC_DECISIONS,)}
 
@@ -136,7 +137,7 @@ def service_acls(service: str) -> set[ACL]:
     """The ALLOW ACLs of a service's principal, and nothing else (the authorizer denies what
     no ACL allows):
 
-    - WRITE its own topic, and the .dlq twins of what it consumes (its consumer parks there);
+    - WRITE its own topics, and the .dlq twins of what it consumes (its consumer parks there);
     - READ what it consumes, and those .dlq twins (its inbox looks there for a dead letter
       it may have sent already, services/common/inbox.py); READ implies DESCRIBE;
     - IDEMPOTENT_WRITE on the cluster (its producers are idempotent);
@@ -149,7 +150,7 @@ def service_acls(service: str) -> set[ACL]:
         return ACL(principal, "*", operation, ACLPermissionType.ALLOW, ResourcePattern(resource_type, name, pattern))
 
     acls = {allow(ACLOperation.WRITE, ResourceType.TOPIC, topic)
-            for topic in (PUBLISHES[service], *map(dlq_topic, consumed))}
+            for topic in (*PUBLISHES[service], *map(dlq_topic, consumed))}
     acls |= {allow(ACLOperation.READ, ResourceType.TOPIC, topic)
              for topic in (*consumed, *map(dlq_topic, consumed))}
     acls.add(allow(ACLOperation.IDEMPOTENT_WRITE, ResourceType.CLUSTER, "kafka-cluster"))

@@ -15,7 +15,10 @@ ADMIN_ROLE = "clinic_admin"  # the superuser the administration commands connect
 TOPIC_REPORTS = "clinic.symptom-reports.v1"
 TOPIC_DECISIONS = "clinic.triage-decisions.v1"
 TOPIC_REFERRAL_EVENTS = "clinic.referral-events.v1"
-TOPICS = (TOPIC_REPORTS, TOPIC_DECISIONS, TOPIC_REFERRAL_EVENTS)
+# What intake told each patient about their referral, and over which channel (issue 19;
+# docs/patient-messages.md): intake publishes, referral shows it to schedulers.
+TOPIC_PATIENT_MESSAGES = "clinic.patient-messages.v1"
+TOPICS = (TOPIC_REPORTS, TOPIC_DECISIONS, TOPIC_REFERRAL_EVENTS, TOPIC_PATIENT_MESSAGES)
 
 
 def dlq_topic(topic: str) -> str:

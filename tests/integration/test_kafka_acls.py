@@ -117,8 +117,8 @@ def cells(kafka, service: str) -> dict[str, str]:
         return try_read(bootstrap, security, topic, marker(kafka, topic))
 
     return {
-        "write own topic": try_write(bootstrap, security, PUBLISHES[service]),
-        "write another's topic": try_write(bootstrap, security, PUBLISHES[OTHER[service]]),
+        "write own topic": try_write(bootstrap, security, PUBLISHES[service][0]),
+        "write another's topic": try_write(bootstrap, security, PUBLISHES[OTHER[service]][0]),
         "write .dlq of consumed": try_write(bootstrap, security, dlq_topic(consumed)),
         "read consumed topic": read(consumed),
         "read not consumed": read(NOT_CONSUMED[service]),

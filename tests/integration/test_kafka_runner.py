@@ -51,11 +51,12 @@ def broker(tmp_path_factory) -> Iterator[LocalKafka]:
         yield broker
 
 
-def test_topics_are_the_three_streams_and_their_dead_letter_topics():
+def test_topics_are_the_four_streams_and_their_dead_letter_topics():
     assert list(ALL_TOPICS) == [
         "clinic.symptom-reports.v1", "clinic.symptom-reports.v1.dlq",
         "clinic.triage-decisions.v1", "clinic.triage-decisions.v1.dlq",
         "clinic.referral-events.v1", "clinic.referral-events.v1.dlq",
+        "clinic.patient-messages.v1", "clinic.patient-messages.v1.dlq",
     ]
 
 
