@@ -502,7 +502,7 @@ def test_topics_match_infra_kafka(services):
     refuses auto-creation); what it creates must be conventions.md's list, with
     the broker's default partition count matching theirs."""
     topics = documented_topics()
-    assert len(topics) == 3 and all(t.endswith(".v1") for t in topics), topics
+    assert len(topics) == 4 and all(t.endswith(".v1") for t in topics), topics
     partitions = re.search(r"\((\d+) partitions each", CONVENTIONS.read_text()).group(1)
     assert str(services["kafka"]["environment"]["KAFKA_NUM_PARTITIONS"]) == partitions
     from services.common import settings
