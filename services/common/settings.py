@@ -4,7 +4,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .secret_sources import MissingSecret, read_secret
 
@@ -89,6 +90,23 @@ class Settings:
     # The referral service's bound on a decision's `within_days` (services/referral/events.py):
     # the largest booking window of triage's rule file, which it cannot read (14 today).
     referral_max_window_days: int = 14
+    # Patient messages (intake's worker; docs/patient-messages.md). No SMTP host: email is
+    # not sent (its messages are recorded `not_sent`); no gateway URL: likewise for SMS.
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_from: str | None = None
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    sms_gateway_url: str | None = None
+    sms_gateway_token: str | None = None
+    # What a message says: appointment times in this zone (an IANA name, checked at load),
+    # and how to reach the clinic.
+    clinic_time_zone: str = "UTC"
+    clinic_contact_phone: str | None = None
+    clinic_name: str = "the clinic"
+    # Deliveries of one message refused for a temporary reason before it is `failed`.
+    message_max_attempts: int = 5
 
     def role_url(self, role: str) -> str:
         """Database URL of a service's role (the `clinic` command acts for each service)."""
@@ -127,6 +145,52 @@ def _hops(raw: str) -> int:
     return int(raw)
 
 
+def _yes_no(env, name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("yes", "no"):
+        return raw == "yes"
+    raise ValueError(f"{name}={raw!r}: yes or no is wanted")
+
+
+def _int_in(env, name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise ValueError(f"{name}={raw!r}: a whole number from {low} to {high} is wanted")
+    return int(raw)
+
+
+def _time_zone(env, name: str) -> str:
+    raw = env.get(name, "").strip() or "UTC"
+    try:
+        ZoneInfo(raw)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"{name}={raw!r}: an IANA time zone such as Europe/Lisbon is wanted") from exc
+    return raw
+
+
+def _http_url(env, name: str) -> str | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{name}: an http:// or https:// URL is wanted")  # no value: it may hold a token
+    return raw
+
+
+def _smtp_from(env, host: str | None) -> str | None:
+    sender = env.get("CLINIC_SMTP_FROM", "").strip() or None
+    if host and not sender:
+        raise ValueError("CLINIC_SMTP_FROM is not set: an address to send from is required with CLINIC_SMTP_HOST")
+    if sender and "@" not in sender:
+        raise ValueError(f"CLINIC_SMTP_FROM={sender!r}: an email address is wanted")
+    return sender
+
+
 def load(service: str | None = None, env: os._Environ | dict | None = None) -> Settings:
     env = os.environ if env is None else env
     service = service or env.get("CLINIC_SERVICE", "")
@@ -143,6 +207,7 @@ def load(service: str | None = None, env: os._Environ | dict | None = None) -> S
     kafka_passwords = {principal: password for principal in KAFKA_PRINCIPALS
                        if (password := read_secret(env, kafka_password_setting(principal), state_dir))}
     kafka_username = env.get("CLINIC_KAFKA_USERNAME") or (service if service in SERVICES else KAFKA_ADMIN_PRINCIPAL)
+    smtp_host = env.get("CLINIC_SMTP_HOST", "").strip() or None
     return Settings(
         service=service,
         state_dir=state_dir,
@@ -177,4 +242,16 @@ def load(service: str | None = None, env: os._Environ | dict | None = None) -> S
         retention_batch_size=int(env.get("CLINIC_RETENTION_BATCH_SIZE", "1000")),
         pseudonym_key=read_secret(env, "CLINIC_PSEUDONYM_KEY", state_dir),
         referral_max_window_days=int(env.get("CLINIC_REFERRAL_MAX_WINDOW_DAYS", "14")),
+        smtp_host=smtp_host,
+        smtp_port=_int_in(env, "CLINIC_SMTP_PORT", 25, 1, 65535),
+        smtp_from=_smtp_from(env, smtp_host),
+        smtp_username=env.get("CLINIC_SMTP_USERNAME", "").strip() or None,
+        smtp_password=read_secret(env, "CLINIC_SMTP_PASSWORD", state_dir),
+        smtp_starttls=_yes_no(env, "CLINIC_SMTP_STARTTLS", False),
+        sms_gateway_url=_http_url(env, "CLINIC_SMS_GATEWAY_URL"),
+        sms_gateway_token=read_secret(env, "CLINIC_SMS_GATEWAY_TOKEN", state_dir),
+        clinic_time_zone=_time_zone(env, "CLINIC_TIME_ZONE"),
+        clinic_contact_phone=env.get("CLINIC_CONTACT_PHONE", "").strip() or None,
+        clinic_name=env.get("CLINIC_NAME", "").strip() or "the clinic",
+        message_max_attempts=_int_in(env, "CLINIC_MESSAGE_MAX_ATTEMPTS", 5, 1, 100),
     )
