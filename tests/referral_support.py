@@ -17,7 +17,7 @@ import pytest
 from tests.app_support import role_conn
 from services.common.envelope import new_event, new_traceparent
 from services.common.inbox import Delivery
-from services.common.settings import TOPIC_DECISIONS
+from services.common.settings import TOPIC_DECISIONS, TOPIC_PATIENT_MESSAGES
 from services.referral import booking, slot_store, worker
 from services.referral.events import parse_decision
 from services.referral.domain import DEFAULT_WINDOWS
@@ -125,6 +125,30 @@ def outbox_events(conn, referral_id: str) -> list[tuple[str, str, dict, str]]:
         (referral_id,),
     ).fetchall()
     return [(payload["type"], key, payload["data"], tp) for payload, key, tp in rows]
+
+
+# -- patient messages (docs/patient-messages.md), as intake publishes them -------------------
+def patient_message_event(referral_id: str, *, status: str = "sent", channel: str = "email",
+                          change: str = "booked", revision: int = 1, at: datetime | None = None,
+                          message_id: str | None = None, report_id: str | None = None, sequence: int = 1,
+                          attempts: int | None = None, detail: str | None = None,
+                          callback_phone: str | None = None) -> dict:
+    """One `clinic.patient.message` event, built from the contract's text (not intake's code)."""
+    message_id = message_id or str(uuid.uuid4())
+    data = {"message_id": message_id, "referral_id": referral_id, "report_id": report_id or str(uuid.uuid4()),
+            "sequence": sequence, "change": change, "channel": channel, "status": status,
+            "detail": detail if detail is not None or status in ("queued", "sent") else f"{status} (test)",
+            "attempts": (1 if status != "queued" else 0) if attempts is None else attempts,
+            "revision": revision, "at": (at or datetime.now(UTC)).isoformat(), "callback_phone": callback_phone}
+    return new_event(type="clinic.patient.message", source="/clinic/intake", subject=message_id, data=data)
+
+
+def tell(conn, event: dict) -> None:
+    """Run the worker's patient-message handler for one event, in one transaction (as the inbox does)."""
+    delivery = Delivery(topic=TOPIC_PATIENT_MESSAGES, partition=0, offset=0, key=event["data"]["referral_id"],
+                        traceparent=TRACEPARENT)
+    with conn.transaction():
+        worker.on_patient_message(conn, event, delivery)
 
 
 def staff_token(settings, role: str) -> str:

@@ -124,7 +124,7 @@ def _raise_topic_errors(response: dict) -> None:
 PUBLISHES = {"intake": (TOPIC_REPORTS, TOPIC_PATIENT_MESSAGES), "triage": (TOPIC_DECISIONS,),
              "referral": (TOPIC_REFERRAL_EVENTS,)}
 CONSUMES = {"intake": (TOPIC_DECISIONS, TOPIC_REFERRAL_EVENTS), "triage": (TOPIC_REPORTS,),
-            "referral": (TOPIC_DECISIONS,)}
+            "referral": (TOPIC_DECISIONS, TOPIC_PATIENT_MESSAGES)}
 
 
 def consumer_group_prefix(service: str) -> str:

@@ -29,7 +29,7 @@ import psycopg
 from services.common import outbox
 from services.common.settings import TOPIC_REFERRAL_EVENTS
 
-from . import domain, events, slot_store, store
+from . import contact_store, domain, events, slot_store, store
 from .domain import ReferralChange, TransitionError
 
 log = logging.getLogger(__name__)
@@ -116,6 +116,9 @@ def apply_decision(conn: psycopg.Connection, decision: events.Decision, now: dat
                                         patient_birth_date=decision.patient_birth_date,
                                         possible_duplicate_of=match.possible_duplicate_of)
         _apply(conn, change, now, traceparent, created=True, patient_name=decision.patient_name, care_levels=levels)
+        # A patient message that came before its referral (robustness: intake tells only of
+        # referral events, so never today) counts from now on.
+        contact_store.refresh_contact_needed(conn, change.referral.referral_id, None)
         return
     _apply(conn, plan.change, now, traceparent, care_levels=levels)
     if plan.needs_placement:

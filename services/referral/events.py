@@ -2,8 +2,10 @@
 
 In: triage decisions (`clinic.triage-decisions.v1`), checked at the edge against the contract
 (envelope, type, enums, UUIDs, zoned times, rule ids, `within_days` from 1 to the
-CLINIC_REFERRAL_MAX_WINDOW_DAYS setting); anything else is a PoisonEvent whose reason names
-the field and the rule, never a value (services/common/error_text.py).
+CLINIC_REFERRAL_MAX_WINDOW_DAYS setting); and patient messages (`clinic.patient-messages.v1`,
+docs/patient-messages.md: UUIDs, enums, zoned `at`, whole numbers from 0). Anything else is
+a PoisonEvent whose reason names the field and the rule, never a value
+(services/common/error_text.py).
 Out: one `referral.*` event per change of a referral on `clinic.referral-events.v1`, whose
 data is a full snapshot of the referral: the intake service keeps only the newest one per
 report (by `sequence`), so events may arrive late or twice without harm.
@@ -20,6 +22,7 @@ from services.common.error_text import safe_message, validation_reason
 from services.common.inbox import PoisonEvent
 
 from .domain import BOOKED, ROUTINE, URGENT, ReferralChange, Windows
+from .domain.contact import CHANGES, CHANNELS, MESSAGE_STATUSES, PatientMessage
 
 EVENT_SOURCE = "/clinic/referral"
 
@@ -161,6 +164,56 @@ def parse_decision(event: dict, default_windows: Windows,
     return Decision(report_id=str(data["report_id"]), care_level=data["care_level"],
                     patient_mrn=patient.get("mrn"), patient_name=patient.get("display_name"),
                     windows=windows, patient_birth_date=patient.get("birth_date"))
+
+
+# -- in: patient messages (intake) -----------------------------------------------------
+PATIENT_MESSAGE = "clinic.patient.message"
+INTAKE_SOURCE = "/clinic/intake"
+# Counters the store keeps in PostgreSQL integers: a larger one is refused here, at the
+# edge, rather than failing the insert three times before it is dead-lettered.
+_MAX_COUNT = 2**31 - 1
+DETAIL_MAX = 2000
+PHONE_MAX = 64  # intake's E.164 numbers are far shorter; the bound keeps the row small
+
+
+def _count() -> fields.Integer:
+    return fields.Integer(required=True, strict=True, validate=validate.Range(min=0, max=_MAX_COUNT))
+
+
+class _PatientMessageDataSchema(Schema):
+    class Meta:
+        unknown = INCLUDE  # intake may add fields
+
+    message_id = fields.UUID(required=True)
+    referral_id = fields.UUID(required=True)
+    report_id = fields.UUID(required=True)
+    sequence = _count()
+    change = fields.String(required=True, validate=validate.OneOf(CHANGES))
+    channel = fields.String(required=True, validate=validate.OneOf(CHANNELS))
+    status = fields.String(required=True, validate=validate.OneOf(MESSAGE_STATUSES))
+    detail = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=DETAIL_MAX))
+    attempts = _count()
+    revision = _count()
+    at = fields.AwareDateTime(required=True)
+    callback_phone = fields.String(load_default=None, allow_none=True,
+                                   validate=validate.Length(min=1, max=PHONE_MAX))
+
+
+def parse_patient_message(event: dict) -> PatientMessage:
+    """One state of one patient message; PoisonEvent when the event is not one."""
+    problems = envelope.contract_problems(event, types=(PATIENT_MESSAGE,), source=INTAKE_SOURCE,
+                                          subject_field="message_id")
+    if problems:
+        raise PoisonEvent(f"patient message event invalid: {'; '.join(problems)}")
+    try:
+        data = _PatientMessageDataSchema().load(event["data"])
+    except ValidationError as exc:
+        raise PoisonEvent(f"patient message event data invalid: {validation_reason(exc)}") from exc
+    return PatientMessage(
+        message_id=str(data["message_id"]), referral_id=str(data["referral_id"]), report_id=str(data["report_id"]),
+        sequence=data["sequence"], change=data["change"], channel=data["channel"], status=data["status"],
+        detail=data["detail"], attempts=data["attempts"], revision=data["revision"], at=data["at"],
+        callback_phone=data["callback_phone"])
 
 
 # -- out: referral events -------------------------------------------------------------

@@ -15,7 +15,7 @@ from psycopg.rows import dict_row
 
 from services.common.retention import DueSummary, RetentionPolicy
 
-from . import retention
+from . import contact_store, retention
 from .domain import URGENT, Referral, ReferralChange, Slot, is_breached, mrn_key
 
 # Every open/close path that could leave a free slot and a waitlisted referral passing
@@ -232,7 +232,8 @@ _VIEW = """r.referral_id::text, r.patient_mrn, r.patient_display_name, r.priorit
     ARRAY(SELECT rr.report_id::text FROM referral.referral_reports rr
           WHERE rr.referral_id = r.referral_id ORDER BY rr.position) AS report_ids,
     s.slot_id::text AS slot_id, s.start_at, s.end_at, p.name AS provider, p.location,
-    r.possible_duplicate_of::text AS duplicate_of_id, r.possible_duplicate_mrn AS duplicate_of_mrn
+    r.possible_duplicate_of::text AS duplicate_of_id, r.possible_duplicate_mrn AS duplicate_of_mrn,
+    r.contact_needed, r.contacted_at
     FROM referral.referrals r
     LEFT JOIN referral.slots s ON s.slot_id = r.slot_id
     LEFT JOIN referral.providers p ON p.provider_id = s.provider_id"""
@@ -268,6 +269,10 @@ def _view(row: dict, now: datetime) -> dict:
         # For schedulers only (never in events): the other referral's id and MRN, not its name.
         "possible_duplicate_of": None if row["duplicate_of_id"] is None else {
             "referral_id": row["duplicate_of_id"], "mrn": row["duplicate_of_mrn"]},
+        # For schedulers only (never in events); contact_store.add_messages adds the messages.
+        "contact": {"needed": row["contact_needed"], "callback_phone": None,
+                    "contacted_at": None if row["contacted_at"] is None else _utc(row["contacted_at"]),
+                    "messages": []},
     }
 
 
@@ -294,6 +299,7 @@ class QueueFilter:
     priority: str | None = None
     report_id: str | None = None
     review: str | None = None       # "possible_duplicate": flagged referrals only
+    contact_needed: bool | None = None  # True/False: only referrals whose patient must (not) be phoned
 
 
 REVIEW_POSSIBLE_DUPLICATE = "possible_duplicate"
@@ -319,6 +325,9 @@ def queue_query(filters: QueueFilter, *, after: QueueKey | None, limit: int) -> 
         params.append(0 if filters.priority == URGENT else 1)
     if filters.review == REVIEW_POSSIBLE_DUPLICATE:
         where.append(sql.SQL("r.possible_duplicate_of IS NOT NULL"))  # the partial index's predicate
+    if filters.contact_needed is not None:
+        # true: the partial index's predicate; false: a filter on any other index's walk
+        where.append(sql.SQL("r.contact_needed") if filters.contact_needed else sql.SQL("NOT r.contact_needed"))
     if filters.report_id:
         where.append(sql.SQL("r.referral_id = (SELECT rr.referral_id FROM referral.referral_reports rr"
                              " WHERE rr.report_id = %s)"))
@@ -393,6 +402,7 @@ def pseudonymise_batch(conn: psycopg.Connection, policy: RetentionPolicy, key: b
         if not values:
             return 0
         ids, mrns, names, duplicate_mrns = (list(column) for column in zip(*values))
+        contact_store.forget_identity(conn, ids)  # the phone to call back on, contact notes
         return conn.execute(
             "UPDATE referral.referrals r SET patient_mrn = v.mrn, patient_mrn_key = v.mrn,"
             " patient_display_name = v.name, patient_birth_date = NULL, possible_duplicate_mrn = v.duplicate_mrn,"

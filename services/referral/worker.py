@@ -1,4 +1,5 @@
-"""Referral worker: turns triage decisions into referrals and relays referral events."""
+"""Referral worker: turns triage decisions into referrals and relays referral events; keeps
+what intake told each patient (patient messages) for the queue's "contact needed"."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
@@ -6,14 +7,14 @@ from functools import partial
 
 from services.common import envelope
 from services.common import settings as settings_module
-from services.common.inbox import Delivery
-from services.common.settings import TOPIC_DECISIONS
+from services.common.inbox import Delivery, PoisonEvent
+from services.common.settings import TOPIC_DECISIONS, TOPIC_PATIENT_MESSAGES
 from services.common.worker import run_worker
 
-from . import booking
+from . import booking, contact, contact_store
 from .domain import DEFAULT_WINDOWS
 from . import store
-from .events import DEFAULT_MAX_WINDOW_DAYS, parse_decision
+from .events import DEFAULT_MAX_WINDOW_DAYS, parse_decision, parse_patient_message
 
 # The retention purge (services/common/purge.py): closed referrals lose their patient's
 # identity CLINIC_RETENTION_IDENTITY_DAYS after closing.
@@ -32,8 +33,25 @@ def on_decision(conn, event: dict, delivery: Delivery, *, now: datetime | None =
                            envelope.child_traceparent(delivery.traceparent))
 
 
+def on_patient_message(conn, event: dict, delivery: Delivery) -> None:
+    """One state of a message intake sent a patient (docs/patient-messages.md), in the inbox
+    transaction; a late or repeated state changes nothing."""
+    message = parse_patient_message(event)
+    try:
+        contact.record_message(conn, message)
+    except contact_store.MessageOfAnotherReferral:
+        raise PoisonEvent("patient message event data invalid: message_id: already known for another "
+                          "referral_id") from None
+
+
+def handlers(max_window_days: int = DEFAULT_MAX_WINDOW_DAYS) -> dict:
+    """What the worker consumes: topic -> handler."""
+    return {TOPIC_DECISIONS: partial(on_decision, max_window_days=max_window_days),
+            TOPIC_PATIENT_MESSAGES: on_patient_message}
+
+
 def main() -> None:
     settings = settings_module.load("referral")
     run_worker(settings, migrations_package="services.referral",
-               handlers={TOPIC_DECISIONS: partial(on_decision, max_window_days=settings.referral_max_window_days)},
+               handlers=handlers(settings.referral_max_window_days),
                identity_purge=IDENTITY_PURGE)
