@@ -35,6 +35,14 @@ CONSUMER_LAG = Gauge(
     ["service", "topic", "partition"],
 )
 
+# Patient messages (intake's worker, docs/patient-messages.md): the states they reach by
+# channel (sent, failed, uncertain, not_sent, and `retry` for a temporary refusal), and how
+# many wait to be delivered, as the sender last counted them.
+PATIENT_MESSAGES = Counter(
+    "clinic_patient_messages_total", "Patient messages by channel and the state they reached", ["channel", "outcome"],
+)
+PATIENT_MESSAGES_QUEUED = Gauge("clinic_patient_messages_queued", "Patient messages queued for delivery")
+
 
 # (unsent rows, age in seconds of the oldest unsent row or 0); raises when the database is down.
 OutboxReader = Callable[[], tuple[int, float]]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from collections.abc import Callable, Sequence
 
 from prometheus_client import start_http_server
 
@@ -59,11 +60,13 @@ def install_stop_signals(stop: threading.Event) -> None:
 
 def run_worker(settings: Settings, *, migrations_package: str, handlers: dict[str, Handler],
                stop: threading.Event | None = None, group_id: str | None = None,
-               identity_purge: tuple | None = None) -> None:
+               identity_purge: tuple | None = None,
+               background: Sequence[Callable[[threading.Event], None]] = ()) -> None:
     """The worker until `stop` is set (SIGTERM/SIGINT in the main thread); its consumer group
     is `group_id`, by default `clinic-<service>` (tests give each worker its own, under that
     prefix: the service's principal may use only groups named clinic-<service> or
-    clinic-<service>-...)."""
+    clinic-<service>-...). `background`: the service's own loops (intake's patient message
+    sender), each run in a thread once the migrations are applied, given `stop`."""
     configure_logging(settings.service)
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
@@ -79,6 +82,11 @@ def run_worker(settings: Settings, *, migrations_package: str, handlers: dict[st
         # (the service store's pseudonymise_batch, its table): the retention purge (purge.py)
         purge_thread = (start_purge_thread(IdentityPurger(settings, *identity_purge), stop)
                         if identity_purge else None)
+        extra_threads = [threading.Thread(target=loop, args=(stop,), daemon=True,
+                                          name=getattr(loop, "__qualname__", "background"))
+                         for loop in background]
+        for thread in extra_threads:
+            thread.start()
         log.info("worker started", extra={"topics": list(handlers)})
         consumer = InboxConsumer(service=settings.service, pool=pool, kafka_bootstrap=settings.kafka_bootstrap,
                                  group_id=group_id or f"clinic-{settings.service}", handlers=handlers,
@@ -94,6 +102,8 @@ def run_worker(settings: Settings, *, migrations_package: str, handlers: dict[st
         relay_thread.join(timeout=15)
         if purge_thread is not None:
             purge_thread.join(timeout=15)
+        for thread in extra_threads:
+            thread.join(timeout=15)
     finally:
         pool.close()
         if metrics_server is not None:

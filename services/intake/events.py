@@ -1,6 +1,8 @@
 """Intake's event contract, both directions.
 
-Out: `clinic.report.submitted` on clinic.symptom-reports.v1, built when a report is stored.
+Out: `clinic.report.submitted` on clinic.symptom-reports.v1, built when a report is stored;
+`clinic.patient.message` on clinic.patient-messages.v1, one per state a patient message
+reaches (docs/patient-messages.md).
 In: triage decisions (clinic.triage-decisions.v1) and referral snapshots
 (clinic.referral-events.v1), checked before the worker records them.
 
@@ -22,6 +24,7 @@ from .status_view import REFERRAL_STATUS_TO_REPORT_STATUS
 
 EVENT_SOURCE = "/clinic/intake"
 REPORT_SUBMITTED = "clinic.report.submitted"
+PATIENT_MESSAGE = "clinic.patient.message"
 
 # What triage and referral may say (contract values, not imports: services share events, not code).
 CARE_LEVELS = ("urgent", "specialist", "self_care")
@@ -59,6 +62,23 @@ def report_event(report_id: str, patient: dict, clinical: dict, submitted_at: st
         **clinical,
     }
     return envelope.new_event(type=REPORT_SUBMITTED, source=EVENT_SOURCE, subject=report_id, data=data)
+
+
+# -- out: what a patient was told ----------------------------------------------------------
+# docs/patient-messages.md: the data of clinic.patient.message, in this order.
+PATIENT_MESSAGE_FIELDS = ("message_id", "referral_id", "report_id", "sequence", "change", "channel", "status",
+                          "detail", "attempts", "revision", "at", "callback_phone")
+
+
+def patient_message_event(*, message_id: str, referral_id: str, report_id: str | None, sequence: int, change: str,
+                          channel: str, status: str, detail: str | None, attempts: int, revision: int, at: str,
+                          callback_phone: str | None) -> dict:
+    """One state of one message. The address and the words sent stay in intake; the patient's
+    phone goes out only on a `phone` message, for the person who must call."""
+    data = {"message_id": message_id, "referral_id": referral_id, "report_id": report_id, "sequence": sequence,
+            "change": change, "channel": channel, "status": status, "detail": detail, "attempts": attempts,
+            "revision": revision, "at": at, "callback_phone": callback_phone if channel == "phone" else None}
+    return envelope.new_event(type=PATIENT_MESSAGE, source=EVENT_SOURCE, subject=message_id, data=data)
 
 
 # -- in: decisions and referral snapshots ------------------------------------------------

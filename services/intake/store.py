@@ -162,9 +162,15 @@ def pseudonymise_batch(conn: psycopg.Connection, policy: RetentionPolicy, key: b
                 patients.append(Jsonb(retention.pseudonymised_patient(patient, key)))
         if not ids:
             return 0
-        return conn.execute(
+        done = conn.execute(
             "UPDATE intake.reports r SET patient = v.patient, body_hash = %s, pseudonymised_at = now()"
             " FROM unnest(%s::uuid[], %s::jsonb[]) AS v(report_id, patient)"
             # the ANY() lets the planner find the rows by primary key, not by a scan of the table
             " WHERE r.report_id = ANY(%s::uuid[]) AND r.report_id = v.report_id AND r.pseudonymised_at IS NULL",
             (retention.PSEUDONYMISED_BODY_HASH, ids, patients, ids)).rowcount
+        # The patient messages sent with these reports' contact details keep what was told and
+        # when (status, change, channel), not to whom nor the words (they name the time and place).
+        conn.execute(
+            "UPDATE intake.patient_messages SET recipient = NULL, content = NULL, pseudonymised_at = now()"
+            " WHERE report_id = ANY(%s::uuid[]) AND pseudonymised_at IS NULL", (ids,))
+        return done

@@ -10,12 +10,17 @@ The events are checked (and poison refused) by events.py, intake's event contrac
 """
 from __future__ import annotations
 
+import threading
+
 from services.common import settings as settings_module
+from services.common.envelope import child_traceparent
 from services.common.inbox import Delivery
-from services.common.settings import TOPIC_DECISIONS, TOPIC_REFERRAL_EVENTS
+from services.common.settings import TOPIC_DECISIONS, TOPIC_REFERRAL_EVENTS, Settings
 from services.common.worker import run_worker
 
 from . import events, store
+from .messages import store as message_store
+from .messages.sender import MessageSender
 
 
 def on_decision(conn, event: dict, delivery: Delivery) -> None:
@@ -25,6 +30,9 @@ def on_decision(conn, event: dict, delivery: Delivery) -> None:
 
 def on_referral_event(conn, event: dict, delivery: Delivery) -> None:
     data = events.parse_referral_event(event)
+    # What the patient is to be told is decided against the newest snapshot known before
+    # this one is recorded (docs/patient-messages.md); the sender thread delivers it.
+    message_store.tell_change(conn, data, child_traceparent(delivery.traceparent))
     store.record_referral(conn, data["report_ids"], data, data["sequence"])
 
 
@@ -34,6 +42,11 @@ HANDLERS = {TOPIC_DECISIONS: on_decision, TOPIC_REFERRAL_EVENTS: on_referral_eve
 IDENTITY_PURGE = (store.pseudonymise_batch, "intake.reports")
 
 
+def run(settings: Settings, *, group_id: str | None = None, stop: threading.Event | None = None) -> None:
+    """The intake worker: consumer, outbox relay, retention purge and patient message sender."""
+    run_worker(settings, migrations_package="services.intake", handlers=HANDLERS, identity_purge=IDENTITY_PURGE,
+               background=(MessageSender(settings).run,), group_id=group_id, stop=stop)
+
+
 def main() -> None:
-    run_worker(settings_module.load("intake"), migrations_package="services.intake", handlers=HANDLERS,
-               identity_purge=IDENTITY_PURGE)
+    run(settings_module.load("intake"))

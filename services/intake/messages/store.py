@@ -1,0 +1,178 @@
+"""Patient messages' SQL: the rows the worker writes when a referral changes, and the
+states the sender moves them through. Every state a message reaches is published, in the
+same transaction, as a `clinic.patient.message` event through intake's outbox.
+
+States: queued -> sending -> sent | failed | uncertain | queued (a retry, later);
+queued -> not_sent (no server configured, no address); `phone` rows start not_sent.
+`sending` is the sender's own and is not published: a row left in it by a sender that is
+gone becomes `uncertain`, never queued again (the patient may have been told).
+"""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from services.common import metrics, outbox
+from services.common.envelope import new_traceparent
+from services.common.settings import TOPIC_PATIENT_MESSAGES
+
+from .. import events
+from .changes import Change, change_to_tell
+from .contact import PHONE, recipients
+
+SCHEMA = "intake"
+WAKE_CHANNEL = "intake_patient_messages"  # NOTIFY: new rows for the sender
+NO_CONSENT = "no consented channel: a person must call the patient"
+
+_COLUMNS = ("message_id::text, referral_id::text, report_id::text, sequence, change, channel, status, detail,"
+            " attempts, revision, updated_at, recipient, appointment, content")
+
+
+@dataclass(frozen=True)
+class MessageRow:
+    message_id: str
+    referral_id: str
+    report_id: str | None
+    sequence: int
+    change: str
+    channel: str
+    status: str
+    detail: str | None
+    attempts: int
+    revision: int
+    updated_at: datetime
+    recipient: str | None
+    appointment: dict | None
+    content: dict | None
+
+
+def _publish(conn: psycopg.Connection, row: MessageRow, traceparent: str | None) -> None:
+    event = events.patient_message_event(
+        message_id=row.message_id, referral_id=row.referral_id, report_id=row.report_id, sequence=row.sequence,
+        change=row.change, channel=row.channel, status=row.status, detail=row.detail, attempts=row.attempts,
+        revision=row.revision, at=row.updated_at.isoformat(), callback_phone=row.recipient)
+    with conn.cursor() as cur:
+        outbox.add_event(cur, SCHEMA, topic=TOPIC_PATIENT_MESSAGES, key=row.referral_id, event=event,
+                         traceparent=traceparent or new_traceparent())
+    if row.status != "queued":
+        metrics.PATIENT_MESSAGES.labels(row.channel, row.status).inc()
+
+
+# -- the worker: a referral snapshot arrives (inside its inbox transaction) -----------------
+def previous_snapshot(conn: psycopg.Connection, referral_id: str, report_ids: list[str]) -> dict | None:
+    """The newest snapshot of this referral intake has recorded, on any of its reports. The
+    reports are locked: the same referral's next event (or the purge) waits for this one."""
+    row = conn.execute(
+        "SELECT referral FROM intake.reports WHERE report_id = ANY(%s::uuid[])"
+        " ORDER BY referral_sequence DESC NULLS LAST FOR UPDATE", (report_ids,)).fetchall()
+    known = [r[0] for r in row if r[0] and r[0].get("referral_id") == referral_id]
+    return known[0] if known else None
+
+
+def newest_report_patient(conn: psycopg.Connection, report_ids: list[str]) -> tuple[str | None, dict | None]:
+    """(report id, its `patient`) of the referral's newest report: the latest contact details."""
+    row = conn.execute(
+        "SELECT report_id::text, patient FROM intake.reports WHERE report_id = ANY(%s::uuid[])"
+        " ORDER BY submitted_at DESC, report_id LIMIT 1", (report_ids,)).fetchone()
+    return (row[0], row[1]) if row else (None, None)
+
+
+def tell_change(conn: psycopg.Connection, snapshot: dict, traceparent: str | None) -> list[MessageRow]:
+    """Before the snapshot is recorded: if it tells the patient something, one row per channel
+    (published), written once whatever is delivered twice (the unique key). The new rows."""
+    report_ids = [str(r) for r in snapshot["report_ids"]]
+    change = change_to_tell(previous_snapshot(conn, str(snapshot["referral_id"]), report_ids), snapshot)
+    if change is None:
+        return []
+    report_id, patient = newest_report_patient(conn, report_ids)
+    written = []
+    for recipient in recipients(patient):
+        row = _insert(conn, str(snapshot["referral_id"]), report_id, change, recipient.channel, recipient.address)
+        if row is not None:
+            _publish(conn, row, traceparent)
+            written.append(row)
+    if written:
+        conn.execute(f"NOTIFY {WAKE_CHANNEL}")
+    return written
+
+
+def _insert(conn, referral_id: str, report_id: str | None, change: Change, channel: str,
+            address: str | None) -> MessageRow | None:
+    status, detail = ("not_sent", NO_CONSENT) if channel == PHONE else ("queued", None)
+    appointment = Jsonb(change.appointment.as_json()) if change.appointment else None
+    row = conn.execute(
+        "INSERT INTO intake.patient_messages (message_id, referral_id, report_id, sequence, change, channel,"
+        " recipient, appointment, status, detail) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        f" ON CONFLICT ON CONSTRAINT patient_messages_once DO NOTHING RETURNING {_COLUMNS}",
+        (str(uuid.uuid4()), referral_id, report_id, change.sequence, change.kind, channel, address, appointment,
+         status, detail)).fetchone()
+    return MessageRow(*row) if row else None
+
+
+# -- the sender --------------------------------------------------------------------------
+def claim_next(conn: psycopg.Connection) -> MessageRow | None:
+    """The oldest due queued row, locked (SKIP LOCKED: another sender takes another row).
+    Call inside a transaction, then mark it sending or finish it in the same one."""
+    row = conn.execute(
+        f"SELECT {_COLUMNS} FROM intake.patient_messages WHERE status = 'queued' AND next_attempt_at <= now()"
+        " ORDER BY next_attempt_at LIMIT 1 FOR UPDATE SKIP LOCKED").fetchone()
+    return MessageRow(*row) if row else None
+
+
+def mark_sending(conn: psycopg.Connection, message_id: str, sender: int, content: dict) -> None:
+    conn.execute(
+        "UPDATE intake.patient_messages SET status = 'sending', sender = %s, attempts = attempts + 1,"
+        " content = %s, updated_at = now() WHERE message_id = %s AND status = 'queued'",
+        (sender, Jsonb(content), message_id))
+
+
+def finish_queued(conn: psycopg.Connection, message_id: str, status: str, detail: str) -> MessageRow | None:
+    """A queued row that no channel can carry (not_sent), published."""
+    return _move(conn, message_id, "status = 'queued'", (), status=status, detail=detail)
+
+
+def record_outcome(conn: psycopg.Connection, message_id: str, sender: int, status: str, detail: str | None,
+                   retry_in_s: float | None = None) -> MessageRow | None:
+    """What became of a delivery this sender started: sent, failed, uncertain, or queued
+    again `retry_in_s` from now. None when the row is no longer this sender's (it was found
+    orphaned meanwhile, and is uncertain)."""
+    return _move(conn, message_id, "status = 'sending' AND sender = %s", (sender,), status=status, detail=detail,
+                 retry_in_s=retry_in_s)
+
+
+def _move(conn, message_id: str, guard: str, guard_args: tuple, *, status: str, detail: str | None,
+          retry_in_s: float | None = None) -> MessageRow | None:
+    row = conn.execute(
+        "UPDATE intake.patient_messages SET status = %s, detail = %s, sender = NULL, revision = revision + 1,"
+        " next_attempt_at = CASE WHEN %s::float8 IS NULL THEN next_attempt_at"
+        "                        ELSE now() + %s::float8 * interval '1 second' END,"
+        f" updated_at = now() WHERE message_id = %s AND {guard} RETURNING {_COLUMNS}",
+        (status, detail, retry_in_s, retry_in_s, message_id, *guard_args)).fetchone()
+    if row is None:
+        return None
+    moved = MessageRow(*row)
+    _publish(conn, moved, None)
+    return moved
+
+
+def senders_in_flight(conn: psycopg.Connection) -> list[int]:
+    return [r[0] for r in conn.execute(
+        "SELECT DISTINCT sender FROM intake.patient_messages WHERE status = 'sending' AND sender IS NOT NULL")]
+
+
+def orphans_uncertain(conn: psycopg.Connection, sender: int, detail: str) -> int:
+    """The rows a gone sender left `sending` become uncertain (published); how many."""
+    rows = conn.execute(
+        "SELECT message_id::text FROM intake.patient_messages WHERE status = 'sending' AND sender = %s"
+        " FOR UPDATE SKIP LOCKED", (sender,)).fetchall()
+    return sum(1 for (message_id,) in rows
+               if _move(conn, message_id, "status = 'sending' AND sender = %s", (sender,), status="uncertain",
+                        detail=detail) is not None)
+
+
+def queued_count(conn: psycopg.Connection) -> int:
+    return conn.execute("SELECT count(*) FROM intake.patient_messages WHERE status = 'queued'").fetchone()[0]
