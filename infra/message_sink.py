@@ -324,7 +324,8 @@ class LocalMessageSink:
             except OSError as exc:
                 last = str(getattr(exc, "reason", exc))
             time.sleep(0.1)
-        raise RuntimeError(f"the message sink did not answer on {self.host}:{self.sms_port} within {timeout:g} s: {last}")
+        raise RuntimeError(f"the message sink did not answer on {self.host}:{self.sms_port} "
+                           f"within {timeout:g} s: {last}")
 
 
 if __name__ == "__main__":
