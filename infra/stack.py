@@ -2,8 +2,9 @@
 
     python -m infra.stack
 
-Starts PostgreSQL, a single-node Kafka broker and, for each service, its API
-(gunicorn) and its worker (`clinic worker <svc>`); waits until every API
+Starts PostgreSQL, a single-node Kafka broker, the local message sink (where
+the patient messages of the demo land: infra/message_sink.py) and, for each
+service, its API (gunicorn) and its worker (`clinic worker <svc>`); waits until every API
 answers /readyz; seeds the demo data once (unless CLINIC_DEMO=0); prints where
 everything is; then supervises (infra/supervisor.py): a child that dies is
 restarted with backoff. Ctrl-C or SIGTERM stops the services and workers,
@@ -37,6 +38,7 @@ from infra.kafka.runner import LocalKafka
 from infra.kafka.runner import check_java
 from infra.kafka.runner import marker as jars_marker
 from infra.kafka.runner import pom_hash
+from infra.message_sink import LocalMessageSink, mail_dir, sms_file
 from infra.postgres import InfraError, LocalPostgres, find_bin_dir, stop_stale
 from infra.proxy.runner import DEFAULT_HTTP_PORT as PROXY_HTTP_PORT
 from infra.proxy.runner import DEFAULT_HTTPS_PORT as PROXY_HTTPS_PORT
@@ -54,6 +56,18 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_API_PORTS = {"intake": 8001, "triage": 8002, "referral": 8003}
 # Each worker process serves its own /metrics (consumer and relay counters) here.
 DEFAULT_WORKER_METRICS_PORTS = {"intake": 9101, "triage": 9102, "referral": 9103}
+# The local message sink's SMTP port and SMS gateway port (the ports MailHog/Mailpit made usual).
+DEFAULT_MAIL_SINK_PORT, DEFAULT_SMS_SINK_PORT = 1025, 8025
+# The sink's bearer token under <state>/secrets/. Not CLINIC_SMS_GATEWAY_TOKEN itself: settings
+# read that name from there too, and an operator's own gateway must not be sent our token.
+SMS_SINK_TOKEN = "CLINIC_SMS_SINK_TOKEN"
+# What the demo's patient messages say about the clinic, unless the environment says otherwise.
+DEMO_CLINIC = {
+    "CLINIC_NAME": "Hip Clinic",
+    "CLINIC_CONTACT_PHONE": "+44 20 7946 0000",  # Ofcom's range for drama: nobody's number
+    "CLINIC_TIME_ZONE": "Europe/London",
+}
+DEMO_SMTP_FROM = "Hip Clinic <appointments@clinic.localhost>"
 READY_TIMEOUT = 180.0
 # A service process that exits this often before the stack is ready will not
 # get better by waiting out READY_TIMEOUT: fail early and point at its log.
@@ -65,6 +79,7 @@ SEED_TIMEOUT = 120.0
 # needed so that the whole stop fits in SHUTDOWN_BUDGET.
 API_GRACE, KAFKA_GRACE, PG_GRACE = 12.0, 15.0, 6.0
 PROXY_GRACE = 5.0  # nginx's graceful stop (QUIT) waits for requests in flight
+SINK_GRACE = 5.0  # the sink stops in well under a second
 SHUTDOWN_BUDGET = 30.0
 
 
@@ -87,6 +102,8 @@ class StackConfig:
     tls_proxy: bool = False
     proxy_https_port: int = PROXY_HTTPS_PORT
     proxy_http_port: int = PROXY_HTTP_PORT
+    mail_sink_port: int = DEFAULT_MAIL_SINK_PORT
+    sms_sink_port: int = DEFAULT_SMS_SINK_PORT
 
     @property
     def logs_dir(self) -> Path:
@@ -116,6 +133,8 @@ class StackConfig:
             tls_proxy=env.get("CLINIC_TLS_PROXY", "0") not in ("", "0"),
             proxy_https_port=_port_from_env(env, "CLINIC_PROXY_HTTPS_PORT", PROXY_HTTPS_PORT),
             proxy_http_port=_port_from_env(env, "CLINIC_PROXY_HTTP_PORT", PROXY_HTTP_PORT),
+            mail_sink_port=_port_from_env(env, "CLINIC_MAIL_SINK_PORT", DEFAULT_MAIL_SINK_PORT),
+            sms_sink_port=_port_from_env(env, "CLINIC_SMS_SINK_PORT", DEFAULT_SMS_SINK_PORT),
         )
 
     def proxy(self) -> LocalProxy:
@@ -124,6 +143,10 @@ class StackConfig:
 
     def kafka(self) -> LocalKafka:
         return LocalKafka(self.state_dir, self.kafka_port, self.host, lib_dir=self.kafka_lib_dir)
+
+    def message_sink(self) -> LocalMessageSink:
+        return LocalMessageSink(self.state_dir, self.mail_sink_port, self.sms_sink_port,
+                                token_file=local_secrets_dir(self.state_dir) / SMS_SINK_TOKEN, host=self.host)
 
 
 def _port_from_env(env: Mapping[str, str], name: str, default: int) -> int:
@@ -224,6 +247,8 @@ def _ports(config: StackConfig, controller_port: int) -> list[tuple[int, str, st
     ports = [(config.api_ports[svc], f"{svc} API", f"CLINIC_{svc.upper()}_PORT") for svc in SERVICES]
     ports += [(config.worker_metrics_ports[svc], f"{svc} worker metrics", f"CLINIC_{svc.upper()}_WORKER_METRICS_PORT")
               for svc in SERVICES]
+    ports += [(config.mail_sink_port, "the message sink (SMTP)", "CLINIC_MAIL_SINK_PORT"),
+              (config.sms_sink_port, "the message sink (SMS gateway)", "CLINIC_SMS_SINK_PORT")]
     if config.tls_proxy:
         ports += [(config.proxy_https_port, "the TLS proxy (HTTPS)", "CLINIC_PROXY_HTTPS_PORT"),
                   (config.proxy_http_port, "the TLS proxy (HTTP)", "CLINIC_PROXY_HTTP_PORT")]
@@ -307,9 +332,18 @@ def start_all(sup: Supervisor, config: StackConfig, pg: LocalPostgres, kafka: Lo
     # Topics with the retention the settings ask for, and each service principal's ACLs.
     kafka.ensure_topics(retention=Retention.from_settings(settings_module.load(env=os.environ)))
 
+    # Before the services: the intake worker may send a message as soon as it starts.
+    ensure_local_secret(config.state_dir, SMS_SINK_TOKEN)
+    sink = config.message_sink()
+    sup.start(ManagedProcess("message-sink", lambda: sink.start(config.logs_dir / "message-sink.log", REPO_ROOT),
+                             ready_fn=sink.wait_ready, tier=1, grace=SINK_GRACE,
+                             log_path=config.logs_dir / "message-sink.log"))
+
     services = []
     for svc in SERVICES:
         env = service_env(config, svc, pg.role_url(svc), _service_secret_key(config.state_dir, svc))
+        if svc == "intake":  # the service that tells patients (docs/patient-messages.md)
+            env = patient_message_env(config, env)
         # The API's gunicorn workers add up their metrics in a folder of its own
         # (emptied by services/common/gunicorn_conf.py at its start); the worker serves its own.
         api_env = {**env, "PROMETHEUS_MULTIPROC_DIR": str(config.state_dir / "metrics" / f"{svc}-api")}
@@ -364,6 +398,40 @@ def service_env(config: StackConfig, svc: str, database_url: str, secret_key: st
     if config.tls_proxy:  # the proxy's X-Forwarded-* are believed (ProxyFix, services/common/web.py)
         env["CLINIC_TRUSTED_PROXY_HOPS"] = "1"
     return env
+
+
+def patient_message_env(config: StackConfig, env: Mapping[str, str]) -> dict[str, str]:
+    """env with the patient-message settings pointed at the local message sink, and demo
+    values for what the messages say about the clinic.
+
+    An operator's own server wins: with CLINIC_SMTP_HOST set, every CLINIC_SMTP_* is left as
+    given (mixing their host with the sink's port or no-TLS would reach neither); likewise
+    every CLINIC_SMS_GATEWAY_* with CLINIC_SMS_GATEWAY_URL set. Otherwise the sink's values
+    replace them, and a login, password or STARTTLS meant for another server is dropped (the
+    sink takes none); only CLINIC_SMTP_FROM, which any server takes, is kept if given.
+    """
+    env = dict(env)
+    if not using_own_smtp(env):
+        for name in ("CLINIC_SMTP_USERNAME", "CLINIC_SMTP_PASSWORD", "CLINIC_SMTP_PASSWORD_FILE"):
+            env.pop(name, None)
+        env.update(CLINIC_SMTP_HOST=config.host, CLINIC_SMTP_PORT=str(config.mail_sink_port),
+                   CLINIC_SMTP_STARTTLS="no")
+        env.setdefault("CLINIC_SMTP_FROM", DEMO_SMTP_FROM)
+    if not using_own_sms_gateway(env):
+        env.pop("CLINIC_SMS_GATEWAY_TOKEN", None)  # it would be read before the _FILE
+        sink = config.message_sink()
+        env.update(CLINIC_SMS_GATEWAY_URL=sink.sms_url, CLINIC_SMS_GATEWAY_TOKEN_FILE=str(sink.token_file))
+    for name, value in DEMO_CLINIC.items():
+        env.setdefault(name, value)
+    return env
+
+
+def using_own_smtp(environ: Mapping[str, str]) -> bool:
+    return bool(environ.get("CLINIC_SMTP_HOST", "").strip())
+
+
+def using_own_sms_gateway(environ: Mapping[str, str]) -> bool:
+    return bool(environ.get("CLINIC_SMS_GATEWAY_URL", "").strip())
 
 
 def _common_env(config: StackConfig) -> dict[str, str]:
@@ -454,7 +522,9 @@ def demo_credentials(config: StackConfig, pg: LocalPostgres) -> str | None:
     return text
 
 
-def summary(config: StackConfig, credentials: str | None) -> str:
+def summary(config: StackConfig, credentials: str | None, environ: Mapping[str, str] | None = None) -> str:
+    environ = os.environ if environ is None else environ
+
     def url(svc: str, path: str) -> str:
         return f"http://{config.host}:{config.api_ports[svc]}{path}"
 
@@ -469,6 +539,7 @@ def summary(config: StackConfig, credentials: str | None) -> str:
                                         for svc in SERVICES),
         f"  Kafka          {config.kafka_bootstrap}",
         f"  PostgreSQL     {config.host}:{config.pg_port}, database clinic",
+        *_patient_message_lines(config, environ),
         f"  logs           {config.logs_dir}/",
         f"  credentials    {clinic_command()} kiosk add NAME | staff add NAME --role scheduler|admin",
     ]
@@ -484,6 +555,19 @@ def summary(config: StackConfig, credentials: str | None) -> str:
     elif config.demo:
         lines += ["", "No demo data: the demo seed failed (see logs/demo-seed.log)."]
     return "\n".join(lines) + "\n"
+
+
+def _patient_message_lines(config: StackConfig, environ: Mapping[str, str]) -> list[str]:
+    """Where the patient messages the demo sends land (patient_message_env's choice)."""
+    if using_own_smtp(environ):
+        email = f"your CLINIC_SMTP_HOST ({environ['CLINIC_SMTP_HOST'].strip()})"
+    else:
+        email = f"{mail_dir(config.state_dir)}/ (one .eml each; SMTP {config.host}:{config.mail_sink_port})"
+    if using_own_sms_gateway(environ):
+        sms = "your CLINIC_SMS_GATEWAY_URL"  # not shown: a URL may hold a token
+    else:
+        sms = f"{sms_file(config.state_dir)} (one JSON line each; {config.message_sink().sms_url})"
+    return [f"  patient email  {email}", f"  patient SMS    {sms}"]
 
 
 if __name__ == "__main__":

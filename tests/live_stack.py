@@ -130,6 +130,8 @@ def stack_ports(tls_proxy: bool = False) -> dict[str, str]:
     for svc in settings_module.SERVICES:
         ports[f"CLINIC_{svc.upper()}_PORT"] = pick()
         ports[f"CLINIC_{svc.upper()}_WORKER_METRICS_PORT"] = pick()
+    ports["CLINIC_MAIL_SINK_PORT"] = pick()  # the message sink's (infra/message_sink.py)
+    ports["CLINIC_SMS_SINK_PORT"] = pick()
     if tls_proxy:
         ports["CLINIC_PROXY_HTTPS_PORT"] = pick()
         ports["CLINIC_PROXY_HTTP_PORT"] = pick()

@@ -56,6 +56,16 @@ def test_a_port_in_use_is_named_with_the_variable_that_moves_it(tmp_path):
     assert_one_line_error(result, f"port {port} (intake API)", "already in use", "CLINIC_INTAKE_PORT")
 
 
+@pytest.mark.parametrize(("variable", "what"), [("CLINIC_MAIL_SINK_PORT", "the message sink (SMTP)"),
+                                               ("CLINIC_SMS_SINK_PORT", "the message sink (SMS gateway)")])
+def test_a_message_sink_port_in_use_is_named_with_its_variable(tmp_path, variable, what):
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        result = run_stack(stack_env(tmp_path, **{variable: str(port)}))
+
+    assert_one_line_error(result, f"port {port} ({what})", "already in use", variable)
+
+
 def test_a_second_stack_on_the_same_state_folder_is_refused(tmp_path):
     # The first `make run` is represented by its lock, held here the way it holds it.
     with open(tmp_path / "stack.lock", "w") as lock:
