@@ -421,6 +421,9 @@ def patient_message_env(config: StackConfig, env: Mapping[str, str]) -> dict[str
         env.pop("CLINIC_SMS_GATEWAY_TOKEN", None)  # it would be read before the _FILE
         sink = config.message_sink()
         env.update(CLINIC_SMS_GATEWAY_URL=sink.sms_url, CLINIC_SMS_GATEWAY_TOKEN_FILE=str(sink.token_file))
+        # intake posts with urllib, which sends 127.0.0.1 to an http_proxy unless no_proxy names it.
+        for name in ("no_proxy", "NO_PROXY"):
+            env[name] = ",".join(filter(None, (env.get(name), config.host)))
     for name, value in DEMO_CLINIC.items():
         env.setdefault(name, value)
     return env

@@ -215,6 +215,7 @@ def test_the_intake_service_is_pointed_at_the_sink(tmp_path):
     assert loaded.sms_gateway_url == "http://127.0.0.1:18025/sms"
     assert loaded.sms_gateway_token == token
     assert "CLINIC_SMS_GATEWAY_TOKEN" not in env  # a file, as the Kafka passwords are
+    assert urllib.request.proxy_bypass_environment("127.0.0.1", proxies={"no": env["no_proxy"]})
     assert (loaded.clinic_name, loaded.clinic_time_zone) == ("Hip Clinic", "Europe/London")
     assert loaded.clinic_contact_phone == "+44 20 7946 0000"
 
@@ -222,16 +223,19 @@ def test_the_intake_service_is_pointed_at_the_sink(tmp_path):
 def test_settings_meant_for_another_server_do_not_reach_the_sink(tmp_path):
     config = config_for(tmp_path)
     token = ensure_local_secret(tmp_path, SMS_SINK_TOKEN)
-    stray = {"CLINIC_STATE_DIR": str(tmp_path), "CLINIC_SMTP_PORT": "587", "CLINIC_SMTP_STARTTLS": "yes",
+    stray = {"CLINIC_STATE_DIR": str(tmp_path), "no_proxy": "intranet.example.test",
+             "CLINIC_SMTP_PORT": "587", "CLINIC_SMTP_STARTTLS": "yes",
              "CLINIC_SMTP_USERNAME": "someone", "CLINIC_SMTP_PASSWORD": "theirs",
              "CLINIC_SMS_GATEWAY_TOKEN": "a token for another gateway",
              "CLINIC_SMTP_FROM": "Dev <dev@example.test>", "CLINIC_NAME": "Knee Clinic"}
 
-    loaded = settings_module.load("intake", env=patient_message_env(config, stray))
+    env = patient_message_env(config, stray)
+    loaded = settings_module.load("intake", env=env)
 
     assert (loaded.smtp_port, loaded.smtp_starttls) == (2525, False)
     assert (loaded.smtp_username, loaded.smtp_password) == (None, None)
     assert loaded.sms_gateway_token == token
+    assert env["no_proxy"] == "intranet.example.test,127.0.0.1"
     # What the messages say is the operator's to choose, sink or not.
     assert (loaded.smtp_from, loaded.clinic_name) == ("Dev <dev@example.test>", "Knee Clinic")
 
