@@ -10,6 +10,7 @@ from services.common.validation import field_errors
 from services.common.web import build_app
 
 from . import page
+from .api.contact import blp as contact_blp
 from .api.providers import blp as providers_blp
 from .api.referrals import blp as referrals_blp
 from .api.slots import blp as slots_blp
@@ -28,7 +29,7 @@ def create_app(settings: settings_module.Settings | None = None) -> Flask:
     app = build_app(settings, title="Clinic referral API", migrations_package="services.referral",
                     import_name=__name__)
     api = app.extensions["clinic_api"]
-    for blueprint in (providers_blp, slots_blp, referrals_blp):
+    for blueprint in (providers_blp, slots_blp, referrals_blp, contact_blp):
         api.register_blueprint(blueprint)
     app.register_error_handler(UnprocessableEntity, _argument_errors)
     page.init_app(app)

@@ -1,5 +1,5 @@
 """The schedulers' queue: GET /v1/referrals, GET /v1/referrals/<id>, and the actions
-reschedule, cancel and complete (scheduler or admin)."""
+reschedule, cancel and complete (scheduler or admin; contacted: api/contact.py)."""
 from __future__ import annotations
 
 import uuid
@@ -11,7 +11,7 @@ from services.common.auth import require_staff
 from services.common.errors import ApiError
 from services.common.json_body import Blueprint, require_json
 
-from .. import booking, store
+from .. import booking, contact_store, store
 from ..domain import ReferralError
 from .common import (
     actor,
@@ -48,6 +48,8 @@ def _view(conn, referral_id: str, at: datetime) -> dict | None:
     view = store.referral_view(conn, referral_id, at)
     if view is not None:
         view["history"] = store.history(conn, referral_id)
+        contact_store.add_messages(conn, [view])
+        view["contact"]["contacts"] = contact_store.contacts_of(conn, referral_id)
     return view
 
 
@@ -67,7 +69,7 @@ def _detail(referral_id: str) -> dict:
     return view
 
 
-def _command(command, action: str, referral_id: str, **kwargs) -> dict:
+def run_referral_command(command, action: str, referral_id: str, **kwargs) -> dict:
     """Run a scheduler's command and answer with the referral as it now stands, read and
     audited in the command's own transaction: the change, its audit row and the answer
     commit together or not at all."""
@@ -99,9 +101,10 @@ def list_referrals(query):
     after = decode_cursor(query["cursor"], CURSOR_KIND, (int, datetime, uuid.UUID))
     filters = store.QueueFilter(status=query["status"], priority=query["priority"],
                                 report_id=str(query["report_id"]) if query["report_id"] else None,
-                                review=query["review"])
+                                review=query["review"], contact_needed=query["contact_needed"])
     with pool().connection() as conn:
         items, next_key = store.queue_page(conn, filters, after=after, limit=query["limit"], now=now())
+        contact_store.add_messages(conn, items)
         # One row per list request, naming every referral it returns (and their patients).
         audit.record(conn, audit.LIST, "referral", [item["referral_id"] for item in items],
                      [mrn for item in items for mrn in _mrns(item)])
@@ -129,7 +132,7 @@ def get_referral(referral_id):
 @blp.alt_response(422, description="Invalid body, or no such slot (`slot_id`)")
 def reschedule(body, referral_id):
     try:
-        return _command(booking.reschedule, "reschedule", referral_id, slot_id=str(body["slot_id"]))
+        return run_referral_command(booking.reschedule, "reschedule", referral_id, slot_id=str(body["slot_id"]))
     except booking.UnknownSlot:
         raise ApiError(422, "validation_failed", "Some fields are not valid.",
                        [{"field": "slot_id", "message": "No such slot."}]) from None
@@ -145,7 +148,7 @@ def reschedule(body, referral_id):
 @blp.alt_response(409, description="`invalid_transition`: already cancelled or completed")
 @blp.alt_response(422, description="Missing or blank reason")
 def cancel(body, referral_id):
-    return _command(booking.cancel, "cancel", referral_id, reason=body["reason"])
+    return run_referral_command(booking.cancel, "cancel", referral_id, reason=body["reason"])
 
 
 @blp.route("/v1/referrals/<referral_id>/complete", methods=["POST"])
@@ -155,4 +158,4 @@ def cancel(body, referral_id):
 @blp.alt_response(404, description="No such referral")
 @blp.alt_response(409, description="`invalid_transition`: only a booked referral can be completed")
 def complete(referral_id):
-    return _command(booking.complete, "complete", referral_id)
+    return run_referral_command(booking.complete, "complete", referral_id)

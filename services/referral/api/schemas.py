@@ -13,6 +13,7 @@ from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validat
 
 from services.common.fields import CALENDAR_DATE, CalendarDate, bounded_text
 
+from ..domain.contact import CHANGES, CHANNELS, MESSAGE_STATUSES
 from ..slot_series import WEEKDAYS
 
 MAX_SLOT_HOURS = 12
@@ -243,6 +244,9 @@ class ReferralQuerySchema(_Query):
         REVIEW_FILTERS, error="Must be one of: " + ", ".join(REVIEW_FILTERS) + "."), metadata={
         "description": "Extension to the contract. possible_duplicate: only referrals flagged for review as a "
                        "possible duplicate (same MRN as another open referral, another birth date)."})
+    contact_needed = StrictBoolean(load_default=None, metadata={
+        "description": "true: only referrals whose patient a person must phone (`contact.needed`); "
+                       "false: only the others."})
     limit = _limit()
     cursor = _cursor()
 
@@ -266,6 +270,40 @@ class PossibleDuplicateSchema(Schema):
                                                  "(never the other patient's name)."})
 
 
+class PatientMessageSchema(Schema):
+    message_id = fields.UUID()
+    change = fields.String(metadata={"enum": list(CHANGES), "description": "What the message told."})
+    channel = fields.String(metadata={"enum": list(CHANNELS),
+                                      "description": "phone: no consented channel, a person must call."})
+    status = fields.String(metadata={"enum": list(MESSAGE_STATUSES)})
+    detail = fields.String(allow_none=True, metadata={"description": "Why, for failed, uncertain or not_sent."})
+    attempts = fields.Integer()
+    at = fields.AwareDateTime(metadata={"description": "When the message reached this status."})
+
+
+class ContactSchema(Schema):
+    needed = fields.Boolean(metadata={
+        "description": "A message failed, is uncertain or was not sent after the patient was last marked "
+                       "contacted: a person must phone the patient."})
+    callback_phone = fields.String(allow_none=True, metadata={
+        "description": "The patient's phone, from the newest message that gave one (a person must call)."})
+    contacted_at = fields.AwareDateTime(allow_none=True, metadata={
+        "description": "When a scheduler last marked the patient contacted."})
+    messages = fields.List(fields.Nested(PatientMessageSchema), metadata={
+        "description": "Every message sent about this referral, in its newest state, oldest first."})
+
+
+class ContactRecordSchema(Schema):
+    at = fields.AwareDateTime()
+    actor = fields.String(metadata={"description": "Staff member's name."})
+    note = fields.String(allow_none=True)
+
+
+class ContactDetailSchema(ContactSchema):
+    contacts = fields.List(fields.Nested(ContactRecordSchema), metadata={
+        "description": "Every time the patient was marked contacted, oldest first."})
+
+
 class ReferralSchema(Schema):
     referral_id = fields.UUID()
     report_id = fields.UUID(metadata={"description": "The report that opened the referral."})
@@ -284,6 +322,9 @@ class ReferralSchema(Schema):
         "description": "Extension to the contract. Set when, as this referral was made, another open referral "
                        "had the same MRN (NFKC, trimmed, case-folded) but another or an unknown birth date: "
                        "the report was not linked to it, and a scheduler should review the two. Null otherwise."})
+    contact = fields.Nested(ContactSchema, metadata={
+        "description": "Who was told what, and when (docs/patient-messages.md), and whether a person must "
+                       "phone the patient."})
 
 
 class HistoryEntrySchema(Schema):
@@ -301,6 +342,7 @@ class HistoryEntrySchema(Schema):
 
 class ReferralDetailSchema(ReferralSchema):
     history = fields.List(fields.Nested(HistoryEntrySchema))
+    contact = fields.Nested(ContactDetailSchema)
 
 
 class ReferralPageSchema(Schema):
@@ -314,3 +356,7 @@ class RescheduleSchema(_Strict):
 
 class CancelSchema(_Strict):
     reason = bounded_text(500, required=True, metadata={"example": "Patient asked to cancel."})
+
+
+class ContactedSchema(_Strict):
+    note = bounded_text(500, load_default=None, metadata={"example": "Phoned; the patient knows the new time."})
