@@ -24,7 +24,8 @@ CREATE TABLE IF NOT EXISTS audit.access (
     staff_role   text NOT NULL,
     channel      text NOT NULL CHECK (channel IN ('api', 'page')),  -- bearer token / queue page session
     background   boolean NOT NULL DEFAULT false,           -- the queue page's own periodic refresh
-    action       text NOT NULL CHECK (action IN ('read', 'list', 'reschedule', 'cancel', 'complete')),
+    action       text NOT NULL CONSTRAINT access_action_check
+                 CHECK (action IN ('read', 'list', 'reschedule', 'cancel', 'complete', 'contacted')),
     record_type  text NOT NULL CHECK (record_type IN ('referral', 'report', 'decision')),
     record_ids   uuid[] NOT NULL,                          -- a list request: every record it returned
     patient_mrns text[] NOT NULL DEFAULT '{}',             -- as typed, where the service knows them
@@ -33,6 +34,19 @@ CREATE TABLE IF NOT EXISTS audit.access (
     traceparent  text,
     client_addr  inet
 );
+
+-- A database made before an action was added (contacted: issue 19) gets the new list. Its rows
+-- all hold earlier actions, still allowed: NOT VALID spares the scan of the whole table.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = 'audit.access'::regclass
+                   AND conname = 'access_action_check' AND pg_get_constraintdef(oid) LIKE '%''contacted''%') THEN
+        ALTER TABLE audit.access DROP CONSTRAINT IF EXISTS access_action_check;
+        ALTER TABLE audit.access ADD CONSTRAINT access_action_check
+            CHECK (action IN ('read', 'list', 'reschedule', 'cancel', 'complete', 'contacted')) NOT VALID;
+    END IF;
+END
+$$;
 
 -- `clinic audit --staff NAME` and `--patient MRN`, newest first.
 CREATE INDEX IF NOT EXISTS access_staff_idx ON audit.access (staff_name, audit_id DESC);
