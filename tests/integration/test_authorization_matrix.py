@@ -64,6 +64,7 @@ MATRIX: dict[tuple[str, str, str], tuple[int, ...]] = {
     ("referral", "POST", "/v1/referrals/<referral_id>/reschedule"): (401, 401, 401, 404, 404, 401),
     ("referral", "POST", "/v1/referrals/<referral_id>/cancel"): (401, 401, 401, 404, 404, 401),
     ("referral", "POST", "/v1/referrals/<referral_id>/complete"): (401, 401, 401, 404, 404, 401),
+    ("referral", "POST", "/v1/referrals/<referral_id>/contacted"): (401, 401, 401, 404, 404, 401),
     # The schedulers' page: the sign-in form for everyone (a bearer header signs no one in);
     # its forms need the page's CSRF token, which none of these callers has.
     ("referral", "GET", "/queue"): (200, 200, 200, 200, 200, 200),
@@ -161,6 +162,7 @@ def request_for(service: str, method: str, rule: str, report_id: str, provider_i
                            "daily_end": "09:30", "weekdays": [1, 2, 3, 4, 5, 6, 7]},
         "/v1/referrals/<referral_id>/reschedule": {"slot_id": UNKNOWN},
         "/v1/referrals/<referral_id>/cancel": {"reason": "Matrix test."},
+        "/v1/referrals/<referral_id>/contacted": {"note": "Matrix test."},
     }
     return path, (bodies.get(rule, {}) if method == "POST" else None)
 
