@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates, validates_schema
 
-from services.common.fields import CalendarDate, StrictBoolean, bounded_text
+from services.common.fields import CalendarDate, StrictBoolean, Text, bounded_text
 from services.common.report_vocabulary import (
     HOME_CARE_MEASURES,
     IMPROVING,
@@ -39,6 +39,21 @@ _PHONE_SEPARATORS = str.maketrans("", "", " -.()")
 # The same rule for OpenAPI clients: E.164 once the separators are dropped.
 PHONE_PATTERN = r"^[ .()-]*\+[ .()-]*[1-9](?:[ .()-]*[0-9]){6,14}[ .()-]*$"
 
+# RFC 5321's limit on a forward path, what an SMTP server takes.
+EMAIL_MAX = 254
+EMAIL_LOCAL_MAX = 64  # before the "@"
+# An address an SMTP server without SMTPUTF8 takes, and the OpenAPI `pattern` of patient.email:
+# an ASCII dot-atom, "@", a host name of two or more labels ending in letters. Narrower than
+# marshmallow's Email (no quoted local parts, IP literals, "localhost" or Unicode) and than
+# `format: email` alone, so the document and the server agree on every address.
+_EMAIL_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_EMAIL_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+EMAIL_PATTERN = rf"^{_EMAIL_ATOM}(?:\.{_EMAIL_ATOM})*@(?:{_EMAIL_LABEL}\.)+[A-Za-z]{{2,63}}$"
+
+# Channels a patient may agree to be told about their appointment on, and the address each needs.
+CONTACT_CHANNELS = ("sms", "email")
+CHANNEL_ADDRESS = {"sms": "phone", "email": "email"}
+
 REPORT_EXAMPLE = {
     "patient": {
         "mrn": "MRN-0042",
@@ -46,6 +61,8 @@ REPORT_EXAMPLE = {
         "family_name": "Silva",
         "birth_date": "1991-04-02",
         "phone": "+15550100",
+        "email": "ana.silva@example.org",
+        "contact_consent": ["sms"],
     },
     "activity": {"sport": "running", "high_impact": True},
     "pain": {
@@ -93,6 +110,38 @@ class _Choice(fields.String):
         message = "Must be one of: " + ", ".join(choices) + "."
         error_messages = {"invalid": message, **kwargs.pop("error_messages", {})}
         super().__init__(validate=validate.OneOf(choices, error=message), error_messages=error_messages, **kwargs)
+
+
+_NOT_AN_ADDRESS = "Must be an email address, like name@example.com."
+_EMAIL_RE = re.compile(EMAIL_PATTERN)
+_marshmallow_email = validate.Email(error=_NOT_AN_ADDRESS)
+
+
+def _check_address(value: str) -> None:
+    # One message, whichever check refuses it. The local part's limit (RFC 5321) is one that
+    # `format: email` checks and a lookahead-free pattern cannot say.
+    if not _EMAIL_RE.fullmatch(value) or len(value.partition("@")[0]) > EMAIL_LOCAL_MAX:
+        raise ValidationError(_NOT_AN_ADDRESS)
+    _marshmallow_email(value)
+
+
+class _Email(Text):
+    """An email address, trimmed; refused with Text's messages first (blank, control or
+    invisible formatting characters, too long), then unless it is an address (EMAIL_PATTERN
+    and marshmallow's Email)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(max_length=EMAIL_MAX, validate=_check_address, **kwargs)
+        # Text's own pattern and description say "any text"; this one is an address. maxLength
+        # counts surrounding spaces too, which only makes it stricter than the server.
+        self.metadata.update(
+            format="email",
+            maxLength=EMAIL_MAX,
+            pattern=EMAIL_PATTERN,
+            description=f"Optional email address: ASCII, at most {EMAIL_MAX} characters, at most "
+            f"{EMAIL_LOCAL_MAX} before the @; surrounding spaces are trimmed. Used only to tell the "
+            "patient about their appointment, when contact_consent lists email.",
+        )
 
 
 class _Phone(fields.String):
@@ -198,9 +247,53 @@ class PatientSchema(_StrictSchema):
         },
     )
 
+    email = _Email(load_default=None, metadata={"example": "ana.silva@example.org"})
+    contact_consent = fields.List(
+        _Choice(CONTACT_CHANNELS),
+        load_default=list,
+        validate=_distinct("Each channel may be listed only once."),
+        error_messages={"invalid": "Must be a list of channels."},
+        metadata={
+            "description": "The channels the patient agreed to be told about their appointment on: "
+            "sms needs phone, email needs email. Absent means none.",
+            "example": ["sms"],
+            "uniqueItems": True,
+            "default": [],
+        },
+    )
+
     @validates("birth_date")
     def _plausible_birth_date(self, value: date, **_kwargs) -> None:
         _check_past_date(value, self.today())
+
+    # Not skipped on field errors, so a consent without its address is named together with the
+    # patient's other mistakes. An address that was sent but refused has its own error already.
+    @validates_schema(skip_on_field_errors=False, pass_original=True)
+    def _consent_has_its_address(self, data: dict, original, **_kwargs) -> None:
+        sent = original if isinstance(original, dict) else {}
+        missing = [CHANNEL_ADDRESS[channel] for channel in data.get("contact_consent", [])
+                   if data.get(CHANNEL_ADDRESS[channel]) is None
+                   and sent.get(CHANNEL_ADDRESS[channel]) is None]
+        if missing:
+            raise ValidationError({"contact_consent": [_CONSENT_WITHOUT_ADDRESS[field] for field in missing]})
+
+
+_CONSENT_WITHOUT_ADDRESS = {
+    "phone": "sms needs a phone number: send patient.phone, or leave sms out.",
+    "email": "email needs an email address: send patient.email, or leave email out.",
+}
+
+
+def _consent_needs_address() -> list[dict]:
+    """PatientSchema._consent_has_its_address for OpenAPI clients (and fuzzers): one case per
+    set of channels whose addresses are all sent (JSON Schema 3.0 has no `contains`)."""
+    def case(channels: tuple[str, ...]) -> dict:
+        addresses = [CHANNEL_ADDRESS[channel] for channel in channels]
+        consent = {"items": {"enum": list(channels)}} if channels else {"maxItems": 0}
+        return {"properties": {"contact_consent": consent, **{a: {"type": "string"} for a in addresses}},
+                **({"required": addresses} if addresses else {})}
+
+    return [case(()), *(case((channel,)) for channel in CONTACT_CHANNELS), case(CONTACT_CHANNELS)]
 
 
 class ActivitySchema(_StrictSchema):
@@ -308,7 +401,16 @@ class HomeCareSchema(_StrictSchema):
 class ReportSchema(_StrictSchema):
     """The body of `POST /v1/reports`. Load it to get plain dicts with `datetime.date` values."""
 
-    patient = fields.Nested(PatientSchema, required=True, metadata={"description": "Who the report is about."})
+    patient = fields.Nested(
+        PatientSchema,
+        required=True,
+        metadata={
+            "description": "Who the report is about. Each channel in contact_consent needs its address: "
+            "sms needs phone, email needs email.",
+            # The same rule as PatientSchema._consent_has_its_address, as home_care's below.
+            "anyOf": _consent_needs_address(),
+        },
+    )
     activity = fields.Nested(ActivitySchema, required=True, metadata={"description": "The patient's sport."})
     pain = fields.Nested(PainSchema, required=True, metadata={"description": "Where and how it hurts."})
     function = fields.Nested(

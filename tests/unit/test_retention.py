@@ -154,3 +154,14 @@ def test_intake_reads_a_self_care_decision_without_patient():
 
     event = triage_events.decision_event(str(uuid.uuid4()), _decision("self_care"), NOW.isoformat(), {})
     assert intake_events.parse_decision(event)["care_level"] == "self_care"
+
+
+@pytest.mark.parametrize("patient", [
+    PATIENT,
+    {**PATIENT, "phone": None, "contact_consent": ["email"]},
+    {**PATIENT, "email": "  a.b+c@mail.example.co.uk ", "contact_consent": ["sms", "email"]},
+], ids=["sms", "email only", "both"])
+def test_the_email_and_the_consent_go_with_the_phone(patient):
+    left = intake_retention.pseudonymised_patient(patient, KEY)
+    assert {"phone", "email", "contact_consent"}.isdisjoint(left)
+    assert "@" not in str(left) and "sms" not in str(left)
