@@ -73,6 +73,9 @@ def send_mail(sink: LocalMessageSink, subject: str, to: str = "patient@example.t
     message["To"] = to
     message["Subject"] = subject
     message.set_content("Your appointment is on Tuesday 1 December at 09:30 with Dr Osei.")
+    # Longer than one SMTP line may be (1,000 octets): kept whole all the same.
+    message.add_alternative("<p>Your appointment is on <b>Tuesday 1 December at 09:30</b>.</p>" * 30,
+                            subtype="html")
     with smtplib.SMTP(sink.host, sink.smtp_port, timeout=10) as smtp:
         smtp.send_message(message, to_addrs=[to, "bcc@example.test"])
 
@@ -116,7 +119,8 @@ def test_an_email_is_kept_whole_as_one_eml_file_and_logged(sink, tmp_path):
     assert kept["Subject"] == "Your appointment – booked"
     assert kept["To"] == "patient@example.test"
     assert kept["X-Sink-Envelope-To"] == "<patient@example.test>, <bcc@example.test>"
-    assert "Tuesday 1 December at 09:30" in kept.get_content()
+    assert "Tuesday 1 December at 09:30 with Dr Osei" in kept.get_body(("plain",)).get_content()
+    assert kept.get_body(("html",)).get_content().count("<b>Tuesday 1 December at 09:30</b>") == 30
     log = (tmp_path / "message-sink.log").read_text()
     assert ("mail from=appointments@clinic.localhost to=patient@example.test,bcc@example.test "
             "subject='Your appointment – booked'") in log
