@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import smtplib
 import ssl
+from email import policy
 from email.message import EmailMessage
 from email.utils import formatdate
 
@@ -32,8 +33,10 @@ def build(message_id: str, sender: str, to: str, content: dict) -> EmailMessage:
     message["Date"] = formatdate(localtime=False)
     message["Message-ID"] = message_id_header(message_id, sender)
     message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation replies to us
-    message.set_content(content["text"])
-    message.add_alternative(content["html"], subtype="html")
+    # Quoted-printable: SMTP lines stay under 1,000 octets (a whole HTML page is one line)
+    # and any clinic, provider or place name outside ASCII arrives intact.
+    message.set_content(content["text"], cte="quoted-printable")
+    message.add_alternative(content["html"], subtype="html", cte="quoted-printable")
     return message
 
 
@@ -92,7 +95,7 @@ class SmtpMailer:
         except (smtplib.SMTPException, OSError) as exc:  # refused, unreachable, timed out, TLS
             self._drop()
             return Outcome(TEMPORARY, f"cannot reach the SMTP server: {type(exc).__name__}")
-        data = build(message_id, self.sender, to, content).as_bytes()
+        data = build(message_id, self.sender, to, content).as_bytes(policy=policy.SMTP)  # CRLF lines
         try:
             code, _reply = smtp.mail(self.sender)
             if code != 250:
