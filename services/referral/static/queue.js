@@ -67,7 +67,7 @@
 
   function restoreFilters() {
     const url = new URLSearchParams(window.location.search);
-    for (const name of ["status", "priority", "review", "report_id"]) {
+    for (const name of ["status", "priority", "review", "contact_needed", "report_id"]) {
       if (url.has(name)) els.filters.elements[name].value = url.get(name);
     }
   }
@@ -192,6 +192,37 @@
                          className: "badge duplicate", attrs: { "data-duplicate-of": other.referral_id } });
   }
 
+  // What the patient was told (docs/patient-messages.md): the newest message on each channel,
+  // e.g. "Email sent 09:31 · SMS failed 09:32"; and, when a message may not have reached
+  // them, the marker schedulers phone from.
+  const CHANNELS = { email: "Email", sms: "SMS", phone: "No consented channel" };
+  const MESSAGE_STATUSES = { queued: "queued", sent: "sent", failed: "failed", uncertain: "uncertain",
+                             not_sent: "not sent" };
+
+  function messagesSummary(messages) {
+    const newest = new Map(); // channel -> its newest message (the list is oldest first)
+    for (const m of messages) newest.set(m.channel, m);
+    return [...newest.values()]
+      .map((m) => `${CHANNELS[m.channel] || m.channel} ${MESSAGE_STATUSES[m.status] || m.status} ${clock.format(Date.parse(m.at))}`)
+      .join(" · ");
+  }
+
+  function contactCell(r) {
+    const contact = r.contact;
+    const cells = [];
+    if (contact.needed) {
+      const phone = contact.callback_phone ? `phone ${contact.callback_phone}` : "no phone number on record";
+      cells.push(node("div", { text: `Contact needed — ${phone}`, className: "badge contact-needed",
+                               attrs: { "data-contact-needed": r.referral_id } }));
+    }
+    cells.push(node("div", { text: contact.messages.length ? messagesSummary(contact.messages) : "No messages",
+                             className: contact.messages.length ? "messages" : "muted" }));
+    if (contact.contacted_at) {
+      cells.push(node("div", { text: `Contacted ${when.format(Date.parse(contact.contacted_at))}`, className: "muted" }));
+    }
+    return cells;
+  }
+
   function row(r) {
     const tr = node("tr", { className: [r.priority, r.breached ? "breached" : ""].join(" ").trim(),
                             attrs: { "data-referral-id": r.referral_id } });
@@ -208,8 +239,9 @@
     if (isOpen(r)) actions.push(actionButton(r.status === "waitlisted" ? "Book" : "Reschedule", "reschedule", r));
     if (r.status === "booked") actions.push(actionButton("Complete", "complete", r));
     if (isOpen(r)) actions.push(actionButton("Cancel", "cancel", r));
+    if (r.contact.needed) actions.push(actionButton("Mark contacted", "contacted", r));
     tr.append(priority, patient, status, waiting, node("td", {}, windowCell(r)), node("td", {}, appointmentCell(r)),
-              node("td", {}, [node("div", { className: "actions" }, actions)]));
+              node("td", {}, contactCell(r)), node("td", {}, [node("div", { className: "actions" }, actions)]));
     tr.referral = r;
     return tr;
   }
@@ -231,6 +263,7 @@
   // -- actions -------------------------------------------------------------------------
   const dialogs = {
     reschedule: $("#reschedule-dialog"), cancel: $("#cancel-dialog"), complete: $("#complete-dialog"),
+    contacted: $("#contacted-dialog"),
   };
 
   function dialogError(dialog, message) {
@@ -246,6 +279,11 @@
       `${referral.patient.display_name} (MRN ${referral.patient.mrn}), ${referral.priority}, ${referral.status}`;
     dialogError(dialog, "");
     if (action === "cancel") $("#cancel-reason").value = "";
+    if (action === "contacted") {
+      $("#contacted-note").value = "";
+      dialog.querySelector(".callback").textContent = referral.contact.callback_phone
+        ? `Phone: ${referral.contact.callback_phone}` : "No phone number on record.";
+    }
     if (action === "reschedule") {
       $("#reschedule-title").textContent = referral.status === "waitlisted" ? "Book a slot" : "Move to another slot";
       $("#slots-from").value = new Date().toISOString().slice(0, 10);
@@ -328,6 +366,12 @@
       const reason = $("#cancel-reason").value.trim();
       if (!reason) { dialogError(dialogs.cancel, "Please give a reason."); return; }
       act("cancel", dialogs.cancel, { reason }, (r) => `Referral for ${r.patient.display_name} cancelled.`);
+    });
+    $("#contacted-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      const note = $("#contacted-note").value.trim();
+      act("contacted", dialogs.contacted, note ? { note } : {},
+          (r) => `${r.patient.display_name} marked contacted.`);
     });
     $("#complete-form").addEventListener("submit", (event) => {
       event.preventDefault();
