@@ -11,7 +11,10 @@ record) and loses its patient's identity: the name becomes "(pseudonymised)", th
 date is dropped, and the MRN, its compared form and the MRN copied with a possible-duplicate
 flag become keyed pseudonyms (services/common/retention.py), so that a returning patient's
 old referrals can still be found by whoever holds the key and their MRN. The history's
-free-text reasons are the record too: they are kept as written.
+free-text reasons are the record too: they are kept as written. Of the patient messages
+(issue 19), the phone to call back on is blanked, and so are schedulers' notes of reaching the
+patient (free text written while phoning, likely to name or number them); what was told,
+on which channel and when, stays (contact_store.forget_identity).
 """
 from __future__ import annotations
 
