@@ -62,8 +62,8 @@ class RecordingSmtpHandler:
 
 
 @contextlib.contextmanager
-def smtp_server() -> Iterator[tuple[RecordingSmtpHandler, int]]:
-    handler = RecordingSmtpHandler()
+def smtp_server(handler: RecordingSmtpHandler | None = None) -> Iterator[tuple[RecordingSmtpHandler, int]]:
+    handler = handler or RecordingSmtpHandler()
     port = free_port()
     controller = Controller(handler, hostname="127.0.0.1", port=port)
     controller.start()
