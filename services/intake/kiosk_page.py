@@ -46,6 +46,8 @@ MEASURE_WORDS = {
     "stretching": "Stretching",
     "strengthening": "Strengthening exercises",
 }
+# Consent per channel (PatientSchema.contact_consent), in the patient's words.
+CONSENT_WORDS = {"sms": "Text me about my appointment", "email": "Email me about my appointment"}
 # The 0-10 numeric rating scale of PainSchema.severity, one big button per number.
 SEVERITIES = range(PAIN_SCALE_MIN, PAIN_SCALE_MAX + 1)
 
@@ -73,8 +75,9 @@ def kiosk_form():
         onsets=_choices(schemas.ONSETS, ONSET_WORDS),
         measures=_choices(schemas.HOME_CARE_MEASURES, MEASURE_WORDS),
         severities=[(str(n), str(n)) for n in SEVERITIES],
+        consents=_choices(schemas.CONTACT_CHANNELS, CONSENT_WORDS),
         limits={"mrn": schemas.MRN_MAX, "name": schemas.NAME_MAX, "sport": schemas.SPORT_MAX,
-                "days": schemas.HOME_CARE_DAYS_MAX},
+                "days": schemas.HOME_CARE_DAYS_MAX, "email": schemas.EMAIL_MAX},
     )
 
 

@@ -114,3 +114,15 @@ def fill_self_care_report(page, *, birth_date: date | None = None, location: str
     choose(page, "Does your hip lock or catch?", "No")
     choose(page, "Does your hip give way?", "No")
     choose(page, "Have running, walking or climbing stairs been hard for weeks?", "No")
+
+
+def fill_contact(page, *, phone: str | None = None, email: str | None = None, consent: tuple[str, ...] = ()) -> None:
+    """The contact questions: the addresses given, and a tick for each consent named by its words
+    ("Text me about my appointment", "Email me about my appointment")."""
+    if phone is not None:
+        page.get_by_label("Phone number (optional)").fill(phone)
+    if email is not None:
+        page.get_by_label("Email address (optional)").fill(email)
+    group = page.get_by_role("group", name="Messages about your appointment (optional)")
+    for words in consent:
+        group.get_by_label(words, exact=True).check()

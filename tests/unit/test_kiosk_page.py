@@ -135,6 +135,7 @@ def test_the_choices_are_the_schemas_values(client):
         assert schema_field(path).allow_none  # "not sure" is sent as null
         assert values[path] == ["yes", "no", "unsure"]
     assert values["activity.high_impact"] == ["yes", "no"]
+    assert values["patient.contact_consent"] == list(schemas.CONTACT_CHANNELS)
 
 
 def test_text_inputs_respect_the_schemas_length_limits(client):
@@ -143,11 +144,14 @@ def test_text_inputs_respect_the_schemas_length_limits(client):
     assert by_name["patient.mrn"]["maxlength"] == str(schemas.MRN_MAX)
     assert by_name["patient.given_name"]["maxlength"] == str(schemas.NAME_MAX)
     assert by_name["activity.sport"]["maxlength"] == str(schemas.SPORT_MAX)
+    assert by_name["patient.email"]["maxlength"] == str(schemas.EMAIL_MAX)
 
 
 def test_patient_data_is_not_remembered_by_the_browser(client):
     page = get_page(client, "/kiosk")
-    typed = [a for a in page.inputs if a.get("type", "text") in ("text", "tel", "password")]
+    # On a shared kiosk a remembered value could only ever be another patient's.
+    typed = [a for a in page.inputs if a.get("type", "text") in ("text", "tel", "email", "password")]
+    assert "patient.email" in {a.get("name") for a in typed}
     assert typed and all(a.get("autocomplete") == "off" for a in typed)
 
 

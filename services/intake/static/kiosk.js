@@ -272,6 +272,21 @@
       if (answer !== null && answer in meanings) target[key] = meanings[answer];
     }
 
+    // A ticked channel whose address is empty: sent all the same, so the API names
+    // patient.contact_consent with the other mistakes, and this says it in the patient's words.
+    const CONSENT_NEEDS = {
+      sms: { address: "phone", words: "your phone number", box: "Text me about my appointment" },
+      email: { address: "email", words: "your email address", box: "Email me about my appointment" },
+    };
+    function consentWithoutAddress(consent, patient) {
+      const missing = consent.filter((channel) => CONSENT_NEEDS[channel] && !patient[CONSENT_NEEDS[channel].address])
+        .map((channel) => CONSENT_NEEDS[channel]);
+      if (!missing.length) return null;
+      const words = missing.map((need) => need.words).join(" and ");
+      const boxes = missing.map((need) => `“${need.box}”`).join(" and ");
+      return `Enter ${words} above, or untick ${boxes}.`;
+    }
+
     function readForm() {
       const local = {};
       const patient = {}, activity = {}, pain = {}, fn = {}, homeCare = {};
@@ -280,6 +295,12 @@
       put(patient, "family_name", text("patient.family_name"));
       put(patient, "birth_date", dateValue("patient.birth_date", local));
       put(patient, "phone", text("patient.phone"));
+      put(patient, "email", text("patient.email"));
+      // No box ticked: left out (the API's "none"), so such a body is what it was before consent.
+      const consent = checkedValues("patient.contact_consent");
+      if (consent.length) patient.contact_consent = consent;
+      const unreachable = consentWithoutAddress(consent, patient);
+      if (unreachable) local["patient.contact_consent"] = unreachable;
 
       put(activity, "sport", text("activity.sport"));
       putAnswer(activity, "high_impact", checkedValue("activity.high_impact"), YES_NO);
