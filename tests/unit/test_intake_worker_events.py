@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from services.common.envelope import new_event
-from services.common.inbox import PoisonEvent
+from services.common.inbox import Delivery, PoisonEvent
 from services.intake import worker
 from services.intake.schemas import REPORT_EXAMPLE
 from services.referral.events import BOOKED_EVENT, referral_event
@@ -18,14 +18,27 @@ REPORT_ID = "0b0c7e4e-3f5d-4a51-9f3c-2f7d2f0c9a11"
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 
 
+DELIVERY = Delivery(topic="clinic.referral-events.v1", partition=0, offset=0, key=None, traceparent=None)
+
+
+class NoRows:
+    def fetchone(self):
+        return None
+
+    def fetchall(self):
+        return []
+
+
 class RecordingConn:
-    """Stands in for the database connection: records what the store would run."""
+    """Stands in for the database connection: records what the store would run (queries find
+    nothing: no earlier snapshot, no report, so no patient message is written either)."""
 
     def __init__(self):
         self.statements = []
 
     def execute(self, sql, params=None):
         self.statements.append((sql, params))
+        return NoRows()
 
 
 def triage_decision_event() -> dict:
@@ -60,8 +73,8 @@ def test_a_real_decision_is_recorded():
 def test_a_real_referral_snapshot_is_recorded():
     conn = RecordingConn()
     event = referral_booked_event()
-    worker.on_referral_event(conn, event, delivery=None)
-    (sql, params), = conn.statements
+    worker.on_referral_event(conn, event, delivery=DELIVERY)
+    (sql, params), = [(sql, params) for sql, params in conn.statements if sql.startswith("UPDATE intake.reports")]
     assert "referral_sequence" in sql
     assert params[2] == [REPORT_ID] and params[1] == 1
 
@@ -79,7 +92,7 @@ def test_data_that_is_not_an_object_is_poison(data):
 def test_fields_intake_does_not_read_may_be_added():
     event = referral_booked_event()
     event["data"]["something_new"] = {"nested": True}
-    worker.on_referral_event(RecordingConn(), event, delivery=None)
+    worker.on_referral_event(RecordingConn(), event, delivery=DELIVERY)
 
 
 def test_poison_messages_carry_no_values():
