@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import smtplib
+from email import policy
 import sys
 import threading
 import time
@@ -62,8 +63,7 @@ def ceiling(settings, port: int, count: int) -> float:
     with smtplib.SMTP("127.0.0.1", port) as smtp:
         for i in range(count):
             to = f"ceiling-{i}@example.org"
-            smtp.sendmail(SENDER, [to], build(str(uuid.uuid4()), SENDER, to, content).as_bytes(
-                policy=__import__("email.policy").policy.SMTP))
+            smtp.sendmail(SENDER, [to], build(str(uuid.uuid4()), SENDER, to, content).as_bytes(policy=policy.SMTP))
     return count / (time.perf_counter() - started)
 
 
