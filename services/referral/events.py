@@ -186,7 +186,8 @@ class _PatientMessageDataSchema(Schema):
 
     message_id = fields.UUID(required=True)
     referral_id = fields.UUID(required=True)
-    report_id = fields.UUID(required=True)
+    # The report whose contact details were used; intake's column allows none (contract: a uuid).
+    report_id = fields.UUID(required=True, allow_none=True)
     sequence = _count()
     change = fields.String(required=True, validate=validate.OneOf(CHANGES))
     channel = fields.String(required=True, validate=validate.OneOf(CHANNELS))
@@ -210,9 +211,9 @@ def parse_patient_message(event: dict) -> PatientMessage:
     except ValidationError as exc:
         raise PoisonEvent(f"patient message event data invalid: {validation_reason(exc)}") from exc
     return PatientMessage(
-        message_id=str(data["message_id"]), referral_id=str(data["referral_id"]), report_id=str(data["report_id"]),
-        sequence=data["sequence"], change=data["change"], channel=data["channel"], status=data["status"],
-        detail=data["detail"], attempts=data["attempts"], revision=data["revision"], at=data["at"],
+        message_id=str(data["message_id"]), referral_id=str(data["referral_id"]),
+        report_id=None if data["report_id"] is None else str(data["report_id"]), sequence=data["sequence"],
+        change=data["change"], channel=data["channel"], status=data["status"], detaildata["detail"], attempts=data["attempts"], revision=data["revision"], at=data["at"],
         callback_phone=data["callback_phone"])
 
 

@@ -43,14 +43,14 @@ def test_a_message_event_gives_every_field_of_the_contract():
         callback_phone=PHONE)
 
 
-def test_null_detail_and_phone_and_fields_intake_may_add_are_fine():
-    event = message_event(status="sent", detail=None, callback_phone=None, provider_ref="abc")
+def test_null_detail_phone_and_report_and_fields_intake_may_add_are_fine():
+    event = message_event(status="sent", detail=None, callback_phone=None, report_id=None, provider_ref="abc")
     parsed = events.parse_patient_message(event)
-    assert (parsed.detail, parsed.callback_phone, parsed.status) == (None, None, "sent")
+    assert (parsed.detail, parsed.callback_phone, parsed.report_id, parsed.status) == (None, None, None, "sent")
 
 
 @pytest.mark.parametrize("field, value", [
-    ("message_id", "not-a-uuid"), ("referral_id", "12345"), ("report_id", None),
+    ("message_id", "not-a-uuid"), ("referral_id", "12345"), ("referral_id", None), ("report_id", "x"),
     ("change", "completed"), ("channel", "fax"), ("status", "delivered"),
     ("sequence", -1), ("attempts", 1.5), ("revision", "2"), ("revision", True), ("attempts", 2**31),
     ("at", "2026-12-01T09:30:00"),  # no zone

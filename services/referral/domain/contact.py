@@ -24,7 +24,7 @@ class PatientMessage:
     """One message's state, as the `clinic.patient.message` event states it."""
     message_id: str
     referral_id: str
-    report_id: str
+    report_id: str | None  # the report whose contact details intake used
     sequence: int          # the referral snapshot this message tells
     change: str            # CHANGES
     channel: str           # CHANNELS

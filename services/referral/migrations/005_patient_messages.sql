@@ -9,7 +9,7 @@ CREATE TABLE referral.patient_messages (
     -- referral. Intake only tells of referral events, so the referral is here first, but a
     -- message that came before its referral is kept, and counted when the referral is made.
     referral_id    uuid NOT NULL,
-    report_id      uuid NOT NULL,
+    report_id      uuid,  -- whose contact details intake used (its own column allows none)
     sequence       integer NOT NULL CHECK (sequence >= 0),
     change         text NOT NULL CHECK (change IN ('booked', 'moved', 'cancelled', 'waitlisted')),
     channel        text NOT NULL CHECK (channel IN ('email', 'sms', 'phone')),
