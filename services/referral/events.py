@@ -213,8 +213,8 @@ def parse_patient_message(event: dict) -> PatientMessage:
     return PatientMessage(
         message_id=str(data["message_id"]), referral_id=str(data["referral_id"]),
         report_id=None if data["report_id"] is None else str(data["report_id"]), sequence=data["sequence"],
-        change=data["change"], channel=data["channel"], status=data["status"], detaildata["detail"], attempts=data["attempts"], revision=data["revision"], at=data["at"],
-        callback_phone=data["callback_phone"])
+        change=data["change"], channel=data["channel"], status=data["status"], detail=data["detail"],
+        attempts=data["attempts"], revision=data["revision"], at=data["at"], callback_phone=data["callback_phone"])
 
 
 # -- out: referral events -------------------------------------------------------------
