@@ -38,7 +38,7 @@ def remove_project(project: str) -> None:
     volumes = images.podman("volume", "ls", "-q", "--filter", label, check=False).stdout.split()
     if volumes:
         images.podman("volume", "rm", "--force", *volumes, check=False)
-    for network in ("default", "backend", "edge"):  # docker-compose.yml's networks
+    for network in ("default", "backend", "edge", "egress"):  # docker-compose.yml's networks
         images.podman("network", "rm", "--force", f"{project}_{network}", check=False)
 
 

@@ -22,6 +22,11 @@ if os.environ.get("CLINIC_COMPOSE_TEST") != "1":
     collect_ignore_glob = ["test_*.py"]
 
 REPO = Path(__file__).resolve().parents[2]
+# docker-compose.yml publishes the proxy's ports alone; the tests reach Kafka from the host
+# (as clinic-admin and the services' principals), so they add the host-access file, as ops
+# do for `clinic` on the host (docs/compose.md).
+COMPOSE_FILES = ("-f", str(REPO / "docker-compose.yml"),
+                 "-f", str(REPO / "infra" / "containers" / "compose.host-access.yml"))
 PROJECT = os.environ.get("CLINIC_COMPOSE_PROJECT", "clinic-compose-test")
 APIS = ("intake", "triage", "referral")
 ROLES = tuple(svc.upper() for svc in APIS)
@@ -89,7 +94,7 @@ class ComposeStack:
         return sasl_config(principal, self.env[setting])
 
     def compose(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-        result = subprocess.run(["docker-compose", "-p", PROJECT, "-f", str(REPO / "docker-compose.yml"), *args],
+        result = subprocess.run(["docker-compose", "-p", PROJECT, *COMPOSE_FILES, *args],
                                 cwd=REPO, env=self.env, capture_output=True, text=True, timeout=timeout)
         assert result.returncode == 0, f"docker-compose {' '.join(args)}: {result.stderr[-3000:]}"
         return result
@@ -127,7 +132,7 @@ class ComposeStack:
         return found[service]
 
     def logs(self, tail: int = 40) -> str:
-        return subprocess.run(["docker-compose", "-p", PROJECT, "logs", "--no-color", f"--tail={tail}"],
+        return subprocess.run(["docker-compose", "-p", PROJECT, *COMPOSE_FILES, "logs", "--no-color", f"--tail={tail}"],
                               cwd=REPO, env=self.env, capture_output=True, text=True, timeout=120).stdout
 
     def up(self, timeout: float = 420) -> dict[str, float]:
@@ -137,8 +142,7 @@ class ComposeStack:
         the healthy and completed services the others depend on."""
         started = time.monotonic()
         deadline = started + timeout
-        with subprocess.Popen(["docker-compose", "-p", PROJECT, "-f", str(REPO / "docker-compose.yml"),
-                               "up", "-d", "--no-build"], cwd=REPO, env=self.env,
+        with subprocess.Popen(["docker-compose", "-p", PROJECT, *COMPOSE_FILES, "up", "-d", "--no-build"], cwd=REPO, env=self.env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as up:
             try:
                 return self._watch(up, started, deadline, timeout)

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
+import subprocess
 import time
 import uuid
 
 import pytest
 import requests
 
-from tests.compose.conftest import APIS, MEMORY, PHASES, WITH_HEALTHCHECK, health
+from services.common.settings import TOPICS
+from tests.compose.conftest import APIS, MEMORY, PHASES, PROJECT, WITH_HEALTHCHECK, health
 from tests.e2e.flow_helpers import FINAL_STATUSES, SELF_CARE, SPECIALIST, URGENT, report_body, submit, wait_for_report
 
 # Image builds are not in here; the stack's start is (a cold Kafka and PostgreSQL init).
@@ -140,10 +143,9 @@ def test_crashed_worker_and_broker_come_back_and_nothing_is_lost_or_doubled(stac
             assert referrals[0]["report_ids"] == [report_id]
             assert referrals[0]["referral_id"] == view["referral"]["referral_id"]
 
-    dead = stack.clinic("dlq", "list", "clinic.symptom-reports.v1")
-    dead += "\n" + stack.clinic("dlq", "list", "clinic.triage-decisions.v1")
-    dead += "\n" + stack.clinic("dlq", "list", "clinic.referral-events.v1")
-    assert dead.count("no dead letters") == 3, dead
+    assert len(TOPICS) == 4, TOPICS  # reports, decisions, referral events, patient messages
+    dead = "\n".join(stack.clinic("dlq", "list", topic) for topic in TOPICS)
+    assert dead.count("no dead letters") == len(TOPICS), dead
 
 
 def triage_group_members(stack) -> list[set[int]]:
@@ -216,6 +218,43 @@ def test_the_proxy_is_the_only_way_in(stack):
         for info in replicas[service]:
             assert not host_ports(info), f"{service} publishes a port: {host_ports(info)}"
     assert set(host_ports(replicas["proxy"][0])) == {"443/tcp", "80/tcp"}, "the proxy publishes HTTPS and HTTP"
+    # PostgreSQL and Kafka: on the host's loopback alone, and only because the tests add
+    # infra/containers/compose.host-access.yml (docker-compose.yml publishes neither).
+    for service in ("postgres", "kafka"):
+        bound = host_ports(replicas[service][0])
+        assert bound and all(b["HostIp"] == "127.0.0.1" for bindings in bound.values() for b in bindings), bound
+
+
+def try_connect(stack, service: str, address: str, port: int) -> str:
+    """From inside the service's container: "connected", or the error's errno name."""
+    code = ("import socket,errno\n"
+            "try:\n"
+            f"    socket.create_connection(({address!r},{port}),timeout=5).close()\n"
+            "    print('connected')\n"
+            "except OSError as e:\n"
+            "    print(errno.errorcode.get(e.errno,repr(e)))\n")
+    container = stack.replicas()[service][0]["Id"]  # the triage worker is scaled to two by now
+    result = subprocess.run(["podman", "exec", container, "python", "-c", code],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_only_the_intake_worker_has_a_way_out(stack):
+    """`backend` is internal (no route out of it); the intake worker alone is also on `egress`,
+    for the SMTP server and the SMS gateway. Tried against a listener on a host address that
+    is on none of those two networks (the `edge` network's gateway)."""
+    gateway = subprocess.run(["podman", "network", "inspect", f"{PROJECT}_edge", "--format",
+                              "{{range .Subnets}}{{.Gateway}}{{end}}"],
+                             capture_output=True, text=True, check=True, timeout=60).stdout.strip()
+    assert gateway, f"{PROJECT}_edge has no gateway"
+    with socket.socket() as listener:
+        listener.bind(("0.0.0.0", 0))
+        listener.listen(16)
+        port = listener.getsockname()[1]
+        assert try_connect(stack, "intake-worker", gateway, port) == "connected"
+        for service in (*APIS, "triage-worker", "referral-worker"):
+            assert try_connect(stack, service, gateway, port) == "ENETUNREACH", service
 
 
 def host_ports(info: dict) -> dict:

@@ -26,6 +26,10 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
+# PostgreSQL's and Kafka's ports on the host's loopback, for ops and the compose tests:
+# `-f docker-compose.yml -f infra/containers/compose.host-access.yml` (docs/compose.md).
+HOST_ACCESS_FILE = ROOT / "infra" / "containers" / "compose.host-access.yml"
+COMPOSE_DOC = ROOT / "docs" / "compose.md"
 DOCKERFILE = ROOT / "infra" / "Dockerfile"
 CONVENTIONS = ROOT / "docs" / "conventions.md"
 
@@ -166,6 +170,11 @@ def compose() -> dict:
 @pytest.fixture(scope="module")
 def services(compose) -> dict:
     return compose["services"]
+
+
+@pytest.fixture(scope="module")
+def host_access() -> dict:
+    return yaml.safe_load(HOST_ACCESS_FILE.read_text())
 
 
 # --------------------------------------------------------------------------- processes
@@ -442,7 +451,7 @@ def test_dependency_conditions_can_be_met(services):
 # --------------------------------------------------------------------------- infrastructure
 
 
-def test_postgres(compose, services):
+def test_postgres(compose, services, host_access):
     pg = services["postgres"]
     assert pg["image"] == "${CLINIC_POSTGRES_IMAGE:-postgres:15}"
     env = pg["environment"]
@@ -450,10 +459,12 @@ def test_postgres(compose, services):
     assert required(env["POSTGRES_PASSWORD"], "CLINIC_ADMIN_DB_PASSWORD")
     volume, _, path = pg["volumes"][0].partition(":")
     assert path == "/var/lib/postgresql/data" and volume in compose["volumes"]
-    assert published(pg) == [("127.0.0.1", "55432", "5432")], "local-only, on the default CLINIC_PG_PORT"
+    assert not published(pg), "docker-compose.yml publishes the proxy's ports alone"
+    assert published(host_access["services"]["postgres"]) == [("127.0.0.1", "55432", "5432")], \
+        "with the host-access file: local-only, on the default CLINIC_PG_PORT"
 
 
-def test_kafka_is_a_single_kraft_node(compose, services):
+def test_kafka_is_a_single_kraft_node(compose, services, host_access):
     kafka = services["kafka"]
     assert variables_in(kafka["image"]) == {"CLINIC_KAFKA_IMAGE"}, kafka["image"]
     repository, _, tag = interpolate(kafka["image"]).partition(":")
@@ -475,11 +486,15 @@ def test_kafka_is_a_single_kraft_node(compose, services):
     internal = [name for name, addr in advertised.items() if addr == "kafka:9092"]
     assert internal and listeners[internal[0]] == 9092, "containers use kafka:9092"
     assert env["KAFKA_INTER_BROKER_LISTENER_NAME"] == internal[0]
+    # The host listener: advertised by docker-compose.yml, published (on the host's loopback)
+    # by the host-access file only.
+    assert not published(kafka), "docker-compose.yml publishes the proxy's ports alone"
+    host_ports = host_access["services"]["kafka"]["ports"]
     host = [name for name, addr in advertised.items() if addr == "127.0.0.1:9092"]
-    assert host and ("127.0.0.1", "9092", str(listeners[host[0]])) in published(kafka)
+    assert host and published({"ports": host_ports}) == [("127.0.0.1", "9092", str(listeners[host[0]]))]
     # One host port, advertised and published alike, whatever CLINIC_KAFKA_PORT says.
     raw_advertised = kafka["environment"]["KAFKA_ADVERTISED_LISTENERS"]
-    assert variables_in(raw_advertised) == variables_in(kafka["ports"]) == {"CLINIC_KAFKA_PORT"}
+    assert variables_in(raw_advertised) == variables_in(host_ports) == {"CLINIC_KAFKA_PORT"}
 
     for key in (
         "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR",
@@ -585,6 +600,36 @@ if shutil.which("docker-compose"):
         result = _compose_config({name: "x" for name in COMPOSE_SECRETS})
         assert result.returncode == 0, result.stderr
 
+    def test_docker_compose_publishes_the_proxy_alone_without_the_host_access_file():
+        """docker-compose's own reading of the files: the default publishes the proxy's two
+        ports; with the host-access file, PostgreSQL and Kafka on 127.0.0.1 and on `edge` too."""
+        env = {"PATH": os.environ["PATH"], **{name: "x" for name in COMPOSE_SECRETS}}
+
+        def config(*files: Path) -> dict:
+            result = subprocess.run(["docker-compose", *(arg for f in files for arg in ("-f", str(f))), "config"],
+                                    cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+            assert result.returncode == 0, result.stderr
+            return yaml.safe_load(result.stdout)["services"]
+
+        alone = config(COMPOSE_FILE)
+        assert {name for name, svc in alone.items() if svc.get("ports")} == {"proxy"}
+        merged = config(COMPOSE_FILE, HOST_ACCESS_FILE)
+        assert {name for name, svc in merged.items() if svc.get("ports")} == {"proxy", "postgres", "kafka"}
+        assert merged["postgres"]["ports"] == ["127.0.0.1:55432:5432/tcp"]
+        assert merged["kafka"]["ports"] == ["127.0.0.1:9092:19092/tcp"]
+        for name in ("postgres", "kafka"):
+            assert set(merged[name]["networks"]) == {"backend", "edge"}, name
+        # Nothing else changes (docker-compose prints a merge with `{}` for null and lists reordered).
+        def normal(value):
+            if isinstance(value, dict):
+                return {key: normal(item) for key, item in value.items()}
+            if isinstance(value, list):
+                return sorted((normal(item) for item in value), key=repr)
+            return {} if value is None else value
+
+        assert normal({name: svc for name, svc in merged.items() if name not in ("postgres", "kafka")}) == normal(
+            {name: svc for name, svc in alone.items() if name not in ("postgres", "kafka")})
+
     @pytest.mark.parametrize("missing", sorted(COMPOSE_SECRETS))
     def test_docker_compose_refuses_to_start_without_each_secret(missing):
         result = _compose_config({name: "x" for name in COMPOSE_SECRETS if name != missing})
@@ -683,8 +728,8 @@ def test_kafka_entrypoint_renders_the_broker_settings(services, tmp_path):
 
 def test_the_tls_proxy_is_the_only_published_port(compose, services):
     """Issue 12 part 4: the proxy (the TLS proxy's own compose.conf, Debian's nginx) publishes
-    HTTPS and HTTP; everything else is on an internal network, PostgreSQL and Kafka published
-    on the host's loopback only; the certificate and key come from compose secrets."""
+    HTTPS and HTTP, the only ports docker-compose.yml publishes; everything is on an internal
+    network; the certificate and key come from compose secrets."""
     proxy = services["proxy"]
     assert published(proxy) == [("", "443", "443"), ("", "80", "80")]
     assert variables_in(proxy["ports"]) == {"CLINIC_PROXY_HTTPS_PORT", "CLINIC_PROXY_HTTP_PORT"}
@@ -700,12 +745,35 @@ def test_the_tls_proxy_is_the_only_published_port(compose, services):
     for secret, variable in TLS_FILES.items():
         assert required(compose["secrets"][secret]["file"], variable), secret
     assert set(depends_on(proxy)) == set(SERVICES)
-    assert "backend" in compose["networks"] and "edge" in compose["networks"]
+    assert {name for name, svc in services.items() if svc.get("ports")} == {"proxy"}
+
+
+def test_networks(compose, services):
+    """`backend` (every container) is internal: nothing can be published on it and nothing
+    leaves it. The proxy is on `edge` too, for its ports; the intake worker on `egress`, its
+    way out to the SMTP server and the SMS gateway; every other container on backend alone."""
+    networks = compose["networks"]
+    assert set(networks) == {"backend", "edge", "egress"}
+    assert networks["backend"] == {"internal": True}
+    for name in ("edge", "egress"):
+        assert not (networks[name] or {}).get("internal"), f"{name} needs a route out"
+    expected = {"proxy": ["backend", "edge"], "intake-worker": ["backend", "egress"]}
     for name, svc in services.items():
-        if name == "proxy":
-            continue
-        assert "backend" in svc["networks"], name
-        for ip, _, _ in published(svc):
-            assert ip == "127.0.0.1", f"{name} publishes beyond the host's loopback"
-        if name not in ("postgres", "kafka"):
-            assert svc["networks"] == ["backend"], name
+        assert svc["networks"] == expected.get(name, ["backend"]), name
+
+
+def test_host_access_file_publishes_postgres_and_kafka_on_the_loopback_only(host_access):
+    """infra/containers/compose.host-access.yml adds nothing but PostgreSQL's and Kafka's ports
+    on 127.0.0.1 and the `edge` network they need (a port cannot be published on an internal
+    network alone); its variables are documented in both files' headers."""
+    assert set(host_access) == {"services"}
+    assert set(host_access["services"]) == {"postgres", "kafka"}
+    for name, svc in host_access["services"].items():
+        assert set(svc) == {"networks", "ports"}, name
+        assert svc["networks"] == ["backend", "edge"], name
+        assert [ip for ip, _, _ in published(svc)] == ["127.0.0.1"], f"{name}: the host's loopback only"
+    used = variables_in(host_access)
+    assert used == {"CLINIC_PG_PORT", "CLINIC_KAFKA_PORT"}
+    header = COMPOSE_FILE.read_text().split("\nx-", 1)[0]
+    assert {v for v in used if v not in header or v not in HOST_ACCESS_FILE.read_text().split("\nservices:")[0]} == set()
+    assert "compose.host-access.yml" in header and "compose.host-access.yml" in COMPOSE_DOC.read_text()
