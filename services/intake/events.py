@@ -74,10 +74,11 @@ def patient_message_event(*, message_id: str, referral_id: str, report_id: str |
                           channel: str, status: str, detail: str | None, attempts: int, revision: int, at: str,
                           callback_phone: str | None) -> dict:
     """One state of one message. The address and the words sent stay in intake; the patient's
-    phone goes out only on a `phone` message, for the person who must call."""
+    phone (`callback_phone`, chosen by the caller) goes out only with a state that needs a
+    person to call: the caller passes None otherwise."""
     data = {"message_id": message_id, "referral_id": referral_id, "report_id": report_id, "sequence": sequence,
             "change": change, "channel": channel, "status": status, "detail": detail, "attempts": attempts,
-            "revision": revision, "at": at, "callback_phone": callback_phone if channel == "phone" else None}
+            "revision": revision, "at": at, "callback_phone": callback_phone}
     return envelope.new_event(type=PATIENT_MESSAGE, source=EVENT_SOURCE, subject=message_id, data=data)
 
 

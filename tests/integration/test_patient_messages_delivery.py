@@ -272,7 +272,7 @@ def test_an_unreachable_server_is_retried_up_to_the_limit_then_failed(
 def test_a_permanent_refusal_fails_at_once_with_its_code_and_no_address(
         consumer, patient, intake_settings, intake_conn, sender_conn, smtp):
     handler, port = smtp
-    report_id, email_address, _ = patient(consent=("email",))
+    report_id, email_address, phone = patient(consent=("email",))
     handler.refused_rcpt.add(email_address)
     referral_id = str(uuid.uuid4())
     deliver(consumer, snapshot([report_id], referral_id, status="booked", sequence=1))
@@ -281,7 +281,11 @@ def test_a_permanent_refusal_fails_at_once_with_its_code_and_no_address(
     [row] = message_rows(intake_conn, referral_id)
     assert (row["status"], row["attempts"], row["detail"]) == ("failed", 1, "SMTP 550 at RCPT")
     assert handler.to(email_address) == []
-    assert message_events(intake_conn, referral_id)[-1]["data"]["detail"] == "SMTP 550 at RCPT"
+    queued, failed = (e["data"] for e in message_events(intake_conn, referral_id))
+    assert failed["detail"] == "SMTP 550 at RCPT"
+    # A person must now call: the failed email's state carries the phone the patient gave
+    # (the queued state did not).
+    assert (queued["callback_phone"], failed["callback_phone"]) == (None, phone)
 
 
 def test_a_connection_lost_during_data_is_uncertain_and_never_sent_again(

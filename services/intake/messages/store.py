@@ -50,11 +50,27 @@ class MessageRow:
     content: dict | None
 
 
+# The states after which a person must phone the patient (docs/patient-messages.md).
+NEEDS_A_CALL = ("failed", "uncertain", "not_sent")
+
+
+def callback_phone(conn: psycopg.Connection, row: MessageRow) -> str | None:
+    """The number a scheduler calls, sent only with a state that needs a call: the SMS's or
+    phone row's own number, else (a failed email) the phone the patient gave, if any."""
+    if row.status not in NEEDS_A_CALL:
+        return None
+    if row.channel != "email":
+        return row.recipient
+    found = conn.execute("SELECT patient ->> 'phone' FROM intake.reports WHERE report_id = %s",
+                         (row.report_id,)).fetchone() if row.report_id else None
+    return (found[0] or None) if found else None
+
+
 def _publish(conn: psycopg.Connection, row: MessageRow, traceparent: str | None) -> None:
     event = events.patient_message_event(
         message_id=row.message_id, referral_id=row.referral_id, report_id=row.report_id, sequence=row.sequence,
         change=row.change, channel=row.channel, status=row.status, detail=row.detail, attempts=row.attempts,
-        revision=row.revision, at=row.updated_at.isoformat(), callback_phone=row.recipient)
+        revision=row.revision, at=row.updated_at.isoformat(), callback_phone=callback_phone(conn, row))
     with conn.cursor() as cur:
         outbox.add_event(cur, SCHEMA, topic=TOPIC_PATIENT_MESSAGES, key=row.referral_id, event=event,
                          traceparent=traceparent or new_traceparent())
