@@ -57,6 +57,15 @@ COMPOSE_SECRETS = {*DB_PASSWORDS.values(), *SECRET_KEYS.values(), *KAFKA_PASSWOR
 # infrastructure images (public ones by default, infra/containers/ builds local ones) and
 # Kafka's host port (the same name `make run` reads, infra/stack.py).
 COMPOSE_HOST_SETTINGS = {"CLINIC_POSTGRES_IMAGE", "CLINIC_KAFKA_IMAGE", "CLINIC_PROXY_IMAGE", "CLINIC_KAFKA_PORT"}
+# The patient messages' settings (services/common/settings.py), passed to the intake worker by
+# name for ops to set; each optional (empty is unset: the service's own default applies).
+# Two of them are secrets: passed the same way, never with a default of their own.
+PATIENT_MESSAGE_SETTINGS = (
+    "CLINIC_SMTP_HOST", "CLINIC_SMTP_PORT", "CLINIC_SMTP_FROM", "CLINIC_SMTP_USERNAME", "CLINIC_SMTP_PASSWORD",
+    "CLINIC_SMTP_STARTTLS", "CLINIC_SMS_GATEWAY_URL", "CLINIC_SMS_GATEWAY_TOKEN", "CLINIC_TIME_ZONE",
+    "CLINIC_CONTACT_PHONE", "CLINIC_NAME",
+)
+OPTIONAL_SECRETS = {"CLINIC_SMTP_PASSWORD", "CLINIC_SMS_GATEWAY_TOKEN"}
 
 _VAR = re.compile(
     r"\$(?:\$|\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?+])(?P<arg>[^}]*))?\}"
@@ -130,12 +139,19 @@ def section(markdown: str, title: str) -> str:
 
 def documented_settings() -> set[str]:
     """CLINIC_* names of the settings table plus those of the Processes section;
-    a `CLINIC_<SVC>_...` (or <ROLE>) pattern stands for the three services."""
+    a `CLINIC_<SVC>_...` (or <ROLE>) pattern stands for the three services, and a `_SUFFIX`
+    after a name for that name with its last part replaced (`CLINIC_SMTP_HOST` / `_PORT`)."""
     text = CONVENTIONS.read_text()
     names = set()
     for line in section(text, "Environment settings").splitlines():
         if line.startswith("|"):
-            for name in re.findall(r"`(CLINIC_[A-Za-z0-9_<>]+)`", line.split("|")[1]):
+            full = []
+            for token in re.findall(r"`(_?[A-Za-z0-9_<>]+)`", line.split("|")[1]):
+                if token.startswith("CLINIC_"):
+                    full.append(token)
+                elif token.startswith("_") and full:
+                    full.append(full[-1].rsplit("_", 1)[0] + token)
+            for name in full:
                 names |= {re.sub(r"<(svc|SVC|role|ROLE)>", svc.upper(), name) for svc in SERVICES}
                 names.add(re.sub(r"<(role|ROLE)>", "ADMIN", name))  # the table's ROLE includes ADMIN
     names |= set(re.findall(r"CLINIC_[A-Z0-9_]+", section(text, "Processes")))
@@ -777,3 +793,49 @@ def test_host_access_file_publishes_postgres_and_kafka_on_the_loopback_only(host
     header = COMPOSE_FILE.read_text().split("\nx-", 1)[0]
     assert {v for v in used if v not in header or v not in HOST_ACCESS_FILE.read_text().split("\nservices:")[0]} == set()
     assert "compose.host-access.yml" in header and "compose.host-access.yml" in COMPOSE_DOC.read_text()
+
+
+# --------------------------------------------------------------------------- patient messages
+
+
+def test_intake_worker_passes_the_patient_message_settings(services):
+    """Each setting by name, `${NAME:-}`: ops set it on the host, an empty one is unset and the
+    service's default applies (SMTP and SMS are optional: no host, no email). Only the intake
+    worker (it sends the messages) gets them."""
+    env = environment(services["intake-worker"])
+    for name in PATIENT_MESSAGE_SETTINGS:
+        assert env.get(name) == f"${{{name}:-}}", f"intake-worker: {name} should be ${{{name}:-}}"
+    for other, svc in services.items():
+        if other != "intake-worker":
+            assert not set(environment(svc)) & set(PATIENT_MESSAGE_SETTINGS), other
+
+
+def test_patient_message_settings_left_empty_are_the_service_defaults(services):
+    """What the worker makes of the file's values with nothing set on the host: no email,
+    no SMS, port 25, no STARTTLS, UTC (services/common/settings.py)."""
+    from services.common.settings import load
+
+    env = {key: interpolate(value) for key, value in environment(services["intake-worker"]).items()}
+    settings = load(env=env | {"CLINIC_STATE_DIR": "/nonexistent"})
+    assert (settings.smtp_host, settings.smtp_port, settings.smtp_from, settings.smtp_username) == (None, 25, None, None)
+    assert (settings.smtp_password, settings.smtp_starttls) == (None, False)
+    assert (settings.sms_gateway_url, settings.sms_gateway_token) == (None, None)
+    assert (settings.clinic_time_zone, settings.clinic_contact_phone, settings.clinic_name) == ("UTC", None, "the clinic")
+
+
+def test_optional_secrets_have_no_default(compose):
+    """The SMTP password and the SMS gateway's token: empty unless the host gives them."""
+    text = COMPOSE_FILE.read_text().split("\nx-", 1)[1]
+    for match in _VAR.finditer(text):
+        name = match.group("braced") or match.group("bare")
+        if name in OPTIONAL_SECRETS:
+            assert match.group(0) == f"${{{name}:-}}", match.group(0)
+    assert variables_in(compose) >= OPTIONAL_SECRETS
+
+
+def test_patient_message_settings_are_documented():
+    header = COMPOSE_FILE.read_text().split("\nx-", 1)[0]
+    doc = COMPOSE_DOC.read_text()
+    for name in PATIENT_MESSAGE_SETTINGS:
+        assert name in header, f"docker-compose.yml's header does not list {name}"
+        assert name in doc, f"docs/compose.md does not list {name}"
