@@ -31,6 +31,7 @@ bench: $(STAMP)
 	$(PY) tests/bench/bench_triage_engine.py
 	$(PY) tests/bench/bench_queue.py
 	$(PY) tests/bench/bench_messages.py
+	$(PY) tests/bench/bench_waitlist_message.py
 
 ## chaos: the full fault suite (100,000 reports or 30 minutes, every fault in turn, again and again)
 chaos: $(STAMP)
