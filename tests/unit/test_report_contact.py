@@ -281,3 +281,20 @@ def test_the_report_event_carries_no_email_nor_consent():
     assert set(event["data"]["patient"]) == {"mrn", "display_name", "birth_date"}
     flat = json.dumps(event)
     assert "ana.silva@example.org" not in flat and "consent" not in flat and "sms" not in flat
+
+
+def test_a_report_without_contact_fields_hashes_as_before_they_existed():
+    """A kiosk retrying across the upgrade sends the same report under the same key: its
+    stored hash was taken before `email` and `contact_consent` existed, so a body that
+    leaves them at their defaults must hash the same, and one that uses them must not."""
+    import hashlib
+    import json
+
+    from services.intake.api.reports import _body_hash
+
+    before = {"patient": {"mrn": "MRN-1", "given_name": "Ana", "phone": "+15550100"}, "pain": {"severity": 4}}
+    old_hash = hashlib.sha256(json.dumps(before, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    now = {**before, "patient": {**before["patient"], "email": None, "contact_consent": []}}
+    assert _body_hash(now) == old_hash
+    consenting = {**before, "patient": {**before["patient"], "email": None, "contact_consent": ["sms"]}}
+    assert _body_hash(consenting) != old_hash

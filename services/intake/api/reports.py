@@ -141,10 +141,17 @@ def _idempotency_key() -> str | None:
     return key
 
 
+# Contact fields added in 2026-12, with the value the schema gives them when absent.
+_ADDED_WITH_DEFAULTS = {"email": None, "contact_consent": []}
+
+
 def _body_hash(body: dict) -> str:
     # Hash the normalised report, canonicalised, so a retry that re-serialises the same
-    # report with other whitespace or key order still counts as the same body.
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    # report with other whitespace or key order still counts as the same body. Added
+    # fields left at their defaults are not hashed: a report that uses none of them hashes
+    # as before they existed, so a kiosk retrying across the upgrade is not refused 409.
+    patient = {k: v for k, v in body["patient"].items() if _ADDED_WITH_DEFAULTS.get(k, ...) != v}
+    canonical = json.dumps({**body, "patient": patient}, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
