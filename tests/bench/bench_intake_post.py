@@ -1,0 +1,265 @@
+"""Throughput of `POST /v1/reports` on the intake API, beside its ceiling measured in the same run.
+
+    .venv/bin/python tests/bench/bench_intake_post.py [--clients 16] [--reports 2000] [--rounds 1]
+
+Not a test (pytest does not collect bench_*.py). It starts its own PostgreSQL in a temporary
+folder (infra.postgres.running_postgres) and serves, each in turn on that one database:
+
+- **intake**: the real intake API under gunicorn with services/common/gunicorn_conf.py's own
+  workers and threads (tests/gunicorn_support.py), a kiosk key per client, the kiosk quota raised
+  above what the run sends (its UPSERT costs the same whatever the limit);
+- **ceiling**: a bare Flask app under gunicorn (gthread, the same workers x threads) with a
+  psycopg_pool pool doing the same durable work per request: read the JSON body, INSERT the
+  report, INSERT an outbox row, commit, answer 202 (`bare_app` below; its tables live in a
+  schema of their own, `bench_bare`).
+
+Each is driven by `clients` threads, each on its own keep-alive connection (http.client), that
+send `reports` reports in all after a short warm-up; every answer must be a 202. Kafka is not
+needed: the API only writes the outbox. The machine's other load slows both alike, which is why
+the ratio, not the absolute figures, is what to compare between runs.
+
+Importable (`make bench` calls it):
+
+    from tests.bench.bench_intake_post import measure
+    rows = measure(clients=16, reports=2000, rounds=1)
+
+`measure` returns one dict per target, ceiling first, with the median over rounds:
+``{"target": "ceiling" | "intake", "clients": int, "reports": int, "rounds": int,
+"accepted_per_s": float, "p50_ms": float, "p99_ms": float, "ratio_to_ceiling": float}``
+(the ceiling's ratio is 1.0). `print_table(rows)` prints them as the script does.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:  # run as a script: `python tests/bench/bench_intake_post.py`
+    sys.path.insert(0, str(REPO))
+
+WARM_UP_PER_CLIENT = 10
+BARE_SCHEMA = "bench_bare"
+
+
+# -- the ceiling: the same durable work with nothing else ------------------------------------
+def bare_app():
+    """The bare endpoint gunicorn serves (`tests.bench.bench_intake_post:bare_app()`), with the
+    database URL in BENCH_BARE_DATABASE_URL and its pool as large as the worker's threads."""
+    from flask import Flask, request
+    from psycopg.types.json import Jsonb
+    from psycopg_pool import ConnectionPool
+
+    size = int(os.environ["BENCH_BARE_POOL_SIZE"])
+    pool = ConnectionPool(os.environ["BENCH_BARE_DATABASE_URL"], min_size=size, max_size=size, open=True)
+    app = Flask(__name__)
+
+    @app.post("/v1/reports")
+    def submit():
+        body = request.get_json()
+        report_id = str(uuid.uuid4())
+        event = {"id": str(uuid.uuid4()), "type": "clinic.report.submitted", "subject": report_id, "data": body}
+        with pool.connection() as conn:  # commits on leaving
+            conn.execute(f"INSERT INTO {BARE_SCHEMA}.reports (report_id, body) VALUES (%s, %s)",
+                         (report_id, Jsonb(body)))
+            conn.execute(f"INSERT INTO {BARE_SCHEMA}.outbox (event_id, key, payload) VALUES (%s, %s, %s)",
+                         (event["id"], report_id, Jsonb(event)))
+        return {"report_id": report_id, "status": "received"}, 202
+    return app
+
+
+def _create_bare_schema(admin_url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA IF EXISTS {BARE_SCHEMA} CASCADE")
+        conn.execute(f"CREATE SCHEMA {BARE_SCHEMA}")
+        conn.execute(f"CREATE TABLE {BARE_SCHEMA}.reports (report_id uuid PRIMARY KEY, body jsonb NOT NULL,"
+                     " submitted_at timestamptz NOT NULL DEFAULT now())")
+        conn.execute(f"CREATE TABLE {BARE_SCHEMA}.outbox (id bigserial PRIMARY KEY, event_id uuid NOT NULL UNIQUE,"
+                     " key text NOT NULL, payload jsonb NOT NULL, created_at timestamptz NOT NULL DEFAULT now(),"
+                     " sent_at timestamptz)")
+
+
+@contextlib.contextmanager
+def _running_bare(admin_url: str, workers: int, threads: int, log_path: Path) -> Iterator[str]:
+    from infra.postgres import free_port
+
+    port = free_port()
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("CLINIC_")},
+           "BENCH_BARE_DATABASE_URL": admin_url, "BENCH_BARE_POOL_SIZE": str(threads)}
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "--worker-class", "gthread", "--workers", str(workers),
+             "--threads", str(threads), "--bind", f"127.0.0.1:{port}", "--keep-alive", "5",
+             "--config", "/dev/null", "tests.bench.bench_intake_post:bare_app()"],
+            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        _wait_listening(proc, port, log_path)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _wait_listening(proc: subprocess.Popen, port: int, log_path: Path) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"gunicorn exited: {log_path.read_text()[-2000:]}")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/healthz")
+            conn.getresponse().read()
+            conn.close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError("gunicorn not up") from None
+            time.sleep(0.2)
+
+
+# -- the load ---------------------------------------------------------------------------------
+def _bodies(n: int) -> list[bytes]:
+    from tests.intake_support import report_body
+
+    return [json.dumps(report_body()).encode() for _ in range(n)]
+
+
+def drive(url: str, keys: list[str], reports: int) -> dict:
+    """len(keys) keep-alive clients (one key each) send `reports` reports in all, after a warm-up;
+    accepted/s over the timed part and each request's latency. Any answer but 202 is an error."""
+    host, port = url.removeprefix("http://").split(":")
+    clients = len(keys)
+    per_client = [reports // clients + (1 if i < reports % clients else 0) for i in range(clients)]
+    bodies = [_bodies(WARM_UP_PER_CLIENT + n) for n in per_client]
+    latencies: list[list[float]] = [[] for _ in range(clients)]
+    failures: list[str] = []
+    ready = threading.Barrier(clients + 1)
+    go = threading.Event()
+
+    def client(i: int) -> None:
+        conn = http.client.HTTPConnection(host, int(port), timeout=30)
+        headers = {"Authorization": f"Bearer {keys[i]}", "Content-Type": "application/json"}
+        try:
+            for n, body in enumerate(bodies[i]):
+                if n == WARM_UP_PER_CLIENT:
+                    ready.wait()
+                    go.wait()
+                t0 = time.perf_counter()
+                conn.request("POST", "/v1/reports", body=body, headers=headers)
+                response = conn.getresponse()
+                text = response.read()
+                if response.status != 202:
+                    failures.append(f"{response.status} {text[:200]!r}")
+                    return
+                if n >= WARM_UP_PER_CLIENT:
+                    latencies[i].append((time.perf_counter() - t0) * 1000)
+        except Exception as exc:  # noqa: BLE001 - reported, and the run fails below
+            failures.append(repr(exc))
+        finally:
+            conn.close()
+            if len(latencies[i]) < per_client[i]:
+                ready.abort()
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    for t in threads:
+        t.start()
+    try:
+        ready.wait()
+    except threading.BrokenBarrierError:
+        pass
+    start = time.perf_counter()
+    go.set()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - start
+    if failures:
+        raise RuntimeError(f"{len(failures)} clients failed, first: {failures[0]}")
+    times = sorted(ms for per in latencies for ms in per)
+    return {"accepted_per_s": len(times) / elapsed, "p50_ms": statistics.median(times),
+            "p99_ms": times[min(len(times) - 1, int(0.99 * len(times)))]}
+
+
+# -- the run ----------------------------------------------------------------------------------
+def measure(*, clients: int = 16, reports: int = 2000, rounds: int = 1) -> list[dict]:
+    """Start PostgreSQL, then for each round drive the ceiling and the intake API in turn with
+    `clients` keep-alive clients sending `reports` reports; one dict per target (see the module
+    docstring), the median of the rounds."""
+    from infra.postgres import running_postgres
+    from services.admin.credentials import kiosk_add
+    from services.common import gunicorn_conf
+    from services.common import settings as settings_module
+    from tests.gunicorn_support import running_gunicorn
+
+    workers, threads = gunicorn_conf.workers, gunicorn_conf.threads
+    state = Path(tempfile.mkdtemp(prefix="bench-intake-post-"))
+    os.chmod(state, 0o711)  # a non-root server user must reach its data folder
+    results: dict[str, list[dict]] = {"ceiling": [], "intake": []}
+    try:
+        with running_postgres(state_dir=state) as pg:
+            env = {"CLINIC_STATE_DIR": str(state), "CLINIC_PG_HOST": "127.0.0.1", "CLINIC_PG_PORT": str(pg.port),
+                   "CLINIC_DB_NAME": "clinic", "CLINIC_ADMIN_DATABASE_URL": pg.admin_url(),
+                   "CLINIC_KAFKA_BOOTSTRAP": "127.0.0.1:1", "CLINIC_SECRET_KEY": "bench-secret",
+                   "CLINIC_KIOSK_REPORTS_PER_HOUR": str(10 * (reports + clients * WARM_UP_PER_CLIENT) * rounds)}
+            settings = settings_module.load("intake", env=env)
+            _create_bare_schema(pg.admin_url())
+            with running_gunicorn("intake", env, state / "intake.log", workers=None):
+                pass  # the first start applies intake's migrations, so the kiosks can be made
+            keys = [kiosk_add(settings, f"bench-{uuid.uuid4().hex[:8]}") for _ in range(clients)]
+            for _ in range(rounds):
+                with _running_bare(pg.admin_url(), workers, threads, state / "bare.log") as url:
+                    results["ceiling"].append(drive(url, keys, reports))
+                with running_gunicorn("intake", env, state / "intake.log", workers=None) as url:
+                    results["intake"].append(drive(url, keys, reports))
+    finally:
+        shutil.rmtree(state, ignore_errors=True)
+    rows = []
+    for target, runs in results.items():
+        rows.append({"target": target, "clients": clients, "reports": reports, "rounds": rounds,
+                     "workers": workers, "threads": threads,
+                     **{k: round(statistics.median(r[k] for r in runs), 1)
+                        for k in ("accepted_per_s", "p50_ms", "p99_ms")}})
+    ceiling = rows[0]["accepted_per_s"]
+    for row in rows:
+        row["ratio_to_ceiling"] = round(row["accepted_per_s"] / ceiling, 2)
+    return rows
+
+
+def print_table(rows: list[dict]) -> None:
+    first = rows[0]
+    print(f"POST /v1/reports: {first['clients']} keep-alive clients, {first['reports']} reports, "
+          f"{first['rounds']} round(s), gunicorn {first['workers']} workers x {first['threads']} threads")
+    for row in rows:
+        print(f"  {row['target']:8} {row['accepted_per_s']:8.1f} accepted/s  p50 {row['p50_ms']:6.1f} ms"
+              f"  p99 {row['p99_ms']:6.1f} ms  ratio {row['ratio_to_ceiling']:.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--reports", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=1)
+    args = parser.parse_args()
+    print_table(measure(clients=args.clients, reports=args.reports, rounds=args.rounds))
+
+
+if __name__ == "__main__":
+    main()
