@@ -1,10 +1,14 @@
-"""The consumer loop: each event is applied in one database transaction together with its
-inbox row (primary key = event id), and Kafka offsets are committed only after that commit.
+"""The consumer loop: a poll's events are applied in ONE database transaction, each under
+a SAVEPOINT together with its inbox row (primary key = event id), and Kafka offsets are
+committed only after that commit (_process_poll, _apply_batch). One commit per poll instead
+of one per event: what a backlog's drain costs is mostly commits and round trips.
 
 - A redelivered event hits the inbox primary key and is skipped: applied once.
 - An event that is not a valid CloudEvent, or that the handler rejects as invalid
   (PoisonEvent), goes to `<topic>.dlq` at once, with the error in its headers.
-- An event whose handler keeps failing for another reason goes there after MAX_ATTEMPTS.
+- An event whose handler keeps failing for another reason goes there after MAX_ATTEMPTS:
+  its first failure ends the batch (the events before it commit), and it is retried alone,
+  one transaction per attempt, so that no batch holds its locks while it waits.
 - A message is dead-lettered once per consumer group, even if it is delivered again (the
   offset commit comes after the whole batch, so a crash or a rebalance in between replays
   it). The dead letter cannot be written in the same transaction as a database row, so a
@@ -13,9 +17,10 @@ inbox row (primary key = event id), and Kafka offsets are committed only after t
   row is marked done once the broker has acked it. Finding an unfinished attempt, the next
   delivery first looks in the .dlq topic for the dead letter carrying that marker
   (header `dlq.id`) and sends it only if it is not there. See _dead_letter.
-- While the database is down, the partition is rewound to the failed event and the loop
-  waits: nothing is skipped (nor dead-lettered), and polling goes on so the consumer keeps
-  its group membership.
+- While the database is down, the batch's transaction is lost whole (nothing half-applied),
+  each of its partitions is rewound to its first event not committed, and the loop waits:
+  nothing is skipped (nor dead-lettered), and polling goes on so the consumer keeps its
+  group membership.
 """
 from __future__ import annotations
 
@@ -23,7 +28,7 @@ import logging
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
@@ -85,6 +90,39 @@ def _header(message, name: str) -> str | None:
     return None
 
 
+def _delivery(message) -> Delivery:
+    return Delivery(topic=message.topic, partition=message.partition, offset=message.offset,
+                    key=message.key.decode(errors="replace") if message.key else None,
+                    traceparent=_header(message, "traceparent"))
+
+
+@dataclass
+class _Item:
+    """One consumed message, decoded once: `event`, or `invalid` (why it is not a CloudEvent)."""
+    tp: TopicPartition
+    message: object
+    delivery: Delivery
+    event: dict | None = None
+    invalid: envelope.InvalidEvent | None = None
+
+    @classmethod
+    def read(cls, tp: TopicPartition, message) -> _Item:
+        item = cls(tp, message, _delivery(message))
+        try:
+            item.event = envelope.decode(message.value)
+        except envelope.InvalidEvent as exc:
+            item.invalid = exc
+        return item
+
+
+@dataclass
+class _BatchResult:
+    finished: list[_Item] = field(default_factory=list)  # applied, duplicate or parked
+    halted: dict[TopicPartition, int] = field(default_factory=dict)  # partition -> rewind to
+    failed: int | None = None  # index of the item whose handler failed; later ones not tried
+    lost: bool = False  # the database went away: nothing of the batch is applied
+
+
 class InboxConsumer:
     def __init__(
         self,
@@ -115,10 +153,8 @@ class InboxConsumer:
         try:
             while not stop.is_set():
                 batches = self._consumer.poll(timeout_ms=500)
-                for tp, messages in batches.items():
-                    if stop.is_set():
-                        break
-                    self._process_partition(tp, messages, stop)
+                if batches:
+                    self._process_poll(batches, stop)
                 self._forget_lag(keep=self._consumer.assignment() or set())
         finally:
             self._forget_lag(keep=set())
@@ -126,18 +162,121 @@ class InboxConsumer:
             if self._dlq_producer is not None:
                 self._dlq_producer.close(timeout=5)
 
-    # -- one partition's batch ----------------------------------------------------------
-    def _process_partition(self, tp: TopicPartition, messages, stop: threading.Event) -> None:
-        done_offset = None
-        for message in messages:
-            if not self._process_with_retries(message, stop):
-                # Rewind to the message we could not apply, so the next poll starts there.
-                self._consumer.seek(tp, message.offset)
+    # -- one poll's messages ------------------------------------------------------------
+    def _process_poll(self, batches: dict[TopicPartition, list], stop: threading.Event) -> None:
+        """Apply a poll's messages in as few transactions as possible (see _apply_batch), then
+        commit every partition's offset past what is done, in one request. A partition that
+        cannot go on (database down, a dead letter not taken) is rewound to its first message
+        not done, so that the next poll starts there."""
+        remaining = [_Item.read(tp, message) for tp, messages in batches.items() for message in messages]
+        done: dict[TopicPartition, int] = {}    # next offset, per partition
+        halted: dict[TopicPartition, int] = {}  # rewind to this offset, per partition
+        while remaining and not stop.is_set():
+            result = self._apply_batch(remaining, stop)
+            for item in result.finished:
+                done[item.tp] = item.message.offset + 1
+            halted.update(result.halted)
+            if result.lost:
                 break
-            done_offset = message.offset
-        if done_offset is not None:
-            self._commit(tp, done_offset + 1)
-        self._show_lag(tp, messages[0].offset if done_offset is None else done_offset + 1)
+            if result.failed is None:
+                remaining = []
+                break
+            failed = remaining[result.failed]
+            # A handler error: retried alone, in transactions of its own, as before batching.
+            if self._process_with_retries(failed.message, stop, first_attempt=2):
+                done[failed.tp] = failed.message.offset + 1
+            else:
+                halted[failed.tp] = failed.message.offset
+            remaining = [i for i in remaining[result.failed + 1:] if i.tp not in halted]
+        for item in remaining:  # not done: lost with a batch, or the worker is stopping
+            halted.setdefault(item.tp, item.message.offset)
+        for tp, offset in halted.items():
+            self._consumer.seek(tp, offset)
+        self._commit({tp: offset for tp, offset in done.items()})
+        for tp, messages in batches.items():
+            self._show_lag(tp, halted.get(tp, done.get(tp, messages[0].offset)))
+
+    def _apply_batch(self, items: list[_Item], stop: threading.Event) -> _BatchResult:
+        """Apply `items` in ONE transaction, each event under a SAVEPOINT with its inbox row.
+
+        - A duplicate (its event id in the inbox, or earlier in the batch) is skipped.
+        - Poison (not a CloudEvent, or PoisonEvent from its handler) is rolled back to its
+          savepoint and dead-lettered at once (_dead_letter keeps its own marker rows, on
+          another connection); if it cannot be parked now, its partition halts there.
+        - Any other handler error ends the batch at that event (`failed`): the events before
+          it commit, and the caller retries it alone. Retrying it here would keep the locks
+          of the whole batch while it waits, and two workers' batches could wait on each
+          other.
+        - Whatever else stops the loop (a crash of the consumer thread, say) first commits
+          the events applied before it, each whole with its inbox row.
+        - The database gone (or a deadlock, any OperationalError): the transaction is rolled
+          back, nothing of it is applied (`lost`), and the caller rewinds.
+        """
+        result = _BatchResult()
+        applied: list[tuple[_Item, str]] = []
+        crash: BaseException | None = None
+        try:
+            with self.pool.connection() as conn, conn.transaction():
+                known = self._known_event_ids(conn, [i.event["id"] for i in items if i.event is not None])
+                for index, item in enumerate(items):
+                    if item.tp in result.halted:
+                        continue
+                    try:
+                        if item.invalid is not None:
+                            raise item.invalid
+                        outcome = self._apply_one(conn, item, known)
+                    except (envelope.InvalidEvent, PoisonEvent) as exc:
+                        if self._dead_letter(item.message, exc, stop):
+                            result.finished.append(item)
+                        else:
+                            result.halted[item.tp] = item.message.offset
+                        continue
+                    except (psycopg.OperationalError, PoolTimeout):
+                        raise
+                    except Exception as exc:
+                        self._log_failure(item.event, 1, exc)
+                        result.failed = index
+                        break
+                    except BaseException as exc:
+                        crash = exc
+                        break
+                    applied.append((item, outcome))
+                    result.finished.append(item)
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            log.warning("database unavailable; pausing partition",
+                        extra={"topic": items[0].tp.topic, "error": type(exc).__name__})
+            stop.wait(1.0)
+            return _BatchResult(lost=True)
+        for item, outcome in applied:
+            metrics.EVENTS_CONSUMED.labels(self.service, item.tp.topic, outcome).inc()
+        if crash is not None:
+            raise crash
+        return result
+
+    def _known_event_ids(self, conn: psycopg.Connection, event_ids: list[str]) -> set[str]:
+        """The batch's event ids already in the inbox: skipped without a savepoint."""
+        if not event_ids:
+            return set()
+        rows = conn.execute(f"SELECT event_id FROM {self.service}.inbox WHERE event_id = ANY(%s)",
+                            (event_ids,)).fetchall()
+        return {r[0] for r in rows}
+
+    def _apply_one(self, conn: psycopg.Connection, item: _Item, known: set[str]) -> str:
+        """One event under its savepoint, in the batch's transaction."""
+        if item.event["id"] in known:
+            return "duplicate"
+        with conn.transaction():
+            if not self._insert_inbox_row(conn, item.event, item.delivery):
+                return "duplicate"  # a rival consumer's, or earlier in this batch
+            self.handlers[item.delivery.topic](conn, item.event, item.delivery)
+        return "applied"
+
+    def _insert_inbox_row(self, conn: psycopg.Connection, event: dict, delivery: Delivery) -> bool:
+        return conn.execute(
+            f"INSERT INTO {self.service}.inbox (event_id, topic, event_type)"
+            " VALUES (%s, %s, %s) ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
+            (event["id"], delivery.topic, event["type"]),
+        ).fetchone() is not None
 
     # -- lag, for /metrics ----------------------------------------------------------------
     def _show_lag(self, tp: TopicPartition, next_offset: int) -> None:
@@ -155,29 +294,28 @@ class InboxConsumer:
             metrics.CONSUMER_LAG.remove(self.service, tp.topic, str(tp.partition))
         self._lag_shown &= keep
 
-    def _commit(self, tp: TopicPartition, next_offset: int) -> None:
+    def _commit(self, next_offsets: dict[TopicPartition, int]) -> None:
+        if not next_offsets:
+            return
         try:
-            self._consumer.commit({tp: OffsetAndMetadata(next_offset, "", -1)})
+            self._consumer.commit({tp: OffsetAndMetadata(offset, "", -1) for tp, offset in next_offsets.items()})
         except Exception as exc:
             # After a rebalance the new owner re-reads from the last commit; the inbox
             # makes that harmless, so a failed commit is logged, not fatal.
-            log.warning("offset commit failed", extra={"topic": tp.topic, "partition": tp.partition,
+            log.warning("offset commit failed", extra={"partitions": len(next_offsets),
                                                        "error": type(exc).__name__})
 
-    def _process_with_retries(self, message, stop: threading.Event) -> bool:
-        """True when the message is done with (applied, duplicate or dead-lettered)."""
-        delivery = Delivery(
-            topic=message.topic,
-            partition=message.partition,
-            offset=message.offset,
-            key=message.key.decode(errors="replace") if message.key else None,
-            traceparent=_header(message, "traceparent"),
-        )
+    def _process_with_retries(self, message, stop: threading.Event, first_attempt: int = 1) -> bool:
+        """True when the message is done with (applied, duplicate or dead-lettered), each
+        attempt in a transaction of its own."""
+        delivery = _delivery(message)
         try:
             event = envelope.decode(message.value)
         except envelope.InvalidEvent as exc:
             return self._dead_letter(message, exc, stop)
-        for attempt in range(1, MAX_ATTEMPTS + 1):
+        for attempt in range(first_attempt, MAX_ATTEMPTS + 1):
+            if attempt > 1:
+                time.sleep(0.2 * (attempt - 1))
             try:
                 outcome = self._apply(event, delivery)
                 metrics.EVENTS_CONSUMED.labels(self.service, message.topic, outcome).inc()
@@ -190,28 +328,26 @@ class InboxConsumer:
                 stop.wait(1.0)
                 return False  # not an attempt against the event: the database is at fault
             except Exception as exc:
-                fields = {"event_id": event.get("id"), "attempt": attempt, "error": safe_error_text(exc)}
-                if isinstance(exc, psycopg.Error):
-                    # No traceback: a constraint's DETAIL quotes the row's values (a duplicate
-                    # patient MRN, say), and logs hold no patient data.
-                    log.warning("event handler failed", extra=fields)
-                else:  # a bug: its frames (the logging filter strips the exception's text)
-                    log.warning("event handler failed", exc_info=True, extra=fields)
+                self._log_failure(event, attempt, exc)
                 if attempt == MAX_ATTEMPTS:
                     return self._dead_letter(message, exc, stop)
-                time.sleep(0.2 * attempt)
         return False
 
+    def _log_failure(self, event: dict, attempt: int, exc: Exception) -> None:
+        fields = {"event_id": event.get("id"), "attempt": attempt, "error": safe_error_text(exc)}
+        if isinstance(exc, psycopg.Error):
+            # No traceback: a constraint's DETAIL quotes the row's values (a duplicate
+            # patient MRN, say), and logs hold no patient data.
+            log.warning("event handler failed", extra=fields)
+        else:  # a bug: its frames (the logging filter strips the exception's text)
+            log.warning("event handler failed", exc_info=(type(exc), exc, exc.__traceback__), extra=fields)
+
     def _apply(self, event: dict, delivery: Delivery) -> str:
+        """One event in a transaction of its own (a retry, and tests that choose the order)."""
         handler = self.handlers[delivery.topic]
         with self.pool.connection() as conn:
             with conn.transaction():
-                inserted = conn.execute(
-                    f"INSERT INTO {self.service}.inbox (event_id, topic, event_type)"
-                    " VALUES (%s, %s, %s) ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
-                    (event["id"], delivery.topic, event["type"]),
-                ).fetchone()
-                if inserted is None:
+                if not self._insert_inbox_row(conn, event, delivery):
                     return "duplicate"
                 handler(conn, event, delivery)
         return "applied"
