@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import json
+import random
 import re
-import secrets
 import uuid
 from datetime import datetime, timezone
 
@@ -104,8 +104,16 @@ def decode(value: bytes | None) -> dict:
     return raw
 
 
+# Trace and span ids need to be unique, not secret: the random module's generator (seeded
+# from os.urandom, and again in each forked gunicorn worker) holds the GIL for the few
+# microseconds they take, where secrets.token_hex's os.urandom system call gave the GIL up on
+# every request (5% of an intake worker's samples under load). W3C forbids all-zero ids.
+def _random_hex(bits: int) -> str:
+    return f"{random.getrandbits(bits) or 1:0{bits // 4}x}"
+
+
 def new_traceparent() -> str:
-    return f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
+    return f"00-{_random_hex(128)}-{_random_hex(64)}-01"
 
 
 def child_traceparent(parent: str | None) -> str:
@@ -113,7 +121,7 @@ def child_traceparent(parent: str | None) -> str:
     match = TRACEPARENT_RE.match(parent or "")
     if not match:
         return new_traceparent()
-    return f"00-{match.group(1)}-{secrets.token_hex(8)}-{match.group(3)}"
+    return f"00-{match.group(1)}-{_random_hex(64)}-{match.group(3)}"
 
 
 def trace_id(traceparent: str | None) -> str | None:
