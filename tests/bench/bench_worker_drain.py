@@ -52,7 +52,7 @@ if str(REPO) not in sys.path:
 from services.common import envelope, worker as worker_module  # noqa: E402
 from services.common import settings as settings_module  # noqa: E402
 from services.common.db import apply_migrations  # noqa: E402
-from services.common.envelope import new_event, new_traceparent  # noqa: E402
+from services.common.envelope import new_traceparent  # noqa: E402
 from services.common.kafka_io import make_producer  # noqa: E402
 from services.common.settings import TOPIC_DECISIONS, TOPIC_REFERRAL_EVENTS, TOPIC_REPORTS  # noqa: E402
 
@@ -292,10 +292,11 @@ def ceiling(kafka, pg, security: dict, group: str, topics: list[str], count: int
 
 
 def measure(kafka, pg, services: tuple[str, ...] = ("triage", "referral", "intake"), scale: float = 1.0,
-            timeout_s: float = 900.0) -> list[dict]:
+            timeout_s: float = 900.0, on_row=None) -> list[dict]:
     """One row per service: {service, events, events_per_s, ceiling_per_s, ratio, published_s}.
     `kafka`: a running infra.kafka.runner.LocalKafka (topics and ACLs made); `pg`: a running,
-    bootstrapped infra.postgres server; `scale` multiplies the backlogs (COUNTS)."""
+    bootstrapped infra.postgres server; `scale` multiplies the backlogs (COUNTS); `on_row`,
+    if given, is called with each row as soon as it is measured."""
     rows = []
     for service in services:
         package, topics, build = SERVICES[service]
@@ -315,14 +316,17 @@ def measure(kafka, pg, services: tuple[str, ...] = ("triage", "referral", "intak
         rows.append({"service": service, "events": count, "events_per_s": round(rate),
                      "ceiling_per_s": round(ceiling_rate), "ratio": round(rate / ceiling_rate, 2),
                      "published_s": round(published, 1)})
+        if on_row is not None:
+            on_row(rows[-1])
     return rows
 
 
-def print_table(rows: list[dict]) -> None:
-    print(f"{'service':<10}{'events':>8}{'events/s':>10}{'ceiling/s':>11}{'ratio':>7}{'all published':>15}")
-    for r in rows:
-        print(f"{r['service']:<10}{r['events']:>8}{r['events_per_s']:>10}{r['ceiling_per_s']:>11}{r['ratio']:>7}"
-              f"{r['published_s']:>13} s")
+HEADER = f"{'service':<10}{'events':>8}{'events/s':>10}{'ceiling/s':>11}{'ratio':>7}{'all published':>15}"
+
+
+def print_row(r: dict) -> None:
+    print(f"{r['service']:<10}{r['events']:>8}{r['events_per_s']:>10}{r['ceiling_per_s']:>11}{r['ratio']:>7}"
+          f"{r['published_s']:>13} s", flush=True)
 
 
 @contextlib.contextmanager
@@ -347,7 +351,8 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0, help="multiplies the backlogs")
     args = parser.parse_args()
     with local_infra() as (kafka, pg):
-        print_table(measure(kafka, pg, tuple(args.services.split(",")), args.scale))
+        print(HEADER, flush=True)
+        measure(kafka, pg, tuple(args.services.split(",")), args.scale, on_row=print_row)
 
 
 if __name__ == "__main__":
