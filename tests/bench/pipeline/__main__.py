@@ -1,0 +1,152 @@
+"""`make bench`: python -m tests.bench.pipeline [--quick] [--markdown PATH] [--png PATH] [--no-plot]
+
+Starts its own stack (tests/live_stack.py: `python -m infra.stack` on a temporary state
+folder and free ports) and a bare endpoint beside it, runs the four measures of issue 15
+with their same-run ceilings, prints one table, writes it into docs/measurements.md
+(between markers) and draws docs/bench/latency.png. --quick: small sizes, written under
+.state/bench-quick/ unless told where, so a trial never overwrites the documented figures.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from tests.live_stack import REPO
+
+from . import markdown_section, measures, table
+from .sizes import FULL, QUICK, Sizes
+from .stats import LoadPoint, Row
+
+DOCS_MARKDOWN = REPO / "docs" / "measurements.md"
+DOCS_PNG = REPO / "docs" / "bench" / "latency.png"
+QUICK_DIR = REPO / ".state" / "bench-quick"
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m tests.bench.pipeline", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, to try the harness out")
+    parser.add_argument("--markdown", type=Path, help=f"file to write the section into (default {DOCS_MARKDOWN})")
+    parser.add_argument("--png", type=Path, help=f"the latency picture (default {DOCS_PNG})")
+    parser.add_argument("--no-plot", action="store_true", help="no picture (matplotlib not installed)")
+    parser.add_argument("--keep-state", action="store_true", help="keep the stack's state folder (logs) afterwards")
+    parser.add_argument("--commit", help="the commit the figures are of (default: git rev-parse HEAD here)")
+    args = parser.parse_args(argv)
+    default_dir = QUICK_DIR if args.quick else None
+    args.markdown = args.markdown or (default_dir / "measurements.md" if default_dir else DOCS_MARKDOWN)
+    args.png = args.png or (default_dir / "latency.png" if default_dir else DOCS_PNG)
+    return args
+
+
+def load_average() -> str:
+    return " / ".join(f"{v:.1f}" for v in os.getloadavg()) + " (1 / 5 / 15 min)"
+
+
+def commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
+                              text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def run_measures(sizes: Sizes, quick: bool, keep_state: bool) -> tuple[list[Row], list[LoadPoint], float]:
+    """Measures 1 and 3 start their own infra (component benches); 2 and 4 share one stack.
+    One at a time, so that no two compete for the two cores."""
+    from tests.live_stack import running_stack
+
+    from .bare_endpoint import running_bare_endpoint
+    from .final_status import FinalStatusWatch
+    from .seed import add_provider_with_slots
+
+    say = lambda line: print(line, flush=True)  # noqa: E731
+    component = measures.post_throughput_component(sizes, say)
+    with running_stack(prefix="clinic-bench-pipeline-", ready_timeout=300, keep=keep_state) as stack:
+        say(f"stack ready: {stack.state_dir}")
+        admin_url = stack.settings().admin_database_url
+        keys = [stack.kiosk_key(f"bench-kiosk-{n}") for n in range(sizes.post_clients)]
+        add_provider_with_slots(stack, sizes.slots)
+        with FinalStatusWatch(admin_url) as watch, \
+                running_bare_endpoint(admin_url, stack.state_dir / "logs") as bare_url:
+            bench = measures.Bench(stack=stack, sizes=sizes, quick=quick, kiosk_keys=keys, bare_url=bare_url,
+                                   watch=watch, say=say)
+            post_rows, bare_rate = component or measures.post_throughput(bench)
+            burst = measures.burst(bench)
+            points = measures.latency_curve(bench, burst.rate)
+    drain_rows, stage_ceilings = measures.worker_drain(sizes, say)
+    stage_ceilings["intake POST, bare endpoint"] = bare_rate
+    rows = [*post_rows, measures.burst_row(burst, stage_ceilings), *drain_rows,
+            *measures.latency_rows(points, burst.rate)]
+    return rows, points, burst.rate
+
+
+def section_body(rows: list[Row], points: list[LoadPoint], png: Path, markdown: Path, *, sizes: Sizes,
+                 started: str, commit_id: str, load_before: str, load_after: str, minutes: float) -> str:
+    picture = os.path.relpath(png, markdown.parent)
+    return f"""\
+`make bench` (`python -m tests.bench.pipeline`; `make bench-parts` runs the component
+benches). It starts its own stack as `make run` does (temporary state folder, free ports, no
+demo data; one provider with free slots, so the first urgent and specialist reports are booked
+and the rest waitlisted; reports mixed urgent, specialist and self care 3:3:4, each a new
+patient) and, beside it on the same PostgreSQL, the **bare endpoint**: Flask + gunicorn (2
+processes x 4 threads) + psycopg_pool doing intake's durable work only (JSON body, INSERT the
+report, INSERT an outbox row, commit). Every ceiling is measured in the same run.
+
+- **Final status** is seen without polling: a trigger on the bench stack's `intake.reports`
+  NOTIFYs when a report's status view first becomes final (referral linked, or a self-care
+  decision) and one listening connection stamps the time; NOTIFY arrives at commit.
+- **2**: the ceiling is the slowest stage's own ceiling in this run (the bare endpoint for
+  intake, each worker's drain ceiling from measure 3 when it ran): a pipeline of stages cannot
+  beat its slowest one.
+- **4**: open loop (each report due at start + i/rate, latency counted from the due time, so
+  queueing shows); offered loads 5/s and {", ".join(f"{f:g}" for f in sizes.load_fractions)} of the
+  sustained maximum (measure 2's end-to-end rate); the ceiling is the bare endpoint's POST
+  latency at the same schedule. Ratio: stack / ceiling (p50 for latencies).
+
+Run {started}, commit {commit_id}, {sizes.label}; {minutes:.1f} min. Load average
+(2 cores, shared with other engineers' suites and CI): **{load_before}** at the start,
+**{load_after}** at the end, so the figures are on the slow side.
+
+{table.as_markdown(rows)}
+
+Every offered load of measure 4 (what the picture draws):
+
+{table.curve_markdown(points)}
+
+![p50 and p99 latency against offered load: the stack's POST to final status, its POST answer, and the bare endpoint's POST]({picture})
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    sizes = QUICK if args.quick else FULL
+    started = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    load_before = load_average()
+    print(f"pipeline benchmark ({'quick' if args.quick else 'full'} sizes: {sizes.label})", flush=True)
+    print(f"load average at start: {load_before}", flush=True)
+    began = time.monotonic()
+    rows, points, sustained = run_measures(sizes, args.quick, args.keep_state)
+    load_after = load_average()
+    minutes = (time.monotonic() - began) / 60
+    print()
+    print(table.as_text(rows))
+    print(f"\nload average at start: {load_before}; at end: {load_after}; {minutes:.1f} min")
+    if not args.no_plot:
+        from .plot import draw
+
+        draw(points, args.png, f"POST -> final status vs offered load ({started}; sustained max "
+                               f"{sustained:.0f}/s; load avg {load_after.split(' ')[0]})")
+        print(f"picture: {args.png}")
+    markdown_section.write_section(args.markdown, section_body(
+        rows, points, args.png, args.markdown, sizes=sizes, started=started, commit_id=args.commit or commit(), load_before=load_before,
+        load_after=load_after, minutes=minutes))
+    print(f"table written to {args.markdown} (section '{markdown_section.HEADING}')")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,33 @@
+"""docs/bench/latency.png: p50 and p99 against offered load, the stack's POST-to-final
+latency beside the bare endpoint's POST latency (the ceiling), and the stack's own POST."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .stats import LoadPoint
+
+
+def draw(points: list[LoadPoint], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display: a file only
+    from matplotlib import pyplot
+
+    loads = [p.offered for p in points]
+    figure, axes = pyplot.subplots(figsize=(8, 5), dpi=110)
+    series = [("stack: POST -> final status", "tab:red", lambda p: p.stack_final_ms),
+              ("stack: POST answered", "tab:orange", lambda p: p.stack_post_ms),
+              ("ceiling: bare endpoint POST", "tab:blue", lambda p: p.ceiling_post_ms)]
+    for label, colour, pick in series:
+        axes.plot(loads, [pick(p)[0] for p in points], "o-", color=colour, label=f"{label}, p50")
+        axes.plot(loads, [pick(p)[2] for p in points], "s--", color=colour, label=f"{label}, p99")
+    axes.set_xlabel("offered load (reports/s, open loop)")
+    axes.set_ylabel("latency (ms, log scale)")
+    axes.set_yscale("log")
+    axes.grid(True, which="both", alpha=0.3)
+    axes.set_title(title, fontsize=10)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path)
+    pyplot.close(figure)
