@@ -35,13 +35,14 @@ def outbox_channel(schema: str) -> str:
 
 
 def add_event(cur: psycopg.Cursor, schema: str, *, topic: str, key: str, event: dict, traceparent: str) -> None:
-    """Record an event in the caller's transaction; NOTIFY is delivered only if it commits."""
+    """Record an event in the caller's transaction; NOTIFY is delivered only if it commits
+    (once per transaction: PostgreSQL folds repeated notifications). One statement, one
+    round trip: a batch of consumed events adds one event each."""
     cur.execute(
-        f"INSERT INTO {schema}.outbox (event_id, topic, key, payload, traceparent)"
-        " VALUES (%s, %s, %s, %s, %s)",
-        (event["id"], topic, key, Jsonb(event), traceparent),
+        f"WITH added AS (INSERT INTO {schema}.outbox (event_id, topic, key, payload, traceparent)"
+        " VALUES (%s, %s, %s, %s, %s)) SELECT pg_notify(%s, '')",
+        (event["id"], topic, key, Jsonb(event), traceparent, outbox_channel(schema)),
     )
-    cur.execute(f"NOTIFY {outbox_channel(schema)}")
 
 
 def purge_sent(conn: psycopg.Connection, schema: str) -> int:
