@@ -114,23 +114,44 @@ class AppointmentDataSchema(_Lenient):
 
 class ReferralDataSchema(_Lenient):
     referral_id = fields.UUID(required=True)
-    report_ids = fields.List(fields.UUID(), required=True, validate=validate.Length(min=1))
     priority = fields.String(required=True, validate=validate.OneOf(PRIORITIES))
     status = fields.String(required=True, validate=validate.OneOf(tuple(REFERRAL_STATUS_TO_REPORT_STATUS)))
     sequence = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
     appointment = fields.Nested(AppointmentDataSchema, required=True, allow_none=True)
+    # The referral's reports, in one of two forms (issue 15). Since then: the first report,
+    # the one a change linked (referral.linked, or a raise a link caused) and how many there
+    # are. Before: `report_ids`, every linked report, which events still in topics and DLQs
+    # carry; read while they may be replayed.
     report_id = fields.UUID()
+    linked_report_id = fields.UUID(allow_none=True)
+    report_count = fields.Integer(strict=True, validate=validate.Range(min=1))
+    report_ids = fields.List(fields.UUID(), validate=validate.Length(min=1))
     care_level = fields.String(validate=validate.OneOf(CARE_LEVELS))
     created_at = fields.AwareDateTime()
     window_ends_at = fields.AwareDateTime()
 
     @validates_schema
-    def _first_report_is_listed(self, data: dict, **_kwargs) -> None:
-        if "report_id" in data and data["report_id"] not in data.get("report_ids", []):
+    def _first_report_is_named(self, data: dict, **_kwargs) -> None:
+        if "report_ids" not in data:
+            if "report_id" not in data:
+                raise ValidationError(_FIRST_REPORT_REQUIRED, "report_id")
+        elif "report_id" in data and data["report_id"] not in data["report_ids"]:
             raise ValidationError(_FIRST_REPORT_LISTED, "report_id")
 
 
 _FIRST_REPORT_LISTED = safe_message("Must be one of report_ids.")
+_FIRST_REPORT_REQUIRED = safe_message("Required when report_ids is absent.")
+
+
+def reports_named(snapshot: dict) -> list[str]:
+    """The reports a (valid) referral snapshot says belong to its referral: every one in the
+    old form, the first and the one just linked in the new form."""
+    if "report_ids" in snapshot:
+        return [str(report_id) for report_id in snapshot["report_ids"]]
+    named = [str(snapshot["report_id"])]
+    if snapshot.get("linked_report_id"):
+        named.append(str(snapshot["linked_report_id"]))
+    return named
 
 
 def parse_decision(event: dict) -> dict:

@@ -117,14 +117,34 @@ def record_decision(conn: psycopg.Connection, report_id: str, care_level: str, a
     )
 
 
-def record_referral(conn: psycopg.Connection, report_ids: list[str], snapshot: dict, sequence: int) -> None:
-    """Keep only the newest referral snapshot: an older event arriving late changes nothing."""
+def claim_reports(conn: psycopg.Connection, referral_id: str, report_ids: list[str]) -> None:
+    """Note that these reports belong to the referral, first locking the referral's reports
+    (those known and those named, in report_id order, so that two events of one referral, a
+    replay beside the live stream say, take their turns and never deadlock)."""
     conn.execute(
-        "UPDATE intake.reports SET referral = %s, referral_sequence = %s, updated_at = now()"
-        " WHERE report_id = ANY(%s::uuid[])"
-        " AND (referral_sequence IS NULL OR referral_sequence < %s)",
-        (Jsonb(snapshot), sequence, report_ids, sequence),
-    )
+        "SELECT 1 FROM intake.reports WHERE referral_id = %s OR report_id = ANY(%s::uuid[])"
+        " ORDER BY report_id FOR UPDATE", (referral_id, report_ids))
+    conn.execute(
+        "UPDATE intake.reports SET referral_id = %s"
+        " WHERE report_id = ANY(%s::uuid[]) AND referral_id IS DISTINCT FROM %s",
+        (referral_id, report_ids, referral_id))
+
+
+def record_referral(conn: psycopg.Connection, referral_id: str, snapshot: dict, sequence: int) -> None:
+    """Give every report of the referral its newest snapshot: this one, or a newer one another
+    of its reports already holds. An older event arriving late changes nothing, and a report
+    whose link is learnt after newer snapshots of the referral catches up with them."""
+    conn.execute(
+        "WITH newest AS (SELECT referral, referral_sequence FROM ("
+        "  SELECT %(snapshot)s::jsonb, %(sequence)s::integer"
+        "  UNION ALL SELECT referral, referral_sequence FROM intake.reports"
+        "   WHERE referral_id = %(referral_id)s AND referral_sequence IS NOT NULL"
+        " ) AS known (referral, referral_sequence) ORDER BY referral_sequence DESC LIMIT 1)"
+        " UPDATE intake.reports r SET referral = newest.referral, referral_sequence = newest.referral_sequence,"
+        " updated_at = now() FROM newest"
+        " WHERE r.referral_id = %(referral_id)s"
+        " AND (r.referral_sequence IS NULL OR r.referral_sequence < newest.referral_sequence)",
+        {"snapshot": Jsonb(snapshot), "sequence": sequence, "referral_id": referral_id})
 
 
 # -- retention (services/intake/retention.py decides; README "Data protection") ----------

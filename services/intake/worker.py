@@ -30,10 +30,14 @@ def on_decision(conn, event: dict, delivery: Delivery) -> None:
 
 def on_referral_event(conn, event: dict, delivery: Delivery) -> None:
     data = events.parse_referral_event(event)
+    referral_id = str(data["referral_id"])
+    # Intake keeps which reports belong to which referral: events name only the first report
+    # and the one a change linked (issue 15), or, in events from before, all of them.
+    store.claim_reports(conn, referral_id, events.reports_named(data))
     # What the patient is to be told is decided against the newest snapshot known before
     # this one is recorded (docs/patient-messages.md); the sender thread delivers it.
     message_store.tell_change(conn, data, child_traceparent(delivery.traceparent))
-    store.record_referral(conn, data["report_ids"], data, data["sequence"])
+    store.record_referral(conn, referral_id, data, data["sequence"])
 
 
 HANDLERS = {TOPIC_DECISIONS: on_decision, TOPIC_REFERRAL_EVENTS: on_referral_event}

@@ -65,7 +65,7 @@ class SlotsOverlap(Exception):
 # -- applying a policy answer ---------------------------------------------------------
 def _announce(conn: psycopg.Connection, change: ReferralChange, now: datetime, traceparent: str) -> None:
     view = store.referral_view(conn, change.referral.referral_id, now)
-    event = events.referral_event(events.event_type(change), view)
+    event = events.referral_event(events.event_type(change), view, events.linked_report_id(change))
     with conn.cursor() as cur:
         outbox.add_event(cur, SCHEMA, topic=TOPIC_REFERRAL_EVENTS, key=view["report_id"], event=event,
                          traceparent=traceparent)

@@ -7,8 +7,11 @@ docs/patient-messages.md: UUIDs, enums, zoned `at`, whole numbers from 0). Anyth
 a PoisonEvent whose reason names the field and the rule, never a value
 (services/common/error_text.py).
 Out: one `referral.*` event per change of a referral on `clinic.referral-events.v1`, whose
-data is a full snapshot of the referral: the intake service keeps only the newest one per
-report (by `sequence`), so events may arrive late or twice without harm.
+data is a snapshot of the referral of constant size (issue 15): its first report, but not the
+list of every linked report (which grew with each link); instead `report_count`, and the
+report a change linked (`linked_report_id`, on referral.linked and on a raise a link caused).
+The intake service keeps only the newest snapshot per referral (by `sequence`) and learns
+which reports belong to it from these two ids, so events may arrive late or twice without harm.
 """
 from __future__ import annotations
 
@@ -34,8 +37,9 @@ COMPLETED_EVENT = "referral.completed"
 LINKED_EVENT = "referral.linked"
 PRIORITY_RAISED_EVENT = "referral.priority_raised"
 
-# The fields of a snapshot, in the order consumers read them (see module docstring).
-SNAPSHOT_FIELDS = ("referral_id", "report_id", "report_ids", "care_level", "priority", "status", "sequence",
+# The fields of a snapshot, in the order consumers read them (see module docstring); then
+# `report_count`, and `linked_report_id` when the change linked a report.
+SNAPSHOT_FIELDS = ("referral_id", "report_id", "care_level", "priority", "status", "sequence",
                    "created_at", "window_ends_at", "appointment")
 
 
@@ -244,12 +248,23 @@ def _json_value(value):
     return value
 
 
-def snapshot_data(view: dict) -> dict:
-    """The event data from a referral view (store.referral_view): no patient identity,
-    which intake already holds."""
-    return {name: _json_value(view[name]) for name in SNAPSHOT_FIELDS}
+def linked_report_id(change: ReferralChange) -> str | None:
+    """The report this change linked to the referral (the newest of its reports), if it did."""
+    if any(entry.action == "report_linked" for entry in change.history):
+        return change.referral.report_ids[-1]
+    return None
 
 
-def referral_event(type_: str, view: dict) -> dict:
+def snapshot_data(view: dict, linked_report_id: str | None = None) -> dict:
+    """The event data from a referral view (store.referral_view): no patient identity, which
+    intake already holds, and no list of reports, which grows with every link."""
+    data = {name: _json_value(view[name]) for name in SNAPSHOT_FIELDS}
+    data["report_count"] = len(view["report_ids"])
+    if linked_report_id is not None:
+        data["linked_report_id"] = linked_report_id
+    return data
+
+
+def referral_event(type_: str, view: dict, linked_report_id: str | None = None) -> dict:
     return envelope.new_event(type=type_, source=EVENT_SOURCE, subject=view["referral_id"],
-                              data=snapshot_data(view))
+                              data=snapshot_data(view, linked_report_id))

@@ -20,7 +20,8 @@ from services.common.envelope import new_event, new_traceparent
 from services.common.inbox import Delivery, InboxConsumer, PoisonEvent
 from services.common.settings import TOPIC_DECISIONS, TOPIC_REFERRAL_EVENTS
 from services.intake import worker
-from services.referral.events import BOOKED_EVENT, CANCELLED_EVENT, LINKED_EVENT, WAITLISTED_EVENT, referral_event
+from services.referral.events import (BOOKED_EVENT, CANCELLED_EVENT, LINKED_EVENT, RESCHEDULED_EVENT,
+                                      WAITLISTED_EVENT, referral_event)
 
 pytestmark = pytest.mark.integration
 
@@ -65,8 +66,11 @@ def decision(report_id: str, care_level: str, decided_at: datetime = T0) -> dict
 
 
 def snapshot(report_ids: list[str], *, status: str, sequence: int, referral_id: str,
-             priority: str = "urgent", slot: bool = True) -> dict:
-    """A referral event as the referral service publishes it (services/referral/events.py)."""
+             priority: str = "urgent", slot: bool = True, linked: str | None = None, old_form: bool = False) -> dict:
+    """A referral event as the referral service publishes it (services/referral/events.py):
+    `report_ids` are the referral's reports at that point, `linked` the one the change linked.
+    `old_form`: as published before issue 15, with every report in `report_ids` (such events
+    wait in topics and DLQs at the upgrade)."""
     start = T0 + timedelta(days=1)
     view = {
         "referral_id": referral_id, "report_id": report_ids[0], "report_ids": report_ids,
@@ -75,9 +79,16 @@ def snapshot(report_ids: list[str], *, status: str, sequence: int, referral_id: 
         "appointment": {"slot_id": str(uuid.uuid4()), "start": start, "end": start + timedelta(minutes=30),
                         "provider": "Dr. Rui Costa", "location": "Clinic North"} if slot else None,
     }
-    type_ = {"booked": BOOKED_EVENT, "waitlisted": WAITLISTED_EVENT, "cancelled": CANCELLED_EVENT}.get(
-        status, LINKED_EVENT)
-    return referral_event(type_, view)
+    type_ = LINKED_EVENT if linked else {"booked": BOOKED_EVENT, "waitlisted": WAITLISTED_EVENT,
+                                         "cancelled": CANCELLED_EVENT}.get(status, RESCHEDULED_EVENT)
+    event = referral_event(type_, view, linked_report_id=linked)
+    if old_form:
+        del event["data"]["report_count"]
+        event["data"].pop("linked_report_id", None)
+        event["data"]["report_ids"] = list(report_ids)
+    else:
+        assert "report_ids" not in event["data"]
+    return event
 
 
 @pytest.fixture
@@ -200,12 +211,89 @@ def test_a_linked_report_shows_the_referral_it_joined(consumer, new_report, view
     deliver(consumer, TOPIC_DECISIONS, decision(second, "urgent"))
     # The urgent report joins the open referral and raises it.
     deliver(consumer, TOPIC_REFERRAL_EVENTS, snapshot([first, second], status="booked", sequence=2,
-                                                      referral_id=referral_id, priority="urgent"))
+                                                      referral_id=referral_id, priority="urgent", linked=second))
     for report_id in (first, second):
         shown = view(report_id)
         assert shown["status"] == "referred"
         assert shown["referral"]["referral_id"] == referral_id and shown["referral"]["priority"] == "urgent"
     assert view(first)["care_level"] == "specialist" and view(second)["care_level"] == "urgent"
+    # The referral's next events name neither report: they reach both all the same.
+    deliver(consumer, TOPIC_REFERRAL_EVENTS, snapshot([first, second], status="cancelled", sequence=3,
+                                                      referral_id=referral_id, slot=False))
+    assert [view(r)["referral"]["status"] for r in (first, second)] == ["cancelled", "cancelled"]
+
+
+def referral_of(conn, report_id: str) -> tuple:
+    """(referral_id, sequence of the snapshot held) of a report, as intake stores them."""
+    row = conn.execute("SELECT referral_id::text, referral_sequence FROM intake.reports WHERE report_id = %s",
+                       (report_id,)).fetchone()
+    return tuple(row)
+
+
+def test_a_report_linked_after_newer_snapshots_shows_the_newest(consumer, new_report, view, intake_conn):
+    """Out of order (a redelivery, a replay): the link of `second` (sequence 2) comes after the
+    referral's sequence-3 snapshot, which could not name it; `second` still shows sequence 3."""
+    first, second = new_report(), new_report()
+    referral_id = str(uuid.uuid4())
+    booked = snapshot([first], status="booked", sequence=1, referral_id=referral_id)
+    linked = snapshot([first, second], status="booked", sequence=2, referral_id=referral_id, linked=second)
+    waitlisted = snapshot([first, second], status="waitlisted", sequence=3, referral_id=referral_id, slot=False)
+    for event in (booked, waitlisted, linked):
+        assert deliver(consumer, TOPIC_REFERRAL_EVENTS, event) == "applied"
+    for report_id in (first, second):
+        shown = view(report_id)
+        assert (shown["status"], shown["referral"]["status"], shown["referral"]["appointment"]) == (
+            "waitlisted", "waitlisted", None), report_id
+        assert referral_of(intake_conn, report_id) == (referral_id, 3)
+
+
+def test_links_in_any_order_reach_every_report(consumer, new_report, view, intake_conn):
+    first, second, third = new_report(), new_report(), new_report()
+    referral_id = str(uuid.uuid4())
+    events = [snapshot([first], status="waitlisted", sequence=1, referral_id=referral_id, slot=False),
+              snapshot([first, second], status="waitlisted", sequence=2, referral_id=referral_id, slot=False,
+                       linked=second),
+              snapshot([first, second, third], status="waitlisted", sequence=3, referral_id=referral_id,
+                       slot=False, linked=third),
+              snapshot([first, second, third], status="booked", sequence=4, referral_id=referral_id)]
+    for event in reversed(events):  # newest first: each link arrives after the newer snapshots
+        assert deliver(consumer, TOPIC_REFERRAL_EVENTS, event) == "applied"
+    booked = events[-1]["data"]
+    for report_id in (first, second, third):
+        assert view(report_id)["referral"] == {"referral_id": referral_id, "priority": "urgent",
+                                               "status": "booked", "appointment": booked["appointment"]}
+        assert referral_of(intake_conn, report_id) == (referral_id, 4)
+
+
+def test_another_referrals_snapshot_reaches_only_its_own_reports(consumer, new_report, view):
+    mine, theirs = new_report(), new_report()
+    my_referral, their_referral = str(uuid.uuid4()), str(uuid.uuid4())
+    deliver(consumer, TOPIC_REFERRAL_EVENTS, snapshot([mine], status="booked", sequence=1, referral_id=my_referral))
+    deliver(consumer, TOPIC_REFERRAL_EVENTS, snapshot([theirs], status="waitlisted", sequence=5,
+                                                      referral_id=their_referral, slot=False))
+    assert view(mine)["referral"]["referral_id"] == my_referral and view(mine)["status"] == "referred"
+    assert view(theirs)["referral"]["referral_id"] == their_referral
+
+
+@pytest.mark.parametrize("order", ["as published", "old replayed last", "newest first"])
+def test_a_backlog_of_old_and_new_events_ends_with_the_newest_everywhere(consumer, new_report, view, order,
+                                                                           intake_conn):
+    """The upgrade: events published before issue 15 (every report in `report_ids`) still in the
+    topic, or replayed from a DLQ later, among events of the new form."""
+    first, second, third = new_report(), new_report(), new_report()
+    referral_id = str(uuid.uuid4())
+    old = [snapshot([first], status="waitlisted", sequence=1, referral_id=referral_id, slot=False, old_form=True),
+           snapshot([first, second], status="waitlisted", sequence=2, referral_id=referral_id, slot=False,
+                    old_form=True, linked=second)]
+    new = [snapshot([first, second, third], status="booked", sequence=3, referral_id=referral_id, linked=third),
+           snapshot([first, second, third], status="booked", sequence=4, referral_id=referral_id)]
+    assert "report_ids" in old[1]["data"] and "linked_report_id" in new[0]["data"]
+    backlog = {"as published": old + new, "old replayed last": new + old, "newest first": new[::-1] + old[::-1]}
+    for event in backlog[order]:
+        assert deliver(consumer, TOPIC_REFERRAL_EVENTS, event) == "applied"
+    for report_id in (first, second, third):
+        assert view(report_id)["referral"]["appointment"] == new[-1]["data"]["appointment"], report_id
+        assert referral_of(intake_conn, report_id) == (referral_id, 4)
 
 
 def test_an_older_decision_after_a_newer_one_changes_nothing(consumer, new_report, view):
@@ -248,6 +336,9 @@ def _broken(event: dict, **changes) -> dict:
     (TOPIC_DECISIONS, {"advice": ...}),
     (TOPIC_DECISIONS, {"decided_at": "yesterday"}),
     (TOPIC_REFERRAL_EVENTS, {"report_ids": []}),
+    (TOPIC_REFERRAL_EVENTS, {"report_id": ...}),
+    (TOPIC_REFERRAL_EVENTS, {"linked_report_id": "not-a-uuid"}),
+    (TOPIC_REFERRAL_EVENTS, {"report_count": 0}),
     (TOPIC_REFERRAL_EVENTS, {"status": "lost"}),
     (TOPIC_REFERRAL_EVENTS, {"sequence": "7"}),
     (TOPIC_REFERRAL_EVENTS, {"appointment": {"slot_id": "x"}}),

@@ -29,8 +29,8 @@ from services.intake import store, worker
 from services.intake.events import PATIENT_MESSAGE_FIELDS
 from services.intake.messages import gsm7
 from services.intake.messages.sender import NO_GATEWAY, NO_SMTP, SENDER_GONE, MessageSender
-from services.referral.events import (BOOKED_EVENT, CANCELLED_EVENT, RESCHEDULED_EVENT, WAITLISTED_EVENT,
-                                      referral_event)
+from services.referral.events import (BOOKED_EVENT, CANCELLED_EVENT, LINKED_EVENT, RESCHEDULED_EVENT,
+                                      WAITLISTED_EVENT, referral_event)
 
 pytestmark = pytest.mark.integration
 
@@ -104,8 +104,10 @@ def patient(client, kiosk):
 
 
 def snapshot(report_ids: list[str], referral_id: str, *, status: str, sequence: int, slot: int | None = 0,
-             event_type: str | None = None) -> dict:
-    """A referral event as the referral service publishes it; `slot` n: the n-th day's slot."""
+             event_type: str | None = None, linked: str | None = None, old_form: bool = False) -> dict:
+    """A referral event as the referral service publishes it; `slot` n: the n-th day's slot;
+    `report_ids`: the referral's reports then, `linked` the one the change linked. `old_form`:
+    as published before issue 15, every report in `report_ids` (still in topics and DLQs)."""
     start = START + timedelta(days=slot or 0)
     view = {"referral_id": referral_id, "report_id": report_ids[0], "report_ids": report_ids, "care_level": "urgent",
             "priority": "urgent", "status": status, "sequence": sequence, "created_at": START - timedelta(days=2),
@@ -113,9 +115,14 @@ def snapshot(report_ids: list[str], referral_id: str, *, status: str, sequence: 
             "appointment": None if slot is None else {
                 "slot_id": str(uuid.UUID(int=(slot or 0) + 1)), "start": start, "end": start + timedelta(minutes=30),
                 "provider": "Dr. Rui Costa", "location": "Clinic North, room 2"}}
-    type_ = event_type or {"booked": BOOKED_EVENT, "waitlisted": WAITLISTED_EVENT,
-                           "cancelled": CANCELLED_EVENT}[status]
-    return referral_event(type_, view)
+    type_ = event_type or (LINKED_EVENT if linked else {"booked": BOOKED_EVENT, "waitlisted": WAITLISTED_EVENT,
+                                                         "cancelled": CANCELLED_EVENT}[status])
+    event = referral_event(type_, view, linked_report_id=linked)
+    if old_form:
+        del event["data"]["report_count"]
+        event["data"].pop("linked_report_id", None)
+        event["data"]["report_ids"] = list(report_ids)
+    return event
 
 
 def deliver(consumer, event: dict) -> str:
@@ -211,9 +218,8 @@ def test_moved_and_cancelled_are_told_and_a_linked_report_gets_no_second_message
     deliver(consumer, snapshot([report_id], referral_id, status="booked", sequence=2, slot=3,
                                event_type=RESCHEDULED_EVENT))
     # A second report linked to the referral: the same booking, nothing new to tell.
-    from services.referral.events import LINKED_EVENT
     deliver(consumer, snapshot([report_id, second_id], referral_id, status="booked", sequence=3, slot=3,
-                               event_type=LINKED_EVENT))
+                               linked=second_id))
     deliver(consumer, snapshot([report_id, second_id], referral_id, status="cancelled", sequence=4, slot=None))
     drain(sender_on(sender_conn, configured(intake_settings, port)), sender_conn)
 
@@ -226,6 +232,64 @@ def test_moved_and_cancelled_are_told_and_a_linked_report_gets_no_second_message
     [cancelled] = handler.to(second_email)
     assert "Friday 4 December 2026, 09:30 (Europe/Lisbon, WET) has been cancelled by the clinic" in \
         cancelled.message.get_body(("plain",)).get_content()
+
+
+@pytest.mark.parametrize("cancelled_form", ["new", "old"])
+def test_events_from_before_issue_15_still_find_the_newest_reports_contact_details(
+        consumer, patient, intake_settings, intake_conn, sender_conn, smtp, cancelled_form):
+    """A backlog at the upgrade: the booking and the link as published before (every report in
+    `report_ids`), then the cancellation in either form. It goes to the linked report's patient."""
+    handler, port = smtp
+    report_id, email_address, _ = patient(consent=("email",))
+    second_id, second_email, _ = patient(consent=("email",))
+    referral_id = str(uuid.uuid4())
+    deliver(consumer, snapshot([report_id], referral_id, status="booked", sequence=1, old_form=True))
+    deliver(consumer, snapshot([report_id, second_id], referral_id, status="booked", sequence=2, linked=second_id,
+                               old_form=True))
+    deliver(consumer, snapshot([report_id, second_id], referral_id, status="cancelled", sequence=3, slot=None,
+                               old_form=cancelled_form == "old"))
+    drain(sender_on(sender_conn, configured(intake_settings, port)), sender_conn)
+
+    assert [(r["change"], r["report_id"]) for r in message_rows(intake_conn, referral_id)] == [
+        ("booked", report_id), ("cancelled", second_id)]
+    assert len(handler.to(email_address)) == 1 and len(handler.to(second_email)) == 1
+
+
+def test_an_old_event_replayed_after_new_ones_names_reports_the_new_ones_could_not(
+        consumer, patient, intake_settings, intake_conn, sender_conn, smtp):
+    """A DLQ replay after the upgrade: the old-form cancellation lists the linked report, whose
+    link event intake never applied; the patient told is that newest report's."""
+    handler, port = smtp
+    report_id, _, _ = patient(consent=("email",))
+    second_id, second_email, _ = patient(consent=("email",))
+    referral_id = str(uuid.uuid4())
+    deliver(consumer, snapshot([report_id], referral_id, status="booked", sequence=1))
+    deliver(consumer, snapshot([report_id, second_id], referral_id, status="cancelled", sequence=3, slot=None,
+                               old_form=True))
+    drain(sender_on(sender_conn, configured(intake_settings, port)), sender_conn)
+    assert [(r["change"], r["report_id"]) for r in message_rows(intake_conn, referral_id)] == [
+        ("booked", report_id), ("cancelled", second_id)]
+    assert len(handler.to(second_email)) == 1
+
+
+def test_a_link_arriving_after_newer_snapshots_tells_nothing_again(
+        consumer, patient, intake_settings, intake_conn, sender_conn, smtp):
+    handler, port = smtp
+    report_id, email_address, _ = patient(consent=("email",))
+    second_id, second_email, _ = patient(consent=("email",))
+    referral_id = str(uuid.uuid4())
+    deliver(consumer, snapshot([report_id], referral_id, status="booked", sequence=1))
+    deliver(consumer, snapshot([report_id, second_id], referral_id, status="cancelled", sequence=3, slot=None))
+    # Late: the link (sequence 2) that the cancellation came after.
+    deliver(consumer, snapshot([report_id, second_id], referral_id, status="booked", sequence=2, linked=second_id))
+    drain(sender_on(sender_conn, configured(intake_settings, port)), sender_conn)
+
+    assert [(r["sequence"], r["change"], r["report_id"]) for r in message_rows(intake_conn, referral_id)] == [
+        (1, "booked", report_id), (3, "cancelled", report_id)]  # the second report was not known yet
+    assert handler.to(second_email) == []
+    # Its kiosk shows the newest snapshot all the same.
+    assert intake_conn.execute("SELECT referral ->> 'status', referral_sequence FROM intake.reports"
+                               " WHERE report_id = %s", (second_id,)).fetchone() == ("cancelled", 3)
 
 
 def test_a_temporary_refusal_is_retried_with_backoff_then_sent(

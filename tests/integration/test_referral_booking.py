@@ -110,7 +110,7 @@ def test_an_urgent_report_raises_a_routine_referral_and_moves_it_into_the_urgent
     soon = add_slots(ref_conn, provider, [now + D + 2 * H], now + 2 * H)[0]  # nobody waiting: stays free
 
     raised_at = now + D
-    decide(ref_conn, "urgent", patient, raised_at)
+    second = decide(ref_conn, "urgent", patient, raised_at)
 
     referral = referral_for_report(ref_conn, first)
     assert referral["priority"] == "urgent"
@@ -122,8 +122,10 @@ def test_an_urgent_report_raises_a_routine_referral_and_moves_it_into_the_urgent
     assert view["care_level"] == "urgent"
     actions = [e["action"] for e in store.history(ref_conn, referral["referral_id"])]
     assert actions == ["created", "report_linked", "raised_to_urgent", "moved"]
-    types = [t for t, *_ in outbox_events(ref_conn, referral["referral_id"])]
-    assert types == ["referral.booked", "referral.priority_raised", "referral.rescheduled"]
+    events = outbox_events(ref_conn, referral["referral_id"])
+    assert [t for t, *_ in events] == ["referral.booked", "referral.priority_raised", "referral.rescheduled"]
+    # The raise names the report whose link caused it; the move that follows links nothing.
+    assert [data.get("linked_report_id") for _, _, data, _ in events] == [None, second, None]
 
 
 def test_a_raise_never_lengthens_the_window_and_keeps_the_appointment_without_a_better_slot(ref_conn, now):
@@ -226,12 +228,15 @@ def test_every_change_emits_one_snapshot_event_keyed_by_the_first_report(ref_con
     assert {key for _, key, _, _ in events} == {first}
     assert [data["sequence"] for _, _, data, _ in events] == [1, 2, 3]
     booked, linked, cancelled = (data for _, _, data, _ in events)
-    assert set(booked) == {"referral_id", "report_id", "report_ids", "care_level", "priority", "status",
+    assert set(booked) == {"referral_id", "report_id", "report_count", "care_level", "priority", "status",
                            "sequence", "created_at", "window_ends_at", "appointment"}
     assert booked["appointment"]["slot_id"] == slot
     assert booked["appointment"]["provider"] == provider["name"]
     assert booked["appointment"]["location"] == "Room 1"
-    assert booked["report_ids"] == [first] and linked["report_ids"] == [first, second]
+    # Issue 15: the first report and a count, plus the report a link linked; never the list.
+    assert (booked["report_id"], booked["report_count"], "linked_report_id" in booked) == (first, 1, False)
+    assert (linked["report_id"], linked["report_count"], linked["linked_report_id"]) == (first, 2, second)
+    assert (cancelled["report_count"], "linked_report_id" in cancelled) == (2, False)
     assert (cancelled["status"], cancelled["appointment"]) == ("cancelled", None)
     assert booked["care_level"] == "specialist" and booked["priority"] == "routine"
     # The trace of the decision goes on in the referral's first event.

@@ -122,7 +122,7 @@ def test_the_same_mrn_with_another_birth_date_is_never_linked_and_is_flagged(
 
     # The flagged referral's events are keyed by its own report and name no other referral.
     (event_type, key, data, _tp), = outbox_events(ref_conn, own["referral_id"])
-    assert (event_type, key, data["report_ids"]) == ("referral.waitlisted", mine, [mine])
+    assert (event_type, key, data["report_id"], data["report_count"]) == ("referral.waitlisted", mine, mine, 1)
     assert before["referral_id"] not in json.dumps(data) and "possible_duplicate_of" not in data
 
 

@@ -78,7 +78,9 @@ def test_a_decision_on_kafka_becomes_a_referral_and_an_event(referral_settings, 
     published = json.loads(message.value)
     assert published["type"] == f"referral.{referral['status']}"
     assert published["data"]["referral_id"] == referral["referral_id"]
-    assert (published["data"]["report_ids"], published["data"]["sequence"]) == ([report_id], 1)
+    assert (published["data"]["report_id"], published["data"]["report_count"], published["data"]["sequence"]) == (
+        report_id, 1, 1)
+    assert "report_ids" not in published["data"] and "linked_report_id" not in published["data"]  # issue 15
     header = dict(message.headers)["traceparent"].decode()
     assert envelope.trace_id(header) == envelope.trace_id(traceparent)  # one trace through the services
 

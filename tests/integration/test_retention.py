@@ -101,12 +101,14 @@ def test_the_closed_at_trigger_follows_the_kiosk_status_rule(conn, kiosk_id):
     intake_store.record_decision(conn, report_id, "urgent", [], datetime.now(UTC).isoformat())
     assert rows(conn, [report_id])[report_id]["closed_at"] is None
     snapshot = {"referral_id": str(uuid.uuid4()), "status": "booked", "priority": "urgent", "appointment": None}
-    intake_store.record_referral(conn, [report_id], snapshot, 1)
+    referral_id = snapshot["referral_id"]
+    intake_store.claim_reports(conn, referral_id, [report_id])
+    intake_store.record_referral(conn, referral_id, snapshot, 1)
     assert rows(conn, [report_id])[report_id]["closed_at"] is None
-    intake_store.record_referral(conn, [report_id], {**snapshot, "status": "completed"}, 2)
+    intake_store.record_referral(conn, referral_id, {**snapshot, "status": "completed"}, 2)
     closed_at = rows(conn, [report_id])[report_id]["closed_at"]
     assert closed_at is not None
-    intake_store.record_referral(conn, [report_id], {**snapshot, "status": "completed"}, 3)
+    intake_store.record_referral(conn, referral_id, {**snapshot, "status": "completed"}, 3)
     assert rows(conn, [report_id])[report_id]["closed_at"] == closed_at
 
 

@@ -42,15 +42,26 @@ def decision_event(care_level: str = "urgent", **data) -> dict:
 
 
 def referral_event(**data) -> dict:
+    """As the referral service builds one (services/referral/events.py)."""
     referral_id, report_id = str(uuid.uuid4()), str(uuid.uuid4())
     start = NOW + timedelta(days=1)
-    body = {"referral_id": referral_id, "report_id": report_id, "report_ids": [report_id], "care_level": "urgent",
-            "priority": "urgent", "status": "booked", "sequence": 1, "created_at": NOW.isoformat(),
-            "window_ends_at": (NOW + timedelta(days=2)).isoformat(),
-            "appointment": {"slot_id": str(uuid.uuid4()), "start": start.isoformat(),
-                            "end": (start + timedelta(minutes=30)).isoformat(), "provider": "Dr. Costa",
-                            "location": "North"}, **data}
-    return new_event(type="referral.booked", source="/clinic/referral", subject=referral_id, data=body)
+    view = {"referral_id": referral_id, "report_id": report_id, "report_ids": [report_id], "care_level": "urgent",
+            "priority": "urgent", "status": "booked", "sequence": 1, "created_at": NOW,
+            "window_ends_at": NOW + timedelta(days=2),
+            "appointment": {"slot_id": str(uuid.uuid4()), "start": start, "end": start + timedelta(minutes=30),
+                            "provider": "Dr. Costa", "location": "North"}}
+    event = referral_events.referral_event(referral_events.BOOKED_EVENT, view)
+    event["data"].update(data)
+    return event
+
+
+def old_referral_event(**data) -> dict:
+    """As it was built before issue 15: every linked report in `report_ids`, no count."""
+    event = referral_event(**data)
+    event["data"].pop("report_count")
+    event["data"]["report_ids"] = [event["data"]["report_id"]]
+    event["data"].update(data)
+    return event
 
 
 def parse_report(event):
@@ -66,6 +77,7 @@ CONSUMERS = {
     "referral<-decision": (decision_event, parse_decision_for_referral),
     "intake<-decision": (decision_event, intake_events.parse_decision),
     "intake<-referral": (referral_event, intake_events.parse_referral_event),
+    "intake<-referral (before issue 15)": (old_referral_event, intake_events.parse_referral_event),
 }
 
 
@@ -121,7 +133,8 @@ def test_the_envelope_is_checked_everywhere(name, attribute, value, rule):
 def test_another_producers_event_type_is_refused(name):
     build, parse = CONSUMERS[name]
     other = {"triage<-report": "clinic.triage.decided", "referral<-decision": "clinic.report.submitted",
-             "intake<-decision": "referral.booked", "intake<-referral": "clinic.triage.decided"}[name]
+             "intake<-decision": "referral.booked", "intake<-referral": "clinic.triage.decided",
+             "intake<-referral (before issue 15)": "clinic.triage.decided"}[name]
     event = build()
     event["type"] = other
     assert "type:" in refused(parse, event)
@@ -247,12 +260,20 @@ def test_an_unknown_patient_field_is_refused_without_its_name():
 
 
 # -- intake: referral snapshots ----------------------------------------------------------------
-@pytest.mark.parametrize("path, good, bad", [
+SNAPSHOT_FIELDS = [
     ("status", "waitlisted", SECRET), ("priority", "routine", "soon"), ("care_level", "specialist", "self"),
-    ("sequence", 0, -1), ("sequence", 5, "5"), ("report_ids", None, []), ("report_ids", None, [SECRET]),
+    ("sequence", 0, -1), ("sequence", 5, "5"),
     ("created_at", NOW.isoformat(), "2026-11-26T09:00:00"), ("window_ends_at", NOW.isoformat(), SECRET),
     ("appointment", None, {"slot_id": SECRET}), ("appointment.start", NOW.isoformat(), "2026-11-27T09:00:00"),
-    ("report_id", None, str(uuid.uuid4())),
+]
+
+
+@pytest.mark.parametrize("path, good, bad", [
+    *SNAPSHOT_FIELDS,
+    ("report_id", None, SECRET), ("report_id", None, ...),  # the first report: required now
+    ("linked_report_id", str(uuid.uuid4()), SECRET), ("linked_report_id", None, 3),
+    ("report_count", 600, 0), ("report_count", 1, "2"), ("report_count", 2, 1.5),
+    ("report_ids", None, []),  # the old form's list, if a producer still sends it
 ])
 def test_a_referral_snapshots_fields(path, good, bad):
     event = referral_event()
@@ -260,6 +281,37 @@ def test_a_referral_snapshots_fields(path, good, bad):
         intake_events.parse_referral_event(at(event, path, good))
     reason = refused(intake_events.parse_referral_event, at(event, path, bad))
     assert path.split(".")[0] in reason
+
+
+@pytest.mark.parametrize("path, good, bad", [
+    *SNAPSHOT_FIELDS,
+    ("report_ids", None, []), ("report_ids", None, [SECRET]),
+    ("report_id", None, str(uuid.uuid4())),  # must be one of report_ids
+])
+def test_a_referral_snapshots_fields_before_issue_15(path, good, bad):
+    event = old_referral_event()
+    if good is not None:
+        intake_events.parse_referral_event(at(event, path, good))
+    reason = refused(intake_events.parse_referral_event, at(event, path, bad))
+    assert path.split(".")[0] in reason
+
+
+def test_the_old_form_needs_no_first_report_id():
+    """report_id was optional beside report_ids: an old event without it is still read."""
+    intake_events.parse_referral_event(at(old_referral_event(), "report_id", ...))
+
+
+def test_the_reports_a_snapshot_names_in_either_form():
+    first, linked, other = (str(uuid.uuid4()) for _ in range(3))
+    new = referral_event(report_id=first)["data"]
+    assert intake_events.reports_named(new) == [first]
+    assert intake_events.reports_named({**new, "linked_report_id": linked}) == [first, linked]
+    assert intake_events.reports_named({**new, "linked_report_id": None}) == [first]
+    old = old_referral_event(report_id=first, report_ids=[first, other, linked])["data"]
+    assert intake_events.reports_named(old) == [first, other, linked]
+    # An old event read the way it was: every listed report, with or without report_id.
+    del old["report_id"]
+    assert intake_events.reports_named(old) == [first, other, linked]
 
 
 @pytest.mark.parametrize("type_", intake_events.REFERRAL_EVENT_TYPES)

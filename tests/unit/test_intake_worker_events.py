@@ -11,7 +11,7 @@ from services.common.envelope import new_event
 from services.common.inbox import Delivery, PoisonEvent
 from services.intake import worker
 from services.intake.schemas import REPORT_EXAMPLE
-from services.referral.events import BOOKED_EVENT, referral_event
+from services.referral.events import BOOKED_EVENT, LINKED_EVENT, referral_event
 from services.triage.domain import decide, default_rules_path, load_rules
 
 REPORT_ID = "0b0c7e4e-3f5d-4a51-9f3c-2f7d2f0c9a11"
@@ -70,13 +70,51 @@ def test_a_real_decision_is_recorded():
     assert params[3] == REPORT_ID
 
 
+REFERRAL_ID = "5a3f1a9e-8c1d-4a7e-b0a4-6f1e2d3c4b5a"
+LINKED_ID = "7c6d5e4f-3a2b-4c1d-9e8f-0a1b2c3d4e5f"
+
+
+def recorded(conn: RecordingConn) -> tuple[list, dict]:
+    """(the reports claimed for the referral, the snapshot recording's parameters)."""
+    (_, claim), = [(sql, params) for sql, params in conn.statements if "SET referral_id" in sql]
+    (_, record), = [(sql, params) for sql, params in conn.statements if "SET referral =" in sql]
+    assert claim[0] == claim[2] == REFERRAL_ID
+    return claim[1], record
+
+
 def test_a_real_referral_snapshot_is_recorded():
     conn = RecordingConn()
     event = referral_booked_event()
+    assert "report_ids" not in event["data"]  # issue 15: the referral service sends no list
     worker.on_referral_event(conn, event, delivery=DELIVERY)
-    (sql, params), = [(sql, params) for sql, params in conn.statements if sql.startswith("UPDATE intake.reports")]
-    assert "referral_sequence" in sql
-    assert params[2] == [REPORT_ID] and params[1] == 1
+    claimed, record = recorded(conn)
+    assert claimed == [REPORT_ID]
+    assert (record["referral_id"], record["sequence"]) == (REFERRAL_ID, 1)
+
+
+def test_a_real_link_claims_the_linked_report():
+    start = NOW + timedelta(days=1)
+    view = {"referral_id": REFERRAL_ID, "report_id": REPORT_ID, "report_ids": [REPORT_ID, LINKED_ID],
+            "care_level": "urgent", "priority": "urgent", "status": "booked", "sequence": 2, "created_at": NOW,
+            "window_ends_at": NOW + timedelta(days=2),
+            "appointment": {"slot_id": "9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a", "start": start,
+                            "end": start + timedelta(minutes=30), "provider": "Dr. Rui Costa",
+                            "location": "Clinic North"}}
+    conn = RecordingConn()
+    worker.on_referral_event(conn, referral_event(LINKED_EVENT, view, linked_report_id=LINKED_ID), DELIVERY)
+    claimed, record = recorded(conn)
+    assert claimed == [REPORT_ID, LINKED_ID] and record["sequence"] == 2
+
+
+def test_an_event_from_before_issue_15_claims_every_report_it_lists():
+    """Events still in topics and DLQs at the upgrade list every report in `report_ids`."""
+    event = referral_booked_event()
+    event["data"].pop("report_count")
+    event["data"]["report_ids"] = [REPORT_ID, LINKED_ID]
+    conn = RecordingConn()
+    worker.on_referral_event(conn, event, delivery=DELIVERY)
+    claimed, _ = recorded(conn)
+    assert claimed == [REPORT_ID, LINKED_ID]
 
 
 @pytest.mark.parametrize("data", [None, [], "x", {}])

@@ -1,6 +1,7 @@
 """Referral events: decisions read at the edge, event types and snapshot data (no I/O)."""
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -62,10 +63,10 @@ def test_missing_data_is_poison():
         events.parse_decision({"id": "x", "type": "t"}, DEFAULT_WINDOWS)
 
 
-def _change(status: str, *actions: str) -> ReferralChange:
+def _change(status: str, *actions: str, report_ids: tuple[str, ...] = ("a",)) -> ReferralChange:
     referral = Referral(referral_id="r1", patient_mrn="M", priority="urgent", status=status, created_at=NOW,
                         window_ends_at=NOW + timedelta(days=2), slot_id="s1" if status in ("booked", "completed")
-                        else None, report_ids=("a",))
+                        else None, report_ids=report_ids)
     history = tuple(HistoryEntry(referral_id="r1", actor="system", action=a, from_status=None, to_status=status,
                                  at=NOW, reason="why") for a in actions)
     return ReferralChange(referral=referral, history=history)
@@ -85,18 +86,54 @@ def test_each_change_has_one_event_type(status, actions, expected):
     assert events.event_type(_change(status, *actions)) == expected
 
 
-def test_the_event_data_is_a_full_snapshot_without_patient_identity():
-    view = {"referral_id": "r1", "report_id": "a", "report_ids": ["a", "b"], "care_level": "urgent",
-            "priority": "urgent", "status": "booked", "sequence": 4, "created_at": NOW,
+@pytest.mark.parametrize(("actions", "expected"), [
+    (["report_linked"], "c"),
+    (["report_linked", "raised_to_urgent"], "c"),  # a raise the link caused
+    (["created"], None), (["moved"], None), (["raised_to_urgent"], None), (["cancelled"], None),
+])
+def test_only_a_change_that_linked_a_report_names_it(actions, expected):
+    assert events.linked_report_id(_change("booked", *actions, report_ids=("a", "b", "c"))) == expected
+
+
+def view(report_ids: list[str], sequence: int = 4) -> dict:
+    """A referral view as store.referral_view gives it (with what events must leave out)."""
+    return {"referral_id": "r1", "report_id": report_ids[0], "report_ids": report_ids, "care_level": "urgent",
+            "priority": "urgent", "status": "booked", "sequence": sequence, "created_at": NOW,
             "window_ends_at": NOW + timedelta(days=2), "updated_at": NOW, "breached": False,
             "patient": {"mrn": "MRN-0042", "display_name": "Ana Silva"}, "priority_rank": 0,
+            "possible_duplicate_of": None, "contact": {"needed": False},
             "appointment": {"slot_id": "s1", "start": NOW + timedelta(hours=3),
                             "end": NOW + timedelta(hours=3, minutes=30), "provider": "P", "location": "L"}}
-    event = events.referral_event("referral.booked", view)
+
+
+SNAPSHOT = {"referral_id": "r1", "report_id": "a", "care_level": "urgent", "priority": "urgent", "status": "booked",
+            "sequence": 4, "created_at": "2026-11-26T09:00:00+00:00", "window_ends_at": "2026-11-28T09:00:00+00:00",
+            "appointment": {"slot_id": "s1", "start": "2026-11-26T12:00:00+00:00",
+                            "end": "2026-11-26T12:30:00+00:00", "provider": "P", "location": "L"}}
+
+
+def test_the_event_data_is_a_snapshot_without_patient_identity_nor_the_list_of_reports():
+    event = events.referral_event("referral.booked", view(["a", "b"]))
     assert (event["type"], event["subject"], event["source"]) == ("referral.booked", "r1", "/clinic/referral")
-    assert event["data"] == {
-        "referral_id": "r1", "report_id": "a", "report_ids": ["a", "b"], "care_level": "urgent",
-        "priority": "urgent", "status": "booked", "sequence": 4, "created_at": "2026-11-26T09:00:00+00:00",
-        "window_ends_at": "2026-11-28T09:00:00+00:00",
-        "appointment": {"slot_id": "s1", "start": "2026-11-26T12:00:00+00:00", "end": "2026-11-26T12:30:00+00:00",
-                        "provider": "P", "location": "L"}}
+    assert event["data"] == {**SNAPSHOT, "report_count": 2}
+
+
+def test_a_link_names_the_report_it_linked():
+    event = events.referral_event("referral.linked", view(["a", "b"]), linked_report_id="b")
+    assert event["data"] == {**SNAPSHOT, "report_count": 2, "linked_report_id": "b"}
+
+
+def _size(links: int) -> int:
+    report_ids = [str(uuid.UUID(int=n + 1)) for n in range(links + 1)]
+    linked = events.referral_event(events.LINKED_EVENT, view(report_ids, sequence=links + 1),
+                                   linked_report_id=report_ids[-1])
+    return len(json.dumps(linked).encode())
+
+
+def test_a_linked_events_size_does_not_grow_with_the_links(capsys):
+    """Issue 15: before, referral.linked listed every report (851 bytes at 1 link, 24,813 at
+    600). Now only the digits of sequence and report_count grow."""
+    one, many = _size(1), _size(600)
+    with capsys.disabled():
+        print(f"\nreferral.linked event: {one} bytes at 1 link, {many} bytes at 600 links")
+    assert many - one <= 4 and many < 1024

@@ -79,35 +79,36 @@ def _publish(conn: psycopg.Connection, row: MessageRow, traceparent: str | None)
 
 
 # -- the worker: a referral snapshot arrives (inside its inbox transaction) -----------------
-def previous_snapshot(conn: psycopg.Connection, referral_id: str, report_ids: list[str]) -> dict | None:
-    """The newest snapshot of this referral intake has recorded, on any of its reports. The
-    reports are locked: the same referral's next event (or the purge) waits for this one."""
+def previous_snapshot(conn: psycopg.Connection, referral_id: str) -> dict | None:
+    """The newest snapshot of this referral intake has recorded, on any of its reports (which
+    store.claim_reports locked: the same referral's next event, or the purge, waits)."""
     row = conn.execute(
-        "SELECT referral FROM intake.reports WHERE report_id = ANY(%s::uuid[])"
-        " ORDER BY referral_sequence DESC NULLS LAST FOR UPDATE", (report_ids,)).fetchall()
-    known = [r[0] for r in row if r[0] and r[0].get("referral_id") == referral_id]
-    return known[0] if known else None
+        "SELECT referral FROM intake.reports WHERE referral_id = %s AND referral_sequence IS NOT NULL"
+        " ORDER BY referral_sequence DESC LIMIT 1", (referral_id,)).fetchone()
+    return row[0] if row and row[0].get("referral_id") == referral_id else None
 
 
-def newest_report_patient(conn: psycopg.Connection, report_ids: list[str]) -> tuple[str | None, dict | None]:
-    """(report id, its `patient`) of the referral's newest report: the latest contact details."""
+def newest_report_patient(conn: psycopg.Connection, referral_id: str) -> tuple[str | None, dict | None]:
+    """(report id, its `patient`) of the referral's newest report known to belong to it: the
+    latest contact details."""
     row = conn.execute(
-        "SELECT report_id::text, patient FROM intake.reports WHERE report_id = ANY(%s::uuid[])"
-        " ORDER BY submitted_at DESC, report_id LIMIT 1", (report_ids,)).fetchone()
+        "SELECT report_id::text, patient FROM intake.reports WHERE referral_id = %s"
+        " ORDER BY submitted_at DESC, report_id LIMIT 1", (referral_id,)).fetchone()
     return (row[0], row[1]) if row else (None, None)
 
 
 def tell_change(conn: psycopg.Connection, snapshot: dict, traceparent: str | None) -> list[MessageRow]:
-    """Before the snapshot is recorded: if it tells the patient something, one row per channel
-    (published), written once whatever is delivered twice (the unique key). The new rows."""
-    report_ids = [str(r) for r in snapshot["report_ids"]]
-    change = change_to_tell(previous_snapshot(conn, str(snapshot["referral_id"]), report_ids), snapshot)
+    """Before the snapshot is recorded, once its reports are claimed (store.claim_reports): if
+    it tells the patient something, one row per channel (published), written once whatever is
+    delivered twice (the unique key). The new rows."""
+    referral_id = str(snapshot["referral_id"])
+    change = change_to_tell(previous_snapshot(conn, referral_id), snapshot)
     if change is None:
         return []
-    report_id, patient = newest_report_patient(conn, report_ids)
+    report_id, patient = newest_report_patient(conn, referral_id)
     written = []
     for recipient in recipients(patient):
-        row = _insert(conn, str(snapshot["referral_id"]), report_id, change, recipient.channel, recipient.address)
+        row = _insert(conn, referral_id, report_id, change, recipient.channel, recipient.address)
         if row is not None:
             _publish(conn, row, traceparent)
             written.append(row)
