@@ -8,6 +8,7 @@ The full Kafka path is covered end to end (tests/e2e).
 from __future__ import annotations
 
 import copy
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -357,3 +358,27 @@ def test_invalid_event_data_is_poison_and_changes_nothing(consumer, new_report, 
     # The inbox row went with the rolled-back transaction: nothing claims it was applied.
     assert intake_conn.execute("SELECT count(*) FROM intake.inbox WHERE event_id = %s",
                                (bad["id"],)).fetchone()[0] == 0
+
+
+def test_the_upgrade_gives_reports_holding_a_snapshot_their_referral(consumer, new_report, intake_conn):
+    """Migration 004's backfill, run again on a report as it was before (a snapshot, no
+    referral_id): the report belongs to that snapshot's referral, and the next event of the
+    new form, which does not name it, reaches it."""
+    from importlib import resources
+
+    first, linked, alone = new_report(), new_report(), new_report()
+    referral_id = str(uuid.uuid4())
+    for event in (snapshot([first, linked], status="booked", sequence=2, referral_id=referral_id, old_form=True),
+                  snapshot([alone], status="waitlisted", sequence=1, referral_id=str(uuid.uuid4()), slot=False)):
+        deliver(consumer, TOPIC_REFERRAL_EVENTS, event)
+    intake_conn.execute("UPDATE intake.reports SET referral_id = NULL WHERE report_id = ANY(%s::uuid[])",
+                        ([first, linked],))
+    sql = resources.files("services.intake").joinpath("migrations/004_report_referral.sql").read_text()
+    backfill = re.search(r"^UPDATE intake\.reports .*?;", sql, re.MULTILINE | re.DOTALL).group(0)
+    intake_conn.execute(backfill)
+    assert referral_of(intake_conn, first) == referral_of(intake_conn, linked) == (referral_id, 2)
+
+    deliver(consumer, TOPIC_REFERRAL_EVENTS, snapshot([first, linked], status="cancelled", sequence=3,
+                                                      referral_id=referral_id, slot=False))
+    assert referral_of(intake_conn, linked) == (referral_id, 3)
+    assert referral_of(intake_conn, alone)[1] == 1
