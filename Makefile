@@ -4,14 +4,21 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+# `make bench` also needs the bench extra (matplotlib); `make test` never installs it.
+BENCH_STAMP := $(VENV)/.bench-installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: run test test-unit test-fast chaos bench deps clean compose-test
+.PHONY: run test test-unit test-fast chaos bench bench-quick bench-parts deps clean compose-test
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
 	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install -q -e '.[test,bench]'
+	@rm -f $(VENV)/.bench-installed-*
 	@touch $@
 
 ## run: start PostgreSQL, Kafka and the three services in the foreground (Ctrl-C stops all)
@@ -26,8 +33,16 @@ test: $(STAMP)
 test-unit: $(STAMP)
 	$(PY) -m pytest tests/unit
 
-## bench: the benchmarks, each printing its figures and the ceiling it is compared with
-bench: $(STAMP)
+## bench: the pipeline benchmark (issue 15): its own stack, each measure beside its same-run ceiling, one table, written to docs/measurements.md and drawn in docs/bench/latency.png
+bench: $(BENCH_STAMP)
+	$(PY) -m tests.bench.pipeline
+
+## bench-quick: the same at small sizes, to try it out (written under .state/bench-quick/)
+bench-quick: $(BENCH_STAMP)
+	$(PY) -m tests.bench.pipeline --quick
+
+## bench-parts: the component benches, each with its ceiling (triage engine, queue at 1M rows, message sender, slot -> waitlisted patient's email); bench_intake_post.py and bench_worker_drain.py run inside `make bench`
+bench-parts: $(STAMP)
 	$(PY) tests/bench/bench_triage_engine.py
 	$(PY) tests/bench/bench_queue.py
 	$(PY) tests/bench/bench_messages.py

@@ -33,6 +33,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--markdown", type=Path, help=f"file to write the section into (default {DOCS_MARKDOWN})")
     parser.add_argument("--png", type=Path, help=f"the latency picture (default {DOCS_PNG})")
     parser.add_argument("--no-plot", action="store_true", help="no picture (matplotlib not installed)")
+    parser.add_argument("--without-components", action="store_true",
+                        help="measure 1 on the pipeline's own stack and skip measure 3 (the harness's test)")
     parser.add_argument("--keep-state", action="store_true", help="keep the stack's state folder (logs) afterwards")
     parser.add_argument("--commit", help="the commit the figures are of (default: git rev-parse HEAD here)")
     args = parser.parse_args(argv)
@@ -54,7 +56,7 @@ def commit() -> str:
         return "unknown"
 
 
-def run_measures(sizes: Sizes, quick: bool, keep_state: bool) -> tuple[list[Row], list[LoadPoint], float]:
+def run_measures(sizes: Sizes, keep_state: bool, components: bool) -> tuple[list[Row], list[LoadPoint], float]:
     """Measures 1 and 3 start their own infra (component benches); 2 and 4 share one stack.
     One at a time, so that no two compete for the two cores."""
     from tests.live_stack import running_stack
@@ -64,7 +66,7 @@ def run_measures(sizes: Sizes, quick: bool, keep_state: bool) -> tuple[list[Row]
     from .seed import add_provider_with_slots
 
     say = lambda line: print(line, flush=True)  # noqa: E731
-    component = measures.post_throughput_component(sizes, say)
+    component = measures.post_throughput_component(sizes, say) if components else None
     with running_stack(prefix="clinic-bench-pipeline-", ready_timeout=300, keep=keep_state) as stack:
         say(f"stack ready: {stack.state_dir}")
         admin_url = stack.settings().admin_database_url
@@ -72,12 +74,13 @@ def run_measures(sizes: Sizes, quick: bool, keep_state: bool) -> tuple[list[Row]
         add_provider_with_slots(stack, sizes.slots)
         with FinalStatusWatch(admin_url) as watch, \
                 running_bare_endpoint(admin_url, stack.state_dir / "logs") as bare_url:
-            bench = measures.Bench(stack=stack, sizes=sizes, quick=quick, kiosk_keys=keys, bare_url=bare_url,
+            bench = measures.Bench(stack=stack, sizes=sizes, kiosk_keys=keys, bare_url=bare_url,
                                    watch=watch, say=say)
             post_rows, bare_rate = component or measures.post_throughput(bench)
             burst = measures.burst(bench)
             points = measures.latency_curve(bench, burst.rate)
-    drain_rows, stage_ceilings = measures.worker_drain(sizes, say)
+    drain_rows, stage_ceilings = measures.worker_drain(sizes, say) if components else \
+        ([Row("3. each service's drain of a backlog alone", "skipped (--without-components)", None)], {})
     stage_ceilings["intake POST, bare endpoint"] = bare_rate
     rows = [*post_rows, measures.burst_row(burst, stage_ceilings), *drain_rows,
             *measures.latency_rows(points, burst.rate)]
@@ -88,24 +91,29 @@ def section_body(rows: list[Row], points: list[LoadPoint], png: Path, markdown: 
                  started: str, commit_id: str, load_before: str, load_after: str, minutes: float) -> str:
     picture = os.path.relpath(png, markdown.parent)
     return f"""\
-`make bench` (`python -m tests.bench.pipeline`; `make bench-parts` runs the component
-benches). It starts its own stack as `make run` does (temporary state folder, free ports, no
-demo data; one provider with free slots, so the first urgent and specialist reports are booked
-and the rest waitlisted; reports mixed urgent, specialist and self care 3:3:4, each a new
-patient) and, beside it on the same PostgreSQL, the **bare endpoint**: Flask + gunicorn (2
-processes x 4 threads) + psycopg_pool doing intake's durable work only (JSON body, INSERT the
-report, INSERT an outbox row, commit). Every ceiling is measured in the same run.
+`make bench` (`python -m tests.bench.pipeline`; `make bench-parts` runs the other component
+benches). Measures 1 and 3 are the component benches `tests/bench/bench_intake_post.py` and
+`tests/bench/bench_worker_drain.py`, each on a PostgreSQL (and Kafka) of its own, one after
+the other; measures 2 and 4 run on a stack the harness starts as `make run` does (temporary
+state folder, free ports, no demo data; one provider with {sizes.slots} free slots, so the first
+urgent and specialist reports are booked and the rest waitlisted; reports urgent, specialist
+and self care 3:3:4, each a new patient) with, beside it on the same PostgreSQL, the **bare
+endpoint**: Flask + gunicorn (2 processes x 4 threads) + psycopg_pool doing intake's durable
+work only (JSON body, INSERT the report, INSERT an outbox row, commit). Every ceiling is
+measured in the same run; ratio = stack / ceiling (p50 for latencies).
 
 - **Final status** is seen without polling: a trigger on the bench stack's `intake.reports`
   NOTIFYs when a report's status view first becomes final (referral linked, or a self-care
-  decision) and one listening connection stamps the time; NOTIFY arrives at commit.
-- **2**: the ceiling is the slowest stage's own ceiling in this run (the bare endpoint for
-  intake, each worker's drain ceiling from measure 3 when it ran): a pipeline of stages cannot
-  beat its slowest one.
-- **4**: open loop (each report due at start + i/rate, latency counted from the due time, so
-  queueing shows); offered loads 5/s and {", ".join(f"{f:g}" for f in sizes.load_fractions)} of the
-  sustained maximum (measure 2's end-to-end rate); the ceiling is the bare endpoint's POST
-  latency at the same schedule. Ratio: stack / ceiling (p50 for latencies).
+  decision), and one listening connection stamps the time; NOTIFY arrives at commit.
+- **2**: 16 keep-alive clients post the burst as fast as they can; the rate is reports final /
+  (last final - first post). Its ceiling is the slowest stage's own ceiling in this run (the
+  bare endpoint for intake's API; each worker's drain ceiling from measure 3, in reports/s:
+  intake's worker gets 1.6 events per report, a decision and, for the 60% referred, a referral
+  event): a chain of stages cannot beat its slowest one.
+- **4**: open loop (report i due at start + i/rate, latency counted from its due time, so
+  queueing shows); offered loads 5/s and {", ".join(f"{f:g}" for f in sizes.load_fractions)} of
+  the sustained maximum (measure 2's rate), {sizes.load_seconds:g} s each, every report final
+  before the next load; the ceiling is the bare endpoint's POST latency on the same schedule.
 
 Run {started}, commit {commit_id}, {sizes.label}; {minutes:.1f} min. Load average
 (2 cores, shared with other engineers' suites and CI): **{load_before}** at the start,
@@ -117,7 +125,7 @@ Every offered load of measure 4 (what the picture draws):
 
 {table.curve_markdown(points)}
 
-![p50 and p99 latency against offered load: the stack's POST to final status, its POST answer, and the bare endpoint's POST]({picture})
+![p50 and p99 against offered load: stack POST -> final status, stack POST, bare endpoint POST]({picture})
 """
 
 
@@ -129,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"pipeline benchmark ({'quick' if args.quick else 'full'} sizes: {sizes.label})", flush=True)
     print(f"load average at start: {load_before}", flush=True)
     began = time.monotonic()
-    rows, points, sustained = run_measures(sizes, args.quick, args.keep_state)
+    rows, points, sustained = run_measures(sizes, args.keep_state, not args.without_components)
     load_after = load_average()
     minutes = (time.monotonic() - began) / 60
     print()
@@ -139,11 +147,12 @@ def main(argv: list[str] | None = None) -> int:
         from .plot import draw
 
         draw(points, args.png, f"POST -> final status vs offered load ({started}; sustained max "
-                               f"{sustained:.0f}/s; load avg {load_after.split(' ')[0]})")
+                               f"{sustained:.0f}/s; load avg {load_after.split(' ')[0]})", sustained / 2)
         print(f"picture: {args.png}")
-    markdown_section.write_section(args.markdown, section_body(
-        rows, points, args.png, args.markdown, sizes=sizes, started=started, commit_id=args.commit or commit(), load_before=load_before,
-        load_after=load_after, minutes=minutes))
+    body = section_body(rows, points, args.png, args.markdown, sizes=sizes, started=started,
+                        commit_id=args.commit or commit(), load_before=load_before, load_after=load_after,
+                        minutes=minutes)
+    markdown_section.write_section(args.markdown, body)
     print(f"table written to {args.markdown} (section '{markdown_section.HEADING}')")
     return 0
 

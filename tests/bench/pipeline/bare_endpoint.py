@@ -97,7 +97,6 @@ def _wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float = 
 def running_bare_endpoint(admin_url: str, log_dir: Path) -> Iterator[str]:
     """The bare endpoint under gunicorn on a free port; yields its base URL."""
     from infra.postgres import free_port
-
     from tests.live_stack import REPO
 
     prepare_schema(admin_url)

@@ -21,8 +21,9 @@ CREATE OR REPLACE FUNCTION bench_watch.notify_final() RETURNS trigger LANGUAGE p
 BEGIN
     -- final as services/intake/status_view.derive_status has it: a referral decides once
     -- there is one; without one, a self-care decision is final
-    IF (NEW.referral IS NOT NULL OR NEW.care_level = 'self_care')
-       AND NOT (OLD.referral IS NOT NULL OR OLD.care_level = 'self_care') THEN
+    -- (IS NOT DISTINCT FROM: a NULL care level must read as "not self care", not as NULL)
+    IF (NEW.referral IS NOT NULL OR NEW.care_level IS NOT DISTINCT FROM 'self_care')
+       AND NOT (OLD.referral IS NOT NULL OR OLD.care_level IS NOT DISTINCT FROM 'self_care') THEN
         PERFORM pg_notify('{CHANNEL}', NEW.report_id::text);
     END IF;
     RETURN NULL;
@@ -73,6 +74,16 @@ class FinalStatusWatch:
         except BaseException as exc:  # reported by wait_for, where the benchmark would hang
             self._error = exc
             self._listening.set()
+
+    def describe(self, report_ids: list[str]) -> str:
+        """What the database says of reports not seen final: stuck in the stack, or missed here."""
+        import psycopg
+
+        with psycopg.connect(self.admin_url) as conn:
+            rows = conn.execute(
+                "SELECT coalesce(care_level, 'undecided'), referral IS NOT NULL, count(*) FROM intake.reports"
+                " WHERE report_id = ANY(%s::uuid[]) GROUP BY 1, 2 ORDER BY 1, 2", (report_ids,)).fetchall()
+        return ", ".join(f"{n} {level}{' with referral' if linked else ''}" for level, linked, n in rows)
 
     def wait_for(self, report_ids: Iterable[str], timeout: float) -> list[str]:
         """Wait until every report is final; the ones still not final after `timeout` s."""

@@ -24,7 +24,6 @@ class Bench:
     """What every measure needs: the stack, the bare endpoint, the final-status watch."""
     stack: object                     # tests.live_stack.LiveStack
     sizes: Sizes
-    quick: bool
     kiosk_keys: list[str]
     bare_url: str
     watch: FinalStatusWatch
@@ -40,7 +39,8 @@ class Bench:
         """Wait until every accepted report of `result` is final; the ones that were not."""
         missing = self.watch.wait_for([s.report_id for s in result.accepted], self.sizes.settle_timeout)
         if missing:
-            self.say(f"  {what}: {len(missing)} reports not final after {self.sizes.settle_timeout:.0f} s")
+            self.say(f"  {what}: {len(missing)} reports not final after {self.sizes.settle_timeout:.0f} s"
+                     f" (in the database: {self.watch.describe(missing)})")
         return missing
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from .stats import LoadPoint
 
 
-def draw(points: list[LoadPoint], path: Path, title: str) -> None:
+def draw(points: list[LoadPoint], path: Path, title: str, half_sustained: float) -> None:
     import matplotlib
 
     matplotlib.use("Agg")  # no display: a file only
@@ -21,6 +21,14 @@ def draw(points: list[LoadPoint], path: Path, title: str) -> None:
     for label, colour, pick in series:
         axes.plot(loads, [pick(p)[0] for p in points], "o-", color=colour, label=f"{label}, p50")
         axes.plot(loads, [pick(p)[2] for p in points], "s--", color=colour, label=f"{label}, p99")
+    # The goal at half the sustained maximum: p50 <= 50 ms, p99 <= 250 ms.
+    axes.axhline(50, color="grey", linestyle=":", linewidth=1)
+    axes.axhline(250, color="grey", linestyle="-.", linewidth=1)
+    axes.axvline(half_sustained, color="grey", linestyle=":", linewidth=1)
+    axes.annotate("goal p50 50 ms", (loads[0], 50), fontsize=7, color="grey", va="bottom")
+    axes.annotate("goal p99 250 ms", (loads[0], 250), fontsize=7, color="grey", va="bottom")
+    axes.annotate(" half the sustained max", (half_sustained, axes.get_ylim()[0]), fontsize=7, color="grey",
+                  rotation=90, va="bottom")
     axes.set_xlabel("offered load (reports/s, open loop)")
     axes.set_ylabel("latency (ms, log scale)")
     axes.set_yscale("log")

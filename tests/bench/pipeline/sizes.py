@@ -26,6 +26,6 @@ FULL = Sizes(post_clients=16, post_reports=2000, burst_reports=3000, load_second
 
 # Small enough to try the harness in about a minute after the stack is up; the figures mean little.
 QUICK = Sizes(post_clients=4, post_reports=60, burst_reports=80, load_seconds=3.0,
-              load_fractions=(0.5, 0.75), slots=20, settle_timeout=60.0, drain_scale=0.005)
+              load_fractions=(0.5, 0.75), slots=20, settle_timeout=60.0, drain_scale=0.02)
 
 FIRST_OFFERED_LOAD = 5.0  # reports/s: the lowest offered load

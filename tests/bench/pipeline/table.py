@@ -36,7 +36,7 @@ def cells(row: Row) -> tuple[str, ...]:
 def as_text(rows: list[Row]) -> str:
     lines = [HEADER, *(cells(r) for r in rows)]
     widths = [max(len(line[i]) for line in lines) for i in range(len(HEADER))]
-    out = [" | ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines]
+    out = [" | ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in lines]
     out.insert(1, "-+-".join("-" * w for w in widths))
     return "\n".join(out)
 
