@@ -22,6 +22,7 @@ from flask import Flask, current_app, g, request
 from psycopg_pool import PoolTimeout
 
 from . import sessions
+from .db import request_connection
 from .errors import ApiError, error_response
 from .identity import STAFF_ROLES, StaffMember, identify_staff
 from .rate_limit import Limit, RateLimiter, address_bucket, secret_bucket
@@ -100,9 +101,10 @@ def failed(secret: str, kind: str, credential_id: str | None = None) -> None:
 
 
 def count_failure(secret: str) -> int | None:
-    """Count one failed authentication (one statement); Retry-After seconds once over a limit."""
-    with current_app.extensions["clinic"].pool.connection() as conn:
-        retry_after = rate_limiter().hit(conn, _failure_limits(secret))
+    """Count one failed authentication (one statement); Retry-After seconds once over a limit.
+    On the request's connection: the request may hold it still (intake's POST)."""
+    conn = request_connection(current_app.extensions["clinic"].pool)
+    retry_after = rate_limiter().hit(conn, _failure_limits(secret))
     if retry_after is not None:
         log.warning("authentication limited", extra={"client": request.remote_addr, "retry_after": retry_after,
                                                      "credential_kind": _credential()[0],

@@ -100,23 +100,37 @@ class RateLimiter:
         limit; no database work."""
         return self.blocks.retry_after(buckets)
 
+    def count_sql(self, hits: str) -> str:
+        """The UPSERT counting one hit per row of `hits`, a FROM item with the columns
+        (b: the bucket, w: its window in seconds), returning (bucket, hits, expires_at in epoch
+        seconds): what `judge` reads. Callers may run it inside a larger statement (intake
+        counts a kiosk's quota in the statement that looks its key up)."""
+        return (
+            f"INSERT INTO {self.schema}.rate_limits AS r (bucket, window_start, hits, expires_at)"
+            " SELECT b, date_bin(make_interval(secs => w), now(), timestamptz 'epoch'), 1,"
+            "        date_bin(make_interval(secs => w), now(), timestamptz 'epoch') + make_interval(secs => w)"
+            f" FROM {hits}"
+            " ON CONFLICT (bucket, window_start) DO UPDATE SET hits = r.hits + 1"
+            " RETURNING bucket, hits, extract(epoch FROM r.expires_at)::float8 AS expires_at")
+
     def hit(self, conn: psycopg.Connection, limits: dict[str, Limit]) -> int | None:
         """Count one hit in each bucket (one statement); Retry-After seconds when one of them
         is now over its limit, else None. All buckets of one call share the window length
         of their limits only if equal: each bucket is counted in its own limit's window."""
         buckets = sorted(limits)  # one lock order for every caller: no deadlock between two hits
         rows = conn.execute(
-            f"INSERT INTO {self.schema}.rate_limits AS r (bucket, window_start, hits, expires_at)"
-            " SELECT b, date_bin(make_interval(secs => w), now(), timestamptz 'epoch'), 1,"
-            "        date_bin(make_interval(secs => w), now(), timestamptz 'epoch') + make_interval(secs => w)"
-            " FROM unnest(%s::text[], %s::int[]) AS t (b, w)"
-            " ON CONFLICT (bucket, window_start) DO UPDATE SET hits = r.hits + 1"
-            " RETURNING bucket, hits, extract(epoch FROM r.expires_at)::float8",
+            self.count_sql("unnest(%s::text[], %s::int[]) AS t (b, w)"),
             (buckets, [limits[b].window_s for b in buckets]),
         ).fetchall()
+        return self.judge(conn, limits, rows)
+
+    def judge(self, conn: psycopg.Connection, limits: dict[str, Limit],
+              counted: list[tuple[str, int, float]]) -> int | None:
+        """Retry-After seconds when one of the `counted` rows (count_sql's) is over its
+        bucket's limit, else None; remembers the blocks, and purges ended windows now and then."""
         retry_after = None
         now = time.time()
-        for bucket, hits, expires_at in rows:
+        for bucket, hits, expires_at in counted:
             if hits > limits[bucket].max_hits:
                 self.blocks.remember(bucket, expires_at)
                 seconds = max(1, round(expires_at - now + 0.5))

@@ -15,7 +15,7 @@ from psycopg_pool import ConnectionPool
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import auth, metrics, outbox
-from .db import apply_migrations, make_pool
+from .db import apply_migrations, make_pool, release_request_connection
 from .errors import ErrorSchema, document_standard_errors, register_error_handlers
 from .json_body import StrictJSONProvider
 from .logs import configure_logging
@@ -176,6 +176,7 @@ def build_app(settings: Settings, *, title: str, migrations_package: str, import
     app.extensions["clinic_api"] = api
     register_error_handlers(app)  # after Api(): ours replace flask-smorest's error format
     app.register_blueprint(health_blueprint(ctx))
+    app.teardown_request(release_request_connection)  # db.request_connection's, if one was taken
     _instrument(app, settings.service)
     auth.init_app(app)  # after _instrument: the metrics see a 401 turned into a 429
     app.after_request(security_headers)

@@ -337,3 +337,31 @@ def test_while_postgres_is_down_one_request_waits_and_the_others_are_refused_at_
         assert not pool.gate.down
     finally:
         pool.close()
+
+
+def test_after_a_postgres_restart_the_pools_dead_connections_are_replaced_at_once(private_pg, stack_env):
+    """The API's pool checks no connection with a query at checkout (issue 15): those a restart
+    killed are seen dead from their sockets and replaced, so the first request is served."""
+    env = {**stack_env, "CLINIC_PG_PORT": str(private_pg.pg.port),
+           "CLINIC_ADMIN_DATABASE_URL": private_pg.pg.admin_url(),
+           "CLINIC_STATE_DIR": str(private_pg.state_dir)}  # its roles' random passwords
+    settings = settings_module.load("intake", env=env)
+    app = create_app(settings)
+    pool = app.extensions["clinic"].pool
+    try:
+        client = app.test_client()
+        kiosk = new_kiosk(settings)
+        first = client.post("/v1/reports", json=report_body(), headers=kiosk.headers)
+        assert first.status_code == 202
+        idle = [pool.getconn() for _ in range(pool.max_size)]  # every connection open, then idle
+        for conn in idle:
+            pool.putconn(conn)
+
+        private_pg.stop()
+        private_pg.start()
+
+        after = client.post("/v1/reports", json=report_body(), headers=kiosk.headers)
+        assert after.status_code == 202, after.get_json()
+        assert client.get(f"/v1/reports/{first.get_json()['report_id']}", headers=kiosk.headers).status_code == 200
+    finally:
+        pool.close()
