@@ -17,7 +17,18 @@ def ensure_local_secret(state_dir: Path, name: str) -> str:
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     path = folder / name
     if not path.is_file():
-        write_private(path, secrets.token_urlsafe(32))
+        # Several processes may start on one fresh folder at once (three bootstraps, a
+        # runner and `clinic`): the secret is written whole under a private name, then
+        # linked into place, which fails if another got there first. Every caller then
+        # reads the one winner, never a half-written or overwritten file.
+        draft = folder / f".{name}.{os.getpid()}.{secrets.token_hex(4)}"
+        write_private(draft, secrets.token_urlsafe(32))
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
     return path.read_text().strip()
 
 
