@@ -15,17 +15,16 @@ with warnings.catch_warnings():  # kafka-python 3.0.12 imports a deprecated impo
     from kafka import KafkaAdminClient, TopicPartition
     from kafka.admin import OffsetSpec
 
+from services.admin.topics import CONSUMES, consumer_group_prefix
 from services.common import envelope
 from services.common.kafka_io import make_producer
-from services.common.settings import TOPIC_DECISIONS, TOPIC_REFERRAL_EVENTS, TOPIC_REPORTS, TOPICS, dlq_topic
+from services.common.settings import (TOPIC_DECISIONS, TOPIC_PATIENT_MESSAGES, TOPIC_REFERRAL_EVENTS, TOPIC_REPORTS,
+                                      TOPICS, dlq_topic)
 from tests.kafka_support import admin_security, read_topic
 
 PARTITIONS = 6
-GROUPS = {  # consumer group -> topics it reads (services/*/worker.py)
-    "clinic-triage": (TOPIC_REPORTS,),
-    "clinic-referral": (TOPIC_DECISIONS,),
-    "clinic-intake": (TOPIC_DECISIONS, TOPIC_REFERRAL_EVENTS),
-}
+# consumer group -> topics it reads: the ACL table, which a test holds to the workers' handlers
+GROUPS = {consumer_group_prefix(service): topics for service, topics in CONSUMES.items()}
 CONSUMERS_OF = {topic: tuple(g for g, topics in GROUPS.items() if topic in topics) for topic in TOPICS}
 
 logging.getLogger("kafka").setLevel(logging.CRITICAL)  # a broker down on purpose is no news
@@ -165,7 +164,7 @@ def poison_value(topic: str, kind: str, key: str) -> bytes:
         return json.dumps({"hello": "world", "key": key}).encode()
     # A well-formed CloudEvent whose data no consumer of the topic can apply.
     types = {TOPIC_REPORTS: "clinic.report.submitted", TOPIC_DECISIONS: "clinic.triage.decided",
-             TOPIC_REFERRAL_EVENTS: "referral.booked"}
+             TOPIC_REFERRAL_EVENTS: "referral.booked", TOPIC_PATIENT_MESSAGES: "clinic.patient.message"}
     data = {"report_id": "not-a-uuid", "care_level": "bogus", "note": "chaos poison"}
     event = envelope.new_event(type=types[topic], source="/chaos", subject=key, data=data)
     return envelope.encode(event)
