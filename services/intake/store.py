@@ -1,7 +1,6 @@
 """Intake's SQL: kiosks, reports with their outbox event, and the status view."""
 from __future__ import annotations
 
-import contextlib
 import uuid
 from dataclasses import dataclass
 
@@ -62,47 +61,31 @@ def revoke_kiosk(conn: psycopg.Connection, name: str) -> bool:
 
 def accept_report(conn: psycopg.Connection, *, kiosk: Kiosk, body: dict, body_hash: str,
                   idempotency_key: str | None, traceparent: str) -> Accepted:
-    """Store the report and its event in one transaction (nothing is acknowledged before commit).
-
-    `conn` is in autocommit (the API's request connection, services/common/db.py) and the
-    statements go in pipeline mode with their own BEGIN and COMMIT: BEGIN travels with the
-    report's INSERT, the event's statements with the COMMIT, two round trips where psycopg's
-    transaction() took five (it syncs on entering and before committing). Leaving the pipeline
-    waits for every result, the COMMIT's included, and raises the first error (the transaction
-    is then rolled back), so this returns only once the report and its event are committed."""
+    """Store the report and its event in one transaction (nothing is acknowledged before commit)."""
     patient = body["patient"]
     clinical = events.clinical_sections(body)
     report_id = str(uuid.uuid4())
-    try:
-        with conn.pipeline(), conn.cursor() as cur:
-            cur.execute("BEGIN")
-            row = cur.execute(
-                "INSERT INTO intake.reports (report_id, kiosk_id, idempotency_key, body_hash, patient, clinical)"
-                " VALUES (%s, %s, %s, %s, %s, %s)"
-                " ON CONFLICT ON CONSTRAINT reports_idempotency DO NOTHING"
-                " RETURNING submitted_at",
-                (report_id, kiosk.kiosk_id, idempotency_key, body_hash, Jsonb(patient), Jsonb(clinical)),
+    with conn.transaction():
+        row = conn.execute(
+            "INSERT INTO intake.reports (report_id, kiosk_id, idempotency_key, body_hash, patient, clinical)"
+            " VALUES (%s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT ON CONSTRAINT reports_idempotency DO NOTHING"
+            " RETURNING submitted_at",
+            (report_id, kiosk.kiosk_id, idempotency_key, body_hash, Jsonb(patient), Jsonb(clinical)),
+        ).fetchone()
+        if row is None:
+            # Same kiosk, same key: a retry (same body) or a mistake (another body).
+            existing_id, existing_hash = conn.execute(
+                "SELECT report_id::text, body_hash FROM intake.reports"
+                " WHERE kiosk_id = %s AND idempotency_key = %s",
+                (kiosk.kiosk_id, idempotency_key),
             ).fetchone()
-            if row is None:
-                # Same kiosk, same key: a retry (same body) or a mistake (another body).
-                existing_id, existing_hash = cur.execute(
-                    "SELECT report_id::text, body_hash FROM intake.reports"
-                    " WHERE kiosk_id = %s AND idempotency_key = %s",
-                    (kiosk.kiosk_id, idempotency_key),
-                ).fetchone()
-                accepted = Accepted(existing_id, created=False, conflict=existing_hash != body_hash)
-            else:
-                event = events.report_event(report_id, patient, clinical, row[0].isoformat())
-                outbox.add_event(cur, SCHEMA, topic=TOPIC_REPORTS, key=report_id, event=event,
-                                 traceparent=traceparent)
-                accepted = Accepted(report_id, created=True)
-            cur.execute("COMMIT")
-    except BaseException:
-        if not conn.closed and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-            with contextlib.suppress(psycopg.Error):  # the error that got us here is the one to raise
-                conn.rollback()
-        raise
-    return accepted
+            return Accepted(existing_id, created=False, conflict=existing_hash != body_hash)
+        event = events.report_event(report_id, patient, clinical, row[0].isoformat())
+        with conn.cursor() as cur:
+            outbox.add_event(cur, SCHEMA, topic=TOPIC_REPORTS, key=report_id, event=event,
+                             traceparent=traceparent)
+    return Accepted(report_id, created=True)
 
 
 @dataclass(frozen=True)
