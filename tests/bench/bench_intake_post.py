@@ -199,17 +199,21 @@ def drive(url: str, keys: list[str], reports: int) -> dict:
 
 
 # -- the run ----------------------------------------------------------------------------------
-def measure(*, clients: int = 16, reports: int = 2000, rounds: int = 1) -> list[dict]:
+def measure(*, clients: int = 16, reports: int = 2000, rounds: int = 1, workers: int | None = None,
+            threads: int | None = None) -> list[dict]:
     """Start PostgreSQL, then for each round drive the ceiling and the intake API in turn with
     `clients` keep-alive clients sending `reports` reports; one dict per target (see the module
-    docstring), the median of the rounds."""
+    docstring), the median of the rounds. `workers`/`threads`: gunicorn's sizing for both
+    (default: services/common/gunicorn_conf.py's, as `make run` serves the API)."""
     from infra.postgres import running_postgres
     from services.admin.credentials import kiosk_add
     from services.common import gunicorn_conf
     from services.common import settings as settings_module
     from tests.gunicorn_support import running_gunicorn
 
-    workers, threads = gunicorn_conf.workers, gunicorn_conf.threads
+    sized = workers is not None or threads is not None
+    workers, threads = workers or gunicorn_conf.workers, threads or gunicorn_conf.threads
+    sizing = {"workers": workers, "threads": threads} if sized else {"workers": None}
     state = Path(tempfile.mkdtemp(prefix="bench-intake-post-"))
     os.chmod(state, 0o711)  # a non-root server user must reach its data folder
     results: dict[str, list[dict]] = {"ceiling": [], "intake": []}
@@ -227,7 +231,7 @@ def measure(*, clients: int = 16, reports: int = 2000, rounds: int = 1) -> list[
             for _ in range(rounds):
                 with _running_bare(pg.admin_url(), workers, threads, state / "bare.log") as url:
                     results["ceiling"].append(drive(url, keys, reports))
-                with running_gunicorn("intake", env, state / "intake.log", workers=None) as url:
+                with running_gunicorn("intake", env, state / "intake.log", **sizing) as url:
                     results["intake"].append(drive(url, keys, reports))
     finally:
         shutil.rmtree(state, ignore_errors=True)
@@ -257,8 +261,11 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--reports", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--workers", type=int, help="gunicorn workers of both (default: gunicorn_conf.py's)")
+    parser.add_argument("--threads", type=int, help="threads per worker of both (default: gunicorn_conf.py's)")
     args = parser.parse_args()
-    print_table(measure(clients=args.clients, reports=args.reports, rounds=args.rounds))
+    print_table(measure(clients=args.clients, reports=args.reports, rounds=args.rounds, workers=args.workers,
+                        threads=args.threads))
 
 
 if __name__ == "__main__":
