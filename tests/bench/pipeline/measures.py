@@ -164,7 +164,7 @@ def latency_rows(points: list[LoadPoint], sustained: float) -> list[Row]:
                   triple(p.stack_final_ms), triple(p.ceiling_post_ms), "ms",
                   ratio=p.stack_final_ms[0] / p.ceiling_post_ms[0] if p.ceiling_post_ms[0] else None)
         if p is at_half:
-            row.measure += f" [half the sustained max, {half:.0f}/s]"
+            row.measure += f" [half the sustained max, {half:.1f}/s]"
             row.goal = f"p50 <= {LATENCY_GOAL_MS[0]:.0f} ms, p99 <= {LATENCY_GOAL_MS[1]:.0f} ms"
             row.goal_met = p.stack_final_ms[0] <= LATENCY_GOAL_MS[0] and p.stack_final_ms[2] <= LATENCY_GOAL_MS[1]
         rows.append(row)

@@ -29,7 +29,8 @@ def goal_text(row: Row) -> str:
 
 
 def cells(row: Row) -> tuple[str, ...]:
-    ratio = "-" if row.ratio is None or math.isnan(row.ratio) else f"{row.ratio:.2f}x"
+    ratio = "-" if row.ratio is None or math.isnan(row.ratio) else \
+        f"{row.ratio:.2g}x" if row.ratio < 0.1 else f"{row.ratio:,.2f}x"  # 0.0046x, not 0.00x
     return (row.measure, figure(row.stack, row.unit), figure(row.ceiling, row.unit), ratio, goal_text(row))
 
 
@@ -57,6 +58,6 @@ def curve_markdown(points: list[LoadPoint]) -> str:
              " | ceiling: bare POST p50 / p90 / p99 ms | reports (not final) |",
              "|---|---|---|---|---|"]
     for p in points:
-        lines.append(f"| {p.offered:,.0f}/s | {triple(p.stack_final_ms)} | {triple(p.stack_post_ms)} | "
+        lines.append(f"| {p.offered:g}/s | {triple(p.stack_final_ms)} | {triple(p.stack_post_ms)} | "
                      f"{triple(p.ceiling_post_ms)} | {p.sent:,} ({p.not_final}) |")
     return "\n".join(lines)
