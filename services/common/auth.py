@@ -84,7 +84,10 @@ def failures_limited(retry_after: int) -> ApiError:
 def blocked_for(secret: str) -> int | None:
     """Retry-After seconds when this process knows the client's address or the secret itself
     to be limited (no database work), else None."""
-    return rate_limiter().blocked(list(_failure_limits(secret)))
+    limiter = rate_limiter()
+    if not limiter.blocks:  # the usual case: no bucket to name (an address parsed, a hash) at all
+        return None
+    return limiter.blocked(list(_failure_limits(secret)))
 
 
 def guard(secret: str) -> None:

@@ -69,6 +69,9 @@ class Blocks:
         self._until: dict[str, float] = {}
         self._lock = threading.Lock()
 
+    def __len__(self) -> int:
+        return len(self._until)
+
     def retry_after(self, buckets: list[str]) -> int | None:
         """Seconds until the last of these buckets' blocks ends, or None when none is blocked."""
         if not self._until:
