@@ -158,26 +158,33 @@ def drive(url: str, keys: list[str], reports: int) -> dict:
     def client(i: int) -> None:
         conn = http.client.HTTPConnection(host, int(port), timeout=30)
         headers = {"Authorization": f"Bearer {keys[i]}", "Content-Type": "application/json"}
+
+        def post(body: bytes) -> bool:
+            conn.request("POST", "/v1/reports", body=body, headers=headers)
+            response = conn.getresponse()
+            text = response.read()
+            if response.status != 202:
+                failures.append(f"{response.status} {text[:200]!r}")
+            return response.status == 202
+
         try:
-            for n, body in enumerate(bodies[i]):
-                if n == WARM_UP_PER_CLIENT:
-                    ready.wait()
-                    go.wait()
+            if not all(post(body) for body in bodies[i][:WARM_UP_PER_CLIENT]):
+                ready.abort()
+                return
+            ready.wait()
+            go.wait()
+            for body in bodies[i][WARM_UP_PER_CLIENT:]:
                 t0 = time.perf_counter()
-                conn.request("POST", "/v1/reports", body=body, headers=headers)
-                response = conn.getresponse()
-                text = response.read()
-                if response.status != 202:
-                    failures.append(f"{response.status} {text[:200]!r}")
+                if not post(body):
                     return
-                if n >= WARM_UP_PER_CLIENT:
-                    latencies[i].append((time.perf_counter() - t0) * 1000)
+                latencies[i].append((time.perf_counter() - t0) * 1000)
+        except threading.BrokenBarrierError:
+            pass  # another client failed its warm-up: reported below
         except Exception as exc:  # noqa: BLE001 - reported, and the run fails below
             failures.append(repr(exc))
+            ready.abort()
         finally:
             conn.close()
-            if len(latencies[i]) < per_client[i]:
-                ready.abort()
 
     threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
     for t in threads:
