@@ -115,9 +115,10 @@ measured in the same run; ratio = stack / ceiling (p50 for latencies).
   the sustained maximum (measure 2's rate), {sizes.load_seconds:g} s each, every report final
   before the next load; the ceiling is the bare endpoint's POST latency on the same schedule.
 
-Run {started}, commit {commit_id}, {sizes.label}; {minutes:.1f} min. Load average
-(2 cores, shared with other engineers' suites and CI): **{load_before}** at the start,
-**{load_after}** at the end, so the figures are on the slow side.
+Run {started}, {minutes:.1f} min; commit {commit_id};
+sizes: {sizes.label}.
+Load average (2 cores, shared with other engineers' suites and CI): **{load_before}** at the
+start, **{load_after}** at the end, so the figures are on the slow side.
 
 {table.as_markdown(rows)}
 
