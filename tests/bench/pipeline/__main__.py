@@ -114,6 +114,8 @@ measured in the same run; ratio = stack / ceiling (p50 for latencies).
   queueing shows); offered loads 5/s and {", ".join(f"{f:g}" for f in sizes.load_fractions)} of
   the sustained maximum (measure 2's rate), {sizes.load_seconds:g} s each, every report final
   before the next load; the ceiling is the bare endpoint's POST latency on the same schedule.
+  The burst's rate is a peak (stages overlapping on a full backlog): a load the stack cannot
+  keep up with for {sizes.load_seconds:g} s shows as latencies that grow with the run's length.
 
 Run {started}, {minutes:.1f} min; commit {commit_id};
 sizes: {sizes.label}.
