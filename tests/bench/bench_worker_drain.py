@@ -291,6 +291,9 @@ def ceiling(kafka, pg, security: dict, group: str, topics: list[str], count: int
     return (count - first_count) / (finished - first_at)
 
 
+MIN_EVENTS = 2_000
+
+
 def measure(kafka, pg, services: tuple[str, ...] = ("triage", "referral", "intake"), scale: float = 1.0,
             timeout_s: float = 900.0, on_row=None) -> list[dict]:
     """One row per service: {service, events, events_per_s, ceiling_per_s, ratio, published_s}.
@@ -300,7 +303,9 @@ def measure(kafka, pg, services: tuple[str, ...] = ("triage", "referral", "intak
     rows = []
     for service in services:
         package, topics, build = SERVICES[service]
-        count = max(10, int(COUNTS[service] * scale))
+        # Rates are timed from the first batch seen committed to the last (the group's join
+        # left out), so a backlog needs a few polls' worth (500 each) to give one at all.
+        count = max(MIN_EVENTS, int(COUNTS[service] * scale))
         settings = service_settings(kafka, pg, service)
         with psycopg.connect(settings.database_url) as conn:
             apply_migrations(conn, service, package)
