@@ -1,6 +1,7 @@
 """CloudEvents 1.0 envelope (structured JSON mode) and W3C trace context."""
 from __future__ import annotations
 
+import functools
 import json
 import random
 import re
@@ -38,6 +39,13 @@ class CloudEventSchema(Schema):
 _OUR_TYPE = re.compile(r"(clinic|referral)(\.[a-z][a-z0-9_]*){1,4}")
 
 
+@functools.cache
+def cloud_event_schema() -> CloudEventSchema:
+    """One schema instance for every event: building one costs more than a load (its fields
+    are copied), and a load keeps no state in the instance."""
+    return CloudEventSchema()
+
+
 def contract_problems(event: dict, *, types: tuple[str, ...], source: str, subject_field: str) -> list[str]:
     """What makes `event` not one of `types` as the contract has its producer write it: a
     CloudEvent (again: handlers are called without the inbox too) from `source`, with a UUID
@@ -45,7 +53,7 @@ def contract_problems(event: dict, *, types: tuple[str, ...], source: str, subje
     the attribute and the rule, never a value (they become dead-letter headers and logs)."""
     problems = []
     try:
-        CloudEventSchema().load(event if isinstance(event, dict) else {})
+        cloud_event_schema().load(event if isinstance(event, dict) else {})
     except ValidationError as exc:
         problems.append(validation_reason(exc))
     if not isinstance(event, dict):
@@ -98,7 +106,7 @@ def decode(value: bytes | None) -> dict:
     if not isinstance(raw, dict):
         raise InvalidEvent("event is not a JSON object")
     try:
-        CloudEventSchema().load(raw)
+        cloud_event_schema().load(raw)
     except ValidationError as exc:
         raise InvalidEvent(f"not a CloudEvent: {validation_reason(exc)}") from exc
     return raw

@@ -46,11 +46,28 @@ def _char_class(codes: list[int]) -> str:
     return "".join(parts)
 
 
-_SPACE = _char_class(_chars(str.isspace))
-# Lone surrogates (Cs) stay out of the pattern: a JSON Schema regex engine working on code
-# points (Rust's, which schemathesis validates with) cannot name them, and no UTF-8 text
-# holds one; only a "\\ud800" escape in JSON can, and the field refuses it.
-_REFUSED = _char_class(_chars(lambda char: unicodedata.category(char) in ("Cc", "Cf")))
+def space_class() -> str:
+    """What str.isspace takes, as a character class."""
+    return _char_class(_chars(str.isspace))
+
+
+def refused_class() -> str:
+    """Control and format characters (Cc, Cf), as a character class. Lone surrogates (Cs)
+    stay out: a JSON Schema regex engine working on code points (Rust's, which schemathesis
+    validates with) cannot name them, and no UTF-8 text holds one; only a "\\ud800" escape
+    in JSON can, and the field refuses it."""
+    return _char_class(_chars(lambda char: unicodedata.category(char) in ("Cc", "Cf")))
+
+
+# The two classes as space_class() and refused_class() compute them from Python 3.11's
+# Unicode 14.0.0, written out: computing them scans all 1.1 million code points, over a
+# second at every process start. tests/unit/test_text_field_classes.py recomputes them, so a
+# Python with another Unicode version fails the test instead of drifting from it.
+_SPACE = '\\u0009-\\u000D\\u001C-\\u0020\\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028-\\u2029\\u202F\\u205F\\u3000'
+_REFUSED = ('\\u0000-\\u001F\\u007F-\\u009F\\u00AD\\u0600-\\u0605\\u061C\\u06DD\\u070F'
+             '\\u0890-\\u0891\\u08E2\\u180E\\u200B-\\u200F\\u202A-\\u202E\\u2060-\\u2064'
+             '\\u2066-\\u206F\\uFEFF\\uFFF9-\\uFFFB\U000110bd\U000110cd\U00013430-\U00013438'
+             '\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f')
 
 
 def text_pattern(max_length: int) -> str:

@@ -13,6 +13,8 @@ never a value (services/common/error_text.py).
 """
 from __future__ import annotations
 
+import functools
+
 from marshmallow import INCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
 from services.common import envelope
@@ -154,14 +156,20 @@ def reports_named(snapshot: dict) -> list[str]:
     return named
 
 
+@functools.cache
+def _schema(schema_class: type[Schema]) -> Schema:
+    # One instance per schema: building one (copying its fields) costs more than a load.
+    return schema_class()
+
+
 def parse_decision(event: dict) -> dict:
     """A triage decision's data as sent, once it is known to be valid."""
-    return _checked(DecisionDataSchema(), event, (DECISION_MADE,), TRIAGE_SOURCE, "report_id")
+    return _checked(_schema(DecisionDataSchema), event, (DECISION_MADE,), TRIAGE_SOURCE, "report_id")
 
 
 def parse_referral_event(event: dict) -> dict:
     """A referral snapshot's data as sent (stored whole for the status view), once valid."""
-    return _checked(ReferralDataSchema(), event, REFERRAL_EVENT_TYPES, REFERRAL_SOURCE, "referral_id")
+    return _checked(_schema(ReferralDataSchema), event, REFERRAL_EVENT_TYPES, REFERRAL_SOURCE, "referral_id")
 
 
 def _checked(schema: Schema, event: dict, types: tuple[str, ...], source: str, subject_field: str) -> dict:

@@ -15,6 +15,7 @@ which reports belong to it from these two ids, so events may arrive late or twic
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -146,6 +147,18 @@ class Decision:
     patient_birth_date: date | None = None  # None: the decision did not say (cannot be matched)
 
 
+# One instance per schema (and window bound): building one, copying its nested fields, cost
+# more than a load; a load keeps no state in the instance.
+@functools.cache
+def _decision_data_schema(max_window_days: int) -> Schema:
+    return _DecisionDataSchema(max_window_days=max_window_days)
+
+
+@functools.cache
+def _patient_message_data_schema() -> Schema:
+    return _PatientMessageDataSchema()
+
+
 def parse_decision(event: dict, default_windows: Windows,
                    max_window_days: int = DEFAULT_MAX_WINDOW_DAYS) -> Decision:
     """The booking-relevant part of a triage decision; PoisonEvent when it cannot be one."""
@@ -154,7 +167,7 @@ def parse_decision(event: dict, default_windows: Windows,
     if problems:
         raise PoisonEvent(f"decision event invalid: {'; '.join(problems)}")
     try:
-        data = _DecisionDataSchema(max_window_days=max_window_days).load(event["data"])
+        data = _decision_data_schema(max_window_days).load(event["data"])
     except ValidationError as exc:
         raise PoisonEvent(f"decision event data invalid: {validation_reason(exc)}") from exc
     terms = data["referral"]
@@ -211,7 +224,7 @@ def parse_patient_message(event: dict) -> PatientMessage:
     if problems:
         raise PoisonEvent(f"patient message event invalid: {'; '.join(problems)}")
     try:
-        data = _PatientMessageDataSchema().load(event["data"])
+        data = _patient_message_data_schema().load(event["data"])
     except ValidationError as exc:
         raise PoisonEvent(f"patient message event data invalid: {validation_reason(exc)}") from exc
     return PatientMessage(

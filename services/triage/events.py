@@ -10,6 +10,7 @@ Out: `clinic.triage.decided` on clinic.triage-decisions.v1, one per report.
 """
 from __future__ import annotations
 
+import functools
 from datetime import date
 
 from marshmallow import EXCLUDE, INCLUDE, Schema, ValidationError, fields, post_load, validate, validates
@@ -142,6 +143,12 @@ class ReportEventDataSchema(Schema):
     home_care = fields.Nested(_HomeCareSchema, required=True)
 
 
+@functools.cache
+def _report_data_schema() -> ReportEventDataSchema:
+    # Built once: a schema's construction (copying its nested fields) cost more than a load.
+    return ReportEventDataSchema()
+
+
 def parse_report_event(event: dict) -> dict:
     """The event's data, loaded; PoisonEvent when the event is not a submitted report. The
     clinical sections are the answers as sent (checked, not converted): the engine reads
@@ -152,7 +159,7 @@ def parse_report_event(event: dict) -> dict:
     if problems:
         raise PoisonEvent(f"report event invalid: {'; '.join(problems)}")
     try:
-        data = ReportEventDataSchema().load(event["data"])
+        data = _report_data_schema().load(event["data"])
     except ValidationError as exc:
         raise PoisonEvent(f"report event data invalid: {validation_reason(exc)}") from exc
     for section in CLINICAL_SECTIONS:
