@@ -1,7 +1,7 @@
 """Triage worker: decides each reported case and publishes the decision."""
 from __future__ import annotations
 
-from datetime import timezone
+from datetime import datetime, timezone
 from functools import partial
 
 from services.common import envelope
@@ -25,7 +25,10 @@ def on_report(rules: RuleSet, conn, event: dict, delivery: Delivery) -> None:
     decision = decide(snapshot, rules, today=assessed_on).to_dict()
     store.save_decision(conn, report_id=report_id, decision=decision, input_snapshot=snapshot,
                         assessed_on=assessed_on, patient=dict(data["patient"]),
-                        traceparent=envelope.child_traceparent(delivery.traceparent))
+                        traceparent=envelope.child_traceparent(delivery.traceparent),
+                        # known here rather than returned by the insert: the event can then
+                        # be written in the same round trip (store.save_decision)
+                        decided_at=datetime.now(timezone.utc))
 
 
 def handlers(rules: RuleSet) -> dict[str, Handler]:

@@ -1,0 +1,33 @@
+"""triage.store.save_decision on its own: one decision and one event per report, whatever
+number of times it is called (a report replayed under a new event id)."""
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+
+import pytest
+
+from services.triage import store
+
+pytestmark = pytest.mark.integration
+
+DECISION = {"care_level": "specialist", "rules_version": "test", "fired": [], "likely_source": "joint",
+            "possible_causes": [], "notes": [], "advice": []}
+PATIENT = {"mrn": "MRN-1", "display_name": "Ann Example", "birth_date": "1990-01-01"}
+
+
+def save(conn, report_id: str, decided_at: datetime) -> bool:
+    return store.save_decision(conn, report_id=report_id, decision=DECISION, input_snapshot={},
+                               assessed_on=date(2026, 11, 26), patient=PATIENT, traceparent="",
+                               decided_at=decided_at)
+
+
+def test_a_second_decision_for_a_report_is_neither_stored_nor_announced(triage_conn):
+    report_id = str(uuid.uuid4())
+    first_at = datetime(2026, 11, 26, 9, 30, 0, 120000, tzinfo=UTC)
+    with triage_conn.transaction():
+        assert save(triage_conn, report_id, first_at) is True
+        assert save(triage_conn, report_id, datetime.now(UTC)) is False
+    assert store.get_decision(triage_conn, report_id)["decided_at"] == first_at
+    payloads = triage_conn.execute("SELECT payload FROM triage.outbox WHERE key = %s", (report_id,)).fetchall()
+    assert [p[0]["data"]["decided_at"] for p in payloads] == [first_at.isoformat()]
