@@ -120,14 +120,18 @@ def record_decision(conn: psycopg.Connection, report_id: str, care_level: str, a
 def claim_reports(conn: psycopg.Connection, referral_id: str, report_ids: list[str]) -> None:
     """Note that these reports belong to the referral, first locking the referral's reports
     (those known and those named, in report_id order, so that two events of one referral, a
-    replay beside the live stream say, take their turns and never deadlock)."""
-    conn.execute(
-        "SELECT 1 FROM intake.reports WHERE referral_id = %s OR report_id = ANY(%s::uuid[])"
-        " ORDER BY report_id FOR UPDATE", (referral_id, report_ids))
-    conn.execute(
-        "UPDATE intake.reports SET referral_id = %s"
-        " WHERE report_id = ANY(%s::uuid[]) AND referral_id IS DISTINCT FROM %s",
-        (referral_id, report_ids, referral_id))
+    replay beside the live stream say, take their turns and never deadlock).
+
+    Both statements go in one pipeline (one round trip); the server still runs them in
+    order, so the update finds every row it changes locked already."""
+    with conn.pipeline():
+        conn.execute(
+            "SELECT 1 FROM intake.reports WHERE referral_id = %s OR report_id = ANY(%s::uuid[])"
+            " ORDER BY report_id FOR UPDATE", (referral_id, report_ids))
+        conn.execute(
+            "UPDATE intake.reports SET referral_id = %s"
+            " WHERE report_id = ANY(%s::uuid[]) AND referral_id IS DISTINCT FROM %s",
+            (referral_id, report_ids, referral_id))
 
 
 def record_referral(conn: psycopg.Connection, referral_id: str, snapshot: dict, sequence: int) -> None:

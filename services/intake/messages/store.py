@@ -79,41 +79,51 @@ def _publish(conn: psycopg.Connection, row: MessageRow, traceparent: str | None)
 
 
 # -- the worker: a referral snapshot arrives (inside its inbox transaction) -----------------
-def previous_snapshot(conn: psycopg.Connection, referral_id: str) -> dict | None:
-    """The newest snapshot of this referral intake has recorded, on any of its reports (which
-    store.claim_reports locked: the same referral's next event, or the purge, waits)."""
-    row = conn.execute(
-        "SELECT referral FROM intake.reports WHERE referral_id = %s AND referral_sequence IS NOT NULL"
-        " ORDER BY referral_sequence DESC LIMIT 1", (referral_id,)).fetchone()
-    return row[0] if row and row[0].get("referral_id") == referral_id else None
+@dataclass(frozen=True)
+class ReferralKnown:
+    """What intake knows of a referral before its next snapshot is recorded."""
+    previous: dict | None       # the newest snapshot recorded, on any of its reports
+    report_id: str | None       # its newest report known to belong to it...
+    patient: dict | None        # ...and that report's `patient`: the latest contact details
 
 
-def newest_report_patient(conn: psycopg.Connection, referral_id: str) -> tuple[str | None, dict | None]:
-    """(report id, its `patient`) of the referral's newest report known to belong to it: the
-    latest contact details."""
-    row = conn.execute(
-        "SELECT report_id::text, patient FROM intake.reports WHERE referral_id = %s"
-        " ORDER BY submitted_at DESC, report_id LIMIT 1", (referral_id,)).fetchone()
-    return (row[0], row[1]) if row else (None, None)
+def referral_known(conn: psycopg.Connection, referral_id: str) -> ReferralKnown:
+    """One statement (its reports, which store.claim_reports locked: the same referral's next
+    event, or the purge, waits)."""
+    previous, report_id, patient = conn.execute(
+        "SELECT (SELECT referral FROM intake.reports WHERE referral_id = %(id)s AND referral_sequence IS NOT NULL"
+        "        ORDER BY referral_sequence DESC LIMIT 1),"
+        " newest.report_id::text, newest.patient"
+        " FROM (SELECT 1) AS one LEFT JOIN LATERAL ("
+        "  SELECT report_id, patient FROM intake.reports WHERE referral_id = %(id)s"
+        "  ORDER BY submitted_at DESC, report_id LIMIT 1) AS newest ON true",
+        {"id": referral_id}).fetchone()
+    if previous is not None and previous.get("referral_id") != referral_id:
+        previous = None
+    return ReferralKnown(previous, report_id, patient)
 
 
 def tell_change(conn: psycopg.Connection, snapshot: dict, traceparent: str | None) -> list[MessageRow]:
     """Before the snapshot is recorded, once its reports are claimed (store.claim_reports): if
     it tells the patient something, one row per channel (published), written once whatever is
-    delivered twice (the unique key). The new rows."""
+    delivered twice (the unique key). The new rows.
+
+    In a pipeline: a row's event goes with the next row's insert (which waits for its own
+    result), the last one with the NOTIFY."""
     referral_id = str(snapshot["referral_id"])
-    change = change_to_tell(previous_snapshot(conn, referral_id), snapshot)
+    known = referral_known(conn, referral_id)
+    change = change_to_tell(known.previous, snapshot)
     if change is None:
         return []
-    report_id, patient = newest_report_patient(conn, referral_id)
     written = []
-    for recipient in recipients(patient):
-        row = _insert(conn, referral_id, report_id, change, recipient.channel, recipient.address)
-        if row is not None:
-            _publish(conn, row, traceparent)
-            written.append(row)
-    if written:
-        conn.execute(f"NOTIFY {WAKE_CHANNEL}")
+    with conn.pipeline():
+        for recipient in recipients(known.patient):
+            row = _insert(conn, referral_id, known.report_id, change, recipient.channel, recipient.address)
+            if row is not None:
+                _publish(conn, row, traceparent)
+                written.append(row)
+        if written:
+            conn.execute(f"NOTIFY {WAKE_CHANNEL}")
     return written
 
 
