@@ -2,6 +2,7 @@
 event builders' output passes its checks, and what cannot be that is poison."""
 from __future__ import annotations
 
+import contextlib
 import copy
 from datetime import UTC, date, datetime, timedelta
 
@@ -29,6 +30,13 @@ class NoRows:
         return []
 
 
+class KnowsNothing(NoRows):
+    """messages.store.referral_known's one row: no earlier snapshot, no report."""
+
+    def fetchone(self):
+        return (None, None, None)
+
+
 class RecordingConn:
     """Stands in for the database connection: records what the store would run (queries find
     nothing: no earlier snapshot, no report, so no patient message is written either)."""
@@ -38,7 +46,10 @@ class RecordingConn:
 
     def execute(self, sql, params=None):
         self.statements.append((sql, params))
-        return NoRows()
+        return KnowsNothing() if "newest.report_id" in sql else NoRows()
+
+    def pipeline(self):
+        return contextlib.nullcontext()
 
 
 def triage_decision_event() -> dict:
