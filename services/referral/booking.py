@@ -97,10 +97,19 @@ def offer_slot(conn: psycopg.Connection, slot_id: str, now: datetime, traceparen
 
 # -- triage decisions (worker) --------------------------------------------------------
 def apply_decision(conn: psycopg.Connection, decision: events.Decision, now: datetime, traceparent: str) -> None:
-    """Book, waitlist, link or raise for one triage decision, in the caller's transaction."""
-    if store.referral_of_report(conn, decision.report_id) is not None:
+    """Book, waitlist, link or raise for one triage decision, in the caller's transaction.
+
+    In a pipeline: a statement whose result is not read (a lock, an insert, the event) goes
+    with the next read, and only reads wait for the server."""
+    with conn.pipeline():
+        _apply_decision(conn, decision, now, traceparent)
+
+
+def _apply_decision(conn: psycopg.Connection, decision: events.Decision, now: datetime, traceparent: str) -> None:
+    linked_to, candidates = store.decision_context(conn, decision.report_id, decision.patient_mrn)
+    if linked_to is not None:
         return  # this report was handled already (a decision replayed under a new event id)
-    match = _match_patient(conn, decision)
+    match = _match_patient(conn, decision, candidates)
     plan = domain.on_new_decision(match.same_patient, decision.care_level, decision.report_id, now,
                                   decision.windows)
     levels = {decision.report_id: decision.care_level}
@@ -125,12 +134,15 @@ def apply_decision(conn: psycopg.Connection, decision: events.Decision, now: dat
         _place_within_window(conn, plan.change.referral, now, traceparent)
 
 
-def _match_patient(conn: psycopg.Connection, decision: events.Decision) -> domain.PatientMatch:
-    """The policy's match among the open referrals with the report's MRN, the one to join
-    locked (and read after the lock). A referral closed meanwhile is looked for again."""
-    for _ in range(store.CLAIM_ATTEMPTS):
-        match = domain.match_patient(store.open_referrals_with_mrn(conn, decision.patient_mrn),
-                                     decision.patient_birth_date)
+def _match_patient(conn: psycopg.Connection, decision: events.Decision,
+                   candidates: list[domain.Referral]) -> domain.PatientMatch:
+    """The policy's match among the open referrals with the report's MRN (`candidates`, read
+    already, at first), the one to join locked (and read after the lock). A referral closed
+    meanwhile is looked for again."""
+    for attempt in range(store.CLAIM_ATTEMPTS):
+        if attempt:
+            candidates = store.open_referrals_with_mrn(conn, decision.patient_mrn)
+        match = domain.match_patient(candidates, decision.patient_birth_date)
         if match.same_patient is None:
             return match
         locked = store.lock_open_referral(conn, match.same_patient.referral_id)

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 import psycopg
 from psycopg.rows import dict_row
 
-from .domain.contact import PatientMessage, callback_phone, contact_needed, supersedes
+from .domain.contact import PatientMessage, callback_phone, contact_needed
 
 _MESSAGE = ("message_id::text, referral_id::text, report_id::text, sequence, change, channel, status, detail,"
             " attempts, revision, at, callback_phone")
@@ -43,25 +43,27 @@ def lock_contact_state(conn: psycopg.Connection, referral_id: str) -> ContactSta
 
 
 def save_message(conn: psycopg.Connection, message: PatientMessage) -> bool:
-    """Store this state of the message if it supersedes the stored one; whether it did.
+    """Store this state of the message if it supersedes the stored one (domain.contact.supersedes:
+    a strictly newer revision, the upsert's guard); whether it did. One statement.
 
-    The upsert's own guard on the revision keeps a newer state even when two first
-    deliveries of one message race (neither saw the other's row)."""
-    stored = conn.execute("SELECT referral_id::text, revision FROM referral.patient_messages"
-                          " WHERE message_id = %s FOR UPDATE", (message.message_id,)).fetchone()
-    if stored is not None and stored[0] != message.referral_id:
-        raise MessageOfAnotherReferral(message.message_id)
-    if not supersedes(message.revision, stored[1] if stored else None):
-        return False
+    The guard keeps a newer state even when two first deliveries of one message race
+    (neither saw the other's row). The stored row is read as it was before the upsert, only
+    to tell a message id of another referral (refused by the guard too) from an old state."""
     values = [getattr(message, name) for name in _MESSAGE_FIELDS]
     updates = ", ".join(f"{name} = EXCLUDED.{name}" for name in _MESSAGE_FIELDS[3:])
-    return conn.execute(
-        f"INSERT INTO referral.patient_messages ({', '.join(_MESSAGE_FIELDS)})"
-        f" VALUES ({', '.join(['%s'] * len(values))})"
-        f" ON CONFLICT (message_id) DO UPDATE SET {updates}, received_at = now()"
-        " WHERE referral.patient_messages.revision < EXCLUDED.revision"
-        "   AND referral.patient_messages.referral_id = EXCLUDED.referral_id"
-        " RETURNING message_id", values).fetchone() is not None
+    stored_referral, saved = conn.execute(
+        "WITH stored AS (SELECT referral_id::text FROM referral.patient_messages WHERE message_id = %s),"
+        f" saved AS (INSERT INTO referral.patient_messages ({', '.join(_MESSAGE_FIELDS)})"
+        f"  VALUES ({', '.join(['%s'] * len(values))})"
+        f"  ON CONFLICT (message_id) DO UPDATE SET {updates}, received_at = now()"
+        "   WHERE referral.patient_messages.revision < EXCLUDED.revision"
+        "     AND referral.patient_messages.referral_id = EXCLUDED.referral_id"
+        "  RETURNING message_id)"
+        " SELECT (SELECT referral_id FROM stored), EXISTS (SELECT 1 FROM saved)",
+        [message.message_id, *values]).fetchone()
+    if stored_referral is not None and stored_referral != message.referral_id:
+        raise MessageOfAnotherReferral(message.message_id)
+    return saved
 
 
 def messages_of(conn: psycopg.Connection, referral_ids: Iterable[str]) -> dict[str, list[PatientMessage]]:

@@ -54,26 +54,27 @@ def lock_waitlist(conn: psycopg.Connection) -> None:
     conn.execute("SELECT pg_advisory_xact_lock(%s)", (WAITLIST_LOCK_KEY,))
 
 
-def referral_of_report(conn: psycopg.Connection, report_id: str) -> str | None:
-    row = conn.execute("SELECT referral_id::text FROM referral.referral_reports WHERE report_id = %s",
-                       (report_id,)).fetchone()
-    return row[0] if row else None
-
-
-def _lock_then_load(conn: psycopg.Connection, condition: str, params: tuple) -> Referral | None:
-    """Lock one referral, then read it whole in a second statement.
+def _lock_then_load(conn: psycopg.Connection, referral_id: str, condition: str, params: tuple) -> Referral | None:
+    """Lock one referral (if `condition` still holds), then read it whole in a second statement.
 
     In one statement, a transaction that waited for the lock would see the referral row as
     its holder committed it, but the linked reports (a subquery) as of before: a report the
     holder linked would be missing from our list, and the one we link would then be lost
-    (as lock_slot, for the same reason)."""
-    locked = conn.execute(f"SELECT r.referral_id FROM referral.referrals r WHERE {condition} FOR UPDATE OF r",
-                          params).fetchone()
-    if locked is None:
-        return None
-    row = conn.execute(f"SELECT {_REFERRAL} FROM referral.referrals r WHERE r.referral_id = %s",
-                       (locked[0],)).fetchone()
-    return _referral(row)
+    (as lock_slot, for the same reason). The two go in one pipeline (one round trip): the
+    server runs the read after the lock is granted, with a snapshot of its own."""
+    with conn.pipeline():
+        lock = conn.execute(
+            f"SELECT r.referral_id FROM referral.referrals r WHERE r.referral_id = %s AND {condition}"
+            " FOR UPDATE OF r", (referral_id, *params))
+        load = conn.execute(f"SELECT {_REFERRAL} FROM referral.referrals r WHERE r.referral_id = %s",
+                            (referral_id,))
+        locked, row = lock.fetchone(), load.fetchone()
+    return _referral(row) if locked is not None and row is not None else None
+
+
+def _open_with_mrn(where_mrn: str) -> str:
+    return (f"SELECT {_REFERRAL} FROM referral.referrals r"
+            f" WHERE {where_mrn} AND r.status IN ('booked', 'waitlisted') ORDER BY r.created_at, r.referral_id")
 
 
 def open_referrals_with_mrn(conn: psycopg.Connection, patient_mrn: str) -> list[Referral]:
@@ -81,34 +82,44 @@ def open_referrals_with_mrn(conn: psycopg.Connection, patient_mrn: str) -> list[
     not locked: the candidates the policy matches the patient against (by birth date). The
     one it picks is then locked (lock_open_referral); the others are only named in a flag,
     and locking them would hold another patient's referral while waiting for the waitlist."""
-    rows = conn.execute(
-        f"SELECT {_REFERRAL} FROM referral.referrals r"
-        " WHERE r.patient_mrn_key = %s AND r.status IN ('booked', 'waitlisted')"
-        " ORDER BY r.created_at, r.referral_id",
-        (mrn_key(patient_mrn),)).fetchall()
+    rows = conn.execute(_open_with_mrn("r.patient_mrn_key = %s"), (mrn_key(patient_mrn),)).fetchall()
     return [_referral(row) for row in rows]
+
+
+def decision_context(conn: psycopg.Connection, report_id: str, patient_mrn: str) -> tuple[str | None, list[Referral]]:
+    """(the referral the report is linked to already, or None; open_referrals_with_mrn), in
+    one round trip: what a decision is checked against first."""
+    with conn.pipeline():
+        linked = conn.execute("SELECT referral_id::text FROM referral.referral_reports WHERE report_id = %s",
+                              (report_id,))
+        candidates = conn.execute(_open_with_mrn("r.patient_mrn_key = %s"), (mrn_key(patient_mrn),))
+        row, rows = linked.fetchone(), candidates.fetchall()
+    return (row[0] if row else None), [_referral(r) for r in rows]
 
 
 def lock_open_referral(conn: psycopg.Connection, referral_id: str) -> Referral | None:
     """The referral, locked and read after the lock, if it is still open."""
-    return _lock_then_load(conn, "r.referral_id = %s AND r.status IN ('booked', 'waitlisted')", (referral_id,))
+    return _lock_then_load(conn, referral_id, "r.status IN ('booked', 'waitlisted')", ())
 
 
 def lock_referral(conn: psycopg.Connection, referral_id: str) -> Referral | None:
-    return _lock_then_load(conn, "r.referral_id = %s", (referral_id,))
+    return _lock_then_load(conn, referral_id, "true", ())
 
 
 def lock_slot(conn: psycopg.Connection, slot_id: str) -> Slot | None:
     """The slot, locked, with who holds it read *after* the lock was granted.
 
     Two statements on purpose: in one, the holder would be read from the snapshot taken
-    before a concurrent booking committed and released the lock."""
-    row = conn.execute(f"SELECT {_SLOT} FROM referral.slots s WHERE s.slot_id = %s FOR UPDATE OF s",
-                       (slot_id,)).fetchone()
+    before a concurrent booking committed and released the lock. They go in one pipeline
+    (one round trip): the server runs the second once the first has its lock."""
+    with conn.pipeline():
+        lock = conn.execute(f"SELECT {_SLOT} FROM referral.slots s WHERE s.slot_id = %s FOR UPDATE OF s",
+                            (slot_id,))
+        holder_query = conn.execute("SELECT referral_id::text FROM referral.referrals WHERE slot_id = %s",
+                                    (slot_id,))
+        row, holder = lock.fetchone(), holder_query.fetchone()
     if row is None:
         return None
-    holder = conn.execute("SELECT referral_id::text FROM referral.referrals WHERE slot_id = %s",
-                          (slot_id,)).fetchone()
     return Slot(*row, booked_by=holder[0] if holder else None)
 
 
@@ -156,8 +167,8 @@ def claim_waitlisted_for(conn: psycopg.Connection, slot: Slot, now: datetime) ->
         ).fetchone()
         if first is None:
             return []
-        referral = _lock_then_load(conn, "r.referral_id = %s AND r.status = 'waitlisted' AND r.window_ends_at >= %s",
-                                   (first[0], slot.start))
+        referral = _lock_then_load(conn, str(first[0]), "r.status = 'waitlisted' AND r.window_ends_at >= %s",
+                                   (slot.start,))
         if referral is not None:
             return [referral]
     return []
@@ -177,6 +188,13 @@ def save_change(conn: psycopg.Connection, change: ReferralChange, *, created: bo
     A slot already held by another referral, a second open referral for the patient, or a
     second unflagged open referral for the MRN (see migrations/002) raises
     psycopg.errors.UniqueViolation: the caller's transaction is then void."""
+    with conn.pipeline():  # its writes go with the next read (or sync): none waits on its own
+        return _save_change(conn, change, created=created, patient_name=patient_name, care_levels=care_levels,
+                            linked_at=linked_at)
+
+
+def _save_change(conn: psycopg.Connection, change: ReferralChange, *, created: bool, patient_name: str | None,
+                 care_levels: dict[str, str] | None, linked_at: datetime | None) -> int:
     referral, entries = change.referral, change.history
     if created:
         conn.execute(
@@ -191,15 +209,17 @@ def save_change(conn: psycopg.Connection, change: ReferralChange, *, created: bo
         version = len(entries)
         known = 0
     else:
-        version = conn.execute(
+        updated = conn.execute(
             "UPDATE referral.referrals SET priority = %s, status = %s, slot_id = %s, window_ends_at = %s,"
             " version = version + %s, updated_at = %s WHERE referral_id = %s RETURNING version",
             (referral.priority, referral.status, referral.slot_id, referral.window_ends_at, len(entries),
              entries[-1].at, referral.referral_id),
-        ).fetchone()[0]
-        stored = [row[0] for row in conn.execute(
+        )
+        linked = conn.execute(
             "SELECT report_id::text FROM referral.referral_reports WHERE referral_id = %s ORDER BY position",
-            (referral.referral_id,))]
+            (referral.referral_id,))
+        version = updated.fetchone()[0]  # one round trip for both
+        stored = [row[0] for row in linked.fetchall()]
         known = len(stored)
         if list(referral.report_ids[:known]) != stored:
             # Changed from a stale read: fail (the transaction rolls back, the event is

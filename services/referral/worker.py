@@ -38,7 +38,8 @@ def on_patient_message(conn, event: dict, delivery: Delivery) -> None:
     transaction; a late or repeated state changes nothing."""
     message = parse_patient_message(event)
     try:
-        contact.record_message(conn, message)
+        with conn.pipeline():  # the flag's update goes with the end of the handler, not on its own
+            contact.record_message(conn, message)
     except contact_store.MessageOfAnotherReferral:
         raise PoisonEvent("patient message event data invalid: message_id: already known for another "
                           "referral_id") from None
