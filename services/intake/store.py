@@ -1,6 +1,9 @@
 """Intake's SQL: kiosks, reports with their outbox event, and the status view."""
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import uuid
 from dataclasses import dataclass
 
@@ -15,6 +18,18 @@ from services.common.settings import TOPIC_REPORTS
 from . import events, retention
 
 SCHEMA = "intake"
+
+@contextmanager
+def pipelined(conn: psycopg.Connection) -> Iterator[None]:
+    """conn.pipeline(), unless the connection is in one already: a nested pipeline waits for
+    the server twice (a sync where it starts and where it ends), which is what it is for
+    here to avoid. Results are read by fetching them, never by a cursor's rowcount."""
+    if conn.pgconn.pipeline_status != psycopg.pq.PipelineStatus.OFF:
+        yield
+    else:
+        with conn.pipeline():
+            yield
+
 
 
 @dataclass(frozen=True)
@@ -124,7 +139,7 @@ def claim_reports(conn: psycopg.Connection, referral_id: str, report_ids: list[s
 
     Both statements go in one pipeline (one round trip); the server still runs them in
     order, so the update finds every row it changes locked already."""
-    with conn.pipeline():
+    with pipelined(conn):
         conn.execute(
             "SELECT 1 FROM intake.reports WHERE referral_id = %s OR report_id = ANY(%s::uuid[])"
             " ORDER BY report_id FOR UPDATE", (referral_id, report_ids))

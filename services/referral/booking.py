@@ -101,7 +101,7 @@ def apply_decision(conn: psycopg.Connection, decision: events.Decision, now: dat
 
     In a pipeline: a statement whose result is not read (a lock, an insert, the event) goes
     with the next read, and only reads wait for the server."""
-    with conn.pipeline():
+    with store.pipelined(conn):
         _apply_decision(conn, decision, now, traceparent)
 
 

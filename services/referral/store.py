@@ -6,6 +6,9 @@ referrals.slot_id is the backstop that makes a double booking fail, whatever the
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -17,6 +20,18 @@ from services.common.retention import DueSummary, RetentionPolicy
 
 from . import contact_store, retention
 from .domain import URGENT, Referral, ReferralChange, Slot, is_breached, mrn_key
+
+@contextmanager
+def pipelined(conn: psycopg.Connection) -> Iterator[None]:
+    """conn.pipeline(), unless the connection is in one already: a nested pipeline waits for
+    the server twice (a sync where it starts and where it ends), which is what it is for
+    here to avoid. Results are read by fetching them, never by a cursor's rowcount."""
+    if conn.pgconn.pipeline_status != psycopg.pq.PipelineStatus.OFF:
+        yield
+    else:
+        with conn.pipeline():
+            yield
+
 
 # Every open/close path that could leave a free slot and a waitlisted referral passing
 # each other takes this lock (see booking.py); arbitrary key, b"rfwaitls".
@@ -62,7 +77,7 @@ def _lock_then_load(conn: psycopg.Connection, referral_id: str, condition: str, 
     holder linked would be missing from our list, and the one we link would then be lost
     (as lock_slot, for the same reason). The two go in one pipeline (one round trip): the
     server runs the read after the lock is granted, with a snapshot of its own."""
-    with conn.pipeline():
+    with pipelined(conn):
         lock = conn.execute(
             f"SELECT r.referral_id FROM referral.referrals r WHERE r.referral_id = %s AND {condition}"
             " FOR UPDATE OF r", (referral_id, *params))
@@ -89,7 +104,7 @@ def open_referrals_with_mrn(conn: psycopg.Connection, patient_mrn: str) -> list[
 def decision_context(conn: psycopg.Connection, report_id: str, patient_mrn: str) -> tuple[str | None, list[Referral]]:
     """(the referral the report is linked to already, or None; open_referrals_with_mrn), in
     one round trip: what a decision is checked against first."""
-    with conn.pipeline():
+    with pipelined(conn):
         linked = conn.execute("SELECT referral_id::text FROM referral.referral_reports WHERE report_id = %s",
                               (report_id,))
         candidates = conn.execute(_open_with_mrn("r.patient_mrn_key = %s"), (mrn_key(patient_mrn),))
@@ -112,7 +127,7 @@ def lock_slot(conn: psycopg.Connection, slot_id: str) -> Slot | None:
     Two statements on purpose: in one, the holder would be read from the snapshot taken
     before a concurrent booking committed and released the lock. They go in one pipeline
     (one round trip): the server runs the second once the first has its lock."""
-    with conn.pipeline():
+    with pipelined(conn):
         lock = conn.execute(f"SELECT {_SLOT} FROM referral.slots s WHERE s.slot_id = %s FOR UPDATE OF s",
                             (slot_id,))
         holder_query = conn.execute("SELECT referral_id::text FROM referral.referrals WHERE slot_id = %s",
@@ -188,7 +203,7 @@ def save_change(conn: psycopg.Connection, change: ReferralChange, *, created: bo
     A slot already held by another referral, a second open referral for the patient, or a
     second unflagged open referral for the MRN (see migrations/002) raises
     psycopg.errors.UniqueViolation: the caller's transaction is then void."""
-    with conn.pipeline():  # its writes go with the next read (or sync): none waits on its own
+    with pipelined(conn):  # its writes go with the next read (or sync): none waits on its own
         return _save_change(conn, change, created=created, patient_name=patient_name, care_levels=care_levels,
                             linked_at=linked_at)
 

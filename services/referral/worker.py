@@ -38,7 +38,7 @@ def on_patient_message(conn, event: dict, delivery: Delivery) -> None:
     transaction; a late or repeated state changes nothing."""
     message = parse_patient_message(event)
     try:
-        with conn.pipeline():  # the flag's update goes with the end of the handler, not on its own
+        with store.pipelined(conn):  # the flag's update goes with the end of the handler, not on its own
             contact.record_message(conn, message)
     except contact_store.MessageOfAnotherReferral:
         raise PoisonEvent("patient message event data invalid: message_id: already known for another "

@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import copy
 from datetime import UTC, date, datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
+from psycopg import pq
 
 from services.common.envelope import new_event
 from services.common.inbox import Delivery, PoisonEvent
@@ -40,6 +42,8 @@ class KnowsNothing(NoRows):
 class RecordingConn:
     """Stands in for the database connection: records what the store would run (queries find
     nothing: no earlier snapshot, no report, so no patient message is written either)."""
+
+    pgconn = SimpleNamespace(pipeline_status=pq.PipelineStatus.OFF)
 
     def __init__(self):
         self.statements = []

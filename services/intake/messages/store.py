@@ -21,6 +21,7 @@ from services.common.envelope import new_traceparent
 from services.common.settings import TOPIC_PATIENT_MESSAGES
 
 from .. import events
+from ..store import pipelined
 from .changes import Change, change_to_tell
 from .contact import PHONE, recipients
 
@@ -116,7 +117,7 @@ def tell_change(conn: psycopg.Connection, snapshot: dict, traceparent: str | Non
     if change is None:
         return []
     written = []
-    with conn.pipeline():
+    with pipelined(conn):
         for recipient in recipients(known.patient):
             row = _insert(conn, referral_id, known.report_id, change, recipient.channel, recipient.address)
             if row is not None:
