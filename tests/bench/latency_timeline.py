@@ -32,6 +32,7 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from tests.bench.pipeline.seed import add_provider_with_slots  # noqa: E402
 from tests.e2e.flow_helpers import SELF_CARE, SPECIALIST, URGENT, report_body, submit  # noqa: E402
 from tests.live_stack import running_stack  # noqa: E402
 
@@ -214,6 +215,8 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=5.0, help="reports per second (open loop)")
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--slowest", type=int, default=8)
+    parser.add_argument("--slots", type=int, default=0,
+                        help="free slots seeded first (as make bench does): the first reports are booked")
     parser.add_argument("--keep", action="store_true", help="keep the stack's state folder (its logs)")
     args = parser.parse_args()
     import psycopg
@@ -222,6 +225,7 @@ def main() -> None:
         admin_url = stack.settings().admin_database_url
         with psycopg.connect(admin_url, autocommit=True) as conn:
             conn.execute(STAMP_SQL)
+            add_provider_with_slots(stack, args.slots)
             send_open_loop(stack, 2.0, 3.0)  # warm-up: connections, metadata, first fetches
             time.sleep(3)
             sent = send_open_loop(stack, args.rate, args.seconds)

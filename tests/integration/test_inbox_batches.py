@@ -269,3 +269,17 @@ def test_a_handler_error_mid_batch_commits_the_events_before_it_and_retries_it_a
     assert [m.value for m in parked] == [envelope.encode(events["broken"])]
     assert dict(parked[0].headers)["dlq.error_type"] == b"RuntimeError"
     assert events["broken"]["id"] not in _inbox(triage_conn, list(events.values()))
+
+
+def test_a_stop_right_after_a_batch_leaves_its_offsets_committed(triage_settings, triage_conn, effects_table):
+    """Offsets are committed without waiting for the broker's answer (issue 15); a consumer
+    that stops waits for the last of them, so a clean stop leaves nothing to redeliver."""
+    key, group = f"batch-stop-{uuid.uuid4()}", _group()
+    events = {kind: _event(kind) for kind in ("a", "b")}
+    _start_at_end(triage_settings, group)
+    produce(triage_settings.kafka_bootstrap, TOPIC_REPORTS, [(key, envelope.encode(e)) for e in events.values()])
+    recorder = Recorder()
+    _run(triage_settings, group, recorder,
+         stop_when=lambda: sorted(_effects(triage_conn, list(events.values()))) == ["a", "b"])
+    partition, last = recorder.offsets["b"]
+    assert _committed(triage_settings, group, partition) == last + 1
