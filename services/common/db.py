@@ -4,6 +4,8 @@ from __future__ import annotations
 import logging
 import select
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import resources
 
 import psycopg
@@ -179,3 +181,15 @@ def apply_migrations(conn: psycopg.Connection, schema: str, package: str) -> lis
 def pending_migrations(conn: psycopg.Connection, schema: str, package: str) -> list[str]:
     done = {r[0] for r in conn.execute(f"SELECT version FROM {schema}.schema_migrations")}
     return [v for v, _ in migration_files(package, schema) if v not in done]
+
+
+@contextmanager
+def pipelined(conn: psycopg.Connection) -> Iterator[None]:
+    """conn.pipeline(), unless the connection is in one already: a nested pipeline waits for
+    the server twice (a sync where it starts and where it ends), which is what it is for
+    here to avoid. Results are read by fetching them, never by a cursor's rowcount."""
+    if conn.pgconn.pipeline_status != pq.PipelineStatus.OFF:
+        yield
+    else:
+        with conn.pipeline():
+            yield

@@ -1,9 +1,6 @@
 """Intake's SQL: kiosks, reports with their outbox event, and the status view."""
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import uuid
 from dataclasses import dataclass
 
@@ -12,24 +9,13 @@ from psycopg.types.json import Jsonb
 
 from services.common import outbox
 from services.common.auth import hash_secret
+from services.common.db import pipelined
 from services.common.retention import DueSummary, RetentionPolicy
 from services.common.settings import TOPIC_REPORTS
 
 from . import events, retention
 
 SCHEMA = "intake"
-
-@contextmanager
-def pipelined(conn: psycopg.Connection) -> Iterator[None]:
-    """conn.pipeline(), unless the connection is in one already: a nested pipeline waits for
-    the server twice (a sync where it starts and where it ends), which is what it is for
-    here to avoid. Results are read by fetching them, never by a cursor's rowcount."""
-    if conn.pgconn.pipeline_status != psycopg.pq.PipelineStatus.OFF:
-        yield
-    else:
-        with conn.pipeline():
-            yield
-
 
 
 @dataclass(frozen=True)

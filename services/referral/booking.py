@@ -27,6 +27,7 @@ from datetime import datetime
 import psycopg
 
 from services.common import outbox
+from services.common.db import pipelined
 from services.common.settings import TOPIC_REFERRAL_EVENTS
 
 from . import contact_store, domain, events, slot_store, store
@@ -101,7 +102,7 @@ def apply_decision(conn: psycopg.Connection, decision: events.Decision, now: dat
 
     In a pipeline: a statement whose result is not read (a lock, an insert, the event) goes
     with the next read, and only reads wait for the server."""
-    with store.pipelined(conn):
+    with pipelined(conn):
         _apply_decision(conn, decision, now, traceparent)
 
 

@@ -6,9 +6,6 @@ referrals.slot_id is the backstop that makes a double booking fail, whatever the
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -16,21 +13,11 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from services.common.db import pipelined
 from services.common.retention import DueSummary, RetentionPolicy
 
 from . import contact_store, retention
 from .domain import URGENT, Referral, ReferralChange, Slot, is_breached, mrn_key
-
-@contextmanager
-def pipelined(conn: psycopg.Connection) -> Iterator[None]:
-    """conn.pipeline(), unless the connection is in one already: a nested pipeline waits for
-    the server twice (a sync where it starts and where it ends), which is what it is for
-    here to avoid. Results are read by fetching them, never by a cursor's rowcount."""
-    if conn.pgconn.pipeline_status != psycopg.pq.PipelineStatus.OFF:
-        yield
-    else:
-        with conn.pipeline():
-            yield
 
 
 # Every open/close path that could leave a free slot and a waitlisted referral passing

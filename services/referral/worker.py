@@ -7,6 +7,7 @@ from functools import partial
 
 from services.common import envelope
 from services.common import settings as settings_module
+from services.common.db import pipelined
 from services.common.inbox import Delivery, PoisonEvent
 from services.common.settings import TOPIC_DECISIONS, TOPIC_PATIENT_MESSAGES
 from services.common.worker import run_worker
@@ -38,7 +39,7 @@ def on_patient_message(conn, event: dict, delivery: Delivery) -> None:
     transaction; a late or repeated state changes nothing."""
     message = parse_patient_message(event)
     try:
-        with store.pipelined(conn):  # the flag's update goes with the end of the handler, not on its own
+        with pipelined(conn):  # the flag's update goes with the end of the handler, not on its own
             contact.record_message(conn, message)
     except contact_store.MessageOfAnotherReferral:
         raise PoisonEvent("patient message event data invalid: message_id: already known for another "

@@ -21,7 +21,7 @@ from services.common.envelope import new_traceparent
 from services.common.settings import TOPIC_PATIENT_MESSAGES
 
 from .. import events
-from ..store import pipelined
+from services.common.db import pipelined
 from .changes import Change, change_to_tell
 from .contact import PHONE, recipients
 
