@@ -1,7 +1,12 @@
-"""The consumer loop: a poll's events are applied in ONE database transaction, each under
-a SAVEPOINT together with its inbox row (primary key = event id), and Kafka offsets are
-committed only after that commit (_process_poll, _apply_batch). One commit per poll instead
-of one per event: what a backlog's drain costs is mostly commits and round trips.
+"""The consumer loop: a poll's events are applied in ONE database transaction, and Kafka
+offsets are committed only after that commit (_process_poll). What a backlog's drain costs is
+mostly round trips, so the common case (every event valid, every handler succeeds) is applied
+whole (_apply_whole): one INSERT of the batch's inbox rows (primary key = event id) tells which
+events are new, their handlers run with no savepoint between them, and handlers that can
+(BatchHandler: prepared without I/O, then written together) write a run of events with one
+statement. Anything else (a message that is not a CloudEvent, a poison event, a handler
+error) rolls that transaction back and the batch is applied event by event, each under a
+SAVEPOINT with its inbox row (_apply_each), as below.
 
 - A redelivered event hits the inbox primary key and is skipped: applied once.
 - An event that is not a valid CloudEvent, or that the handler rejects as invalid
@@ -88,6 +93,24 @@ class Delivery:
 
 
 Handler = Callable[[psycopg.Connection, dict, Delivery], None]
+
+
+@dataclass(frozen=True)
+class BatchHandler:
+    """A handler in two steps, so that a batch's events are written together: `prepare(event,
+    delivery)` reads and checks one event without I/O (PoisonEvent when it is bad) and
+    `write(conn, prepared)` stores a list of prepared events in the caller's transaction,
+    idempotent per event like any handler (a redelivery with a new event id). Called as a
+    Handler, it does one event."""
+    prepare: Callable[[dict, Delivery], object]
+    write: Callable[[psycopg.Connection, list], object]
+
+    def __call__(self, conn: psycopg.Connection, event: dict, delivery: Delivery) -> None:
+        self.write(conn, [self.prepare(event, delivery)])
+
+
+class _NotWhole(Exception):
+    """The batch cannot be applied whole (poison, or a handler failed): go event by event."""
 
 
 def _header(message, name: str) -> str | None:
@@ -207,6 +230,78 @@ class InboxConsumer:
             self._show_lag(tp, halted.get(tp, done.get(tp, messages[0].offset)))
 
     def _apply_batch(self, items: list[_Item], stop: threading.Event) -> _BatchResult:
+        """Apply `items` whole if they all go through (_apply_whole), else one by one."""
+        if all(item.invalid is None for item in items):
+            try:
+                return self._apply_whole(items)
+            except _NotWhole:
+                pass  # what failed is found, retried or dead-lettered (and logged) below
+            except (psycopg.OperationalError, PoolTimeout) as exc:
+                log.warning("database unavailable; pausing partition",
+                            extra={"topic": items[0].tp.topic, "error": type(exc).__name__})
+                stop.wait(1.0)
+                return _BatchResult(lost=True)
+        return self._apply_each(items, stop)
+
+    def _apply_whole(self, items: list[_Item]) -> _BatchResult:
+        """Every event of `items` in one transaction with no savepoints: the inbox rows in one
+        statement, then the handlers of the new events in order, BatchHandlers' runs of
+        consecutive events written together. Raises _NotWhole, with nothing applied, when an
+        event cannot be prepared or a handler fails (the transaction is rolled back whole);
+        OperationalError/PoolTimeout when the database is gone."""
+        prepared = {}
+        for index, item in enumerate(items):
+            handler = self.handlers[item.delivery.topic]
+            if isinstance(handler, BatchHandler):
+                try:
+                    prepared[index] = handler.prepare(item.event, item.delivery)
+                except Exception as exc:
+                    raise _NotWhole() from exc
+        try:
+            with self.pool.connection() as conn, conn.transaction():
+                new = self._insert_inbox_rows(conn, items)
+                run: list = []
+                run_handler: BatchHandler | None = None
+                for index, item in enumerate(items):
+                    if index not in new:
+                        continue
+                    handler = self.handlers[item.delivery.topic]
+                    if run and handler is not run_handler:
+                        run_handler.write(conn, run)
+                        run = []
+                    if isinstance(handler, BatchHandler):
+                        run_handler = handler
+                        run.append(prepared[index])
+                    else:
+                        handler(conn, item.event, item.delivery)
+                if run:
+                    run_handler.write(conn, run)
+        except (psycopg.OperationalError, PoolTimeout):
+            raise
+        except Exception as exc:
+            raise _NotWhole() from exc
+        for index, item in enumerate(items):
+            outcome = "applied" if index in new else "duplicate"
+            metrics.EVENTS_CONSUMED.labels(self.service, item.tp.topic, outcome).inc()
+        return _BatchResult(finished=list(items))
+
+    def _insert_inbox_rows(self, conn: psycopg.Connection, items: list[_Item]) -> set[int]:
+        """Insert the inbox rows of `items` in one statement; the indexes of the events that
+        are new (the first of each event id, not in the inbox before). In event id order, so
+        that two consumers inserting overlapping batches (a rebalance) lock in one order."""
+        first: dict[str, int] = {}
+        for index, item in enumerate(items):
+            first.setdefault(item.event["id"], index)
+        ids = sorted(first)
+        rows = conn.execute(
+            f"INSERT INTO {self.service}.inbox (event_id, topic, event_type)"
+            " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[])"
+            " ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
+            (ids, [items[first[i]].delivery.topic for i in ids], [items[first[i]].event["type"] for i in ids]),
+        ).fetchall()
+        return {first[row[0]] for row in rows}
+
+    def _apply_each(self, items: list[_Item], stop: threading.Event) -> _BatchResult:
         """Apply `items` in ONE transaction, each event under a SAVEPOINT with its inbox row.
 
         - A duplicate (its event id in the inbox, or earlier in the batch) is skipped.

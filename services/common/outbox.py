@@ -47,13 +47,14 @@ def add_event(cur: psycopg.Cursor, schema: str, *, topic: str, key: str, event: 
 
 def add_events(cur: psycopg.Cursor, schema: str, events: list[tuple[str, str, dict, str]]) -> None:
     """add_event for many (topic, key, event, traceparent) at once: one statement and one
-    NOTIFY, whatever their number (a consumed batch's events, written set-based)."""
+    NOTIFY, whatever their number (a consumed batch's events, written set-based). The payloads
+    go as a binary jsonb array (%b): psycopg's text array form escapes each quote in Python."""
     if not events:
         return
     topics, keys, payloads, traceparents = zip(*events)
     cur.execute(
         f"WITH added AS (INSERT INTO {schema}.outbox (event_id, topic, key, payload, traceparent)"
-        " SELECT * FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::jsonb[], %s::text[]))"
+        " SELECT * FROM unnest(%s::uuid[], %s::text[], %s::text[], %b::jsonb[], %s::text[]))"
         " SELECT pg_notify(%s, '')",
         ([e["id"] for e in payloads], list(topics), list(keys), [Jsonb(e) for e in payloads],
          list(traceparents), outbox_channel(schema)),
@@ -133,7 +134,16 @@ class OutboxRelay:
         return self._producer
 
     def publish_batch(self, conn: psycopg.Connection) -> int:
-        with conn.transaction():
+        """Publish up to BATCH_SIZE unsent rows and mark them sent, in one transaction whose
+        row locks (FOR UPDATE SKIP LOCKED) keep other relays off them while the broker acks.
+        In pipeline mode: BEGIN and the SELECT go in one round trip, the UPDATE and the COMMIT
+        in another (an empty look costs two, not three); the COMMIT does not wait for the disk."""
+        with conn.pipeline(), conn.transaction():
+            # The mark need not wait for its WAL flush (~5 ms a commit on the bench's disk):
+            # a mark lost in a database crash only re-publishes rows the broker has, which
+            # consumers skip by event id. The rows themselves were committed durably by
+            # their writers. Local to this transaction: nothing else commits this way.
+            conn.execute("SET LOCAL synchronous_commit = off")
             rows = conn.execute(
                 f"SELECT id, topic, key, payload, traceparent FROM {self.schema}.outbox"
                 " WHERE sent_at IS NULL ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
@@ -159,6 +169,7 @@ class OutboxRelay:
                 # Recreate the producer after a failure so its idempotence state starts clean.
                 self._close_producer()
                 raise
+            # Only after every ack; sent with the COMMIT (the pipeline's sync at the end).
             conn.execute(
                 f"UPDATE {self.schema}.outbox SET sent_at = now() WHERE id = ANY(%s)",
                 ([r[0] for r in rows],),

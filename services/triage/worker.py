@@ -6,7 +6,7 @@ from functools import partial
 
 from services.common import envelope
 from services.common import settings as settings_module
-from services.common.inbox import Delivery, Handler
+from services.common.inbox import BatchHandler, Delivery, Handler
 from services.common.settings import TOPIC_REPORTS
 from services.common.worker import run_worker
 
@@ -14,26 +14,28 @@ from . import events, store
 from .domain import RuleSet, decide, default_rules_path, load_rules
 
 
-def on_report(rules: RuleSet, conn, event: dict, delivery: Delivery) -> None:
-    """Runs inside the consumer's transaction (with the inbox row): decision + outbox event."""
+def decide_report(rules: RuleSet, event: dict, delivery: Delivery) -> store.NewDecision:
+    """The decision for a report event, made without I/O; PoisonEvent when it is not one."""
     data = events.parse_report_event(event)
-    report_id = str(data["report_id"])
     snapshot = events.clinical_answers(data)
     # Pain duration counts to the day the patient reported ("today" in UTC, as the contract
     # says), not to the day we happen to process it, so a replay later gives the same answer.
     assessed_on = data["submitted_at"].astimezone(timezone.utc).date()
-    decision = decide(snapshot, rules, today=assessed_on).to_dict()
-    store.save_decision(conn, report_id=report_id, decision=decision, input_snapshot=snapshot,
-                        assessed_on=assessed_on, patient=dict(data["patient"]),
-                        traceparent=envelope.child_traceparent(delivery.traceparent),
-                        # known here rather than returned by the insert: the event can then
-                        # be written in the same round trip (store.save_decision)
-                        decided_at=datetime.now(timezone.utc))
+    return store.NewDecision(
+        report_id=str(data["report_id"]), decision=decide(snapshot, rules, today=assessed_on).to_dict(),
+        input_snapshot=snapshot, assessed_on=assessed_on, patient=dict(data["patient"]),
+        traceparent=envelope.child_traceparent(delivery.traceparent), decided_at=datetime.now(timezone.utc))
+
+
+def on_report(rules: RuleSet, conn, event: dict, delivery: Delivery) -> None:
+    """One report event, in the caller's transaction: its decision and the decision's event."""
+    store.save_decisions(conn, [decide_report(rules, event, delivery)])
 
 
 def handlers(rules: RuleSet) -> dict[str, Handler]:
-    """Topic -> handler, for run_worker."""
-    return {TOPIC_REPORTS: partial(on_report, rules)}
+    """Topic -> handler, for run_worker: a poll's reports are decided one by one and stored
+    together (BatchHandler)."""
+    return {TOPIC_REPORTS: BatchHandler(prepare=partial(decide_report, rules), write=store.save_decisions)}
 
 
 def main() -> None:

@@ -1,7 +1,8 @@
-"""A poll's events applied in one transaction, each under a savepoint (services/common/inbox.py,
-_apply_batch), on the real broker and database: poison in the middle of a batch, a crash
-between the database commit and the offset commit, the database lost mid-batch, a handler
-error mid-batch.
+"""A poll's events applied in one transaction (services/common/inbox.py): whole when every
+event goes through (_apply_whole: no savepoints, BatchHandlers writing runs together), else
+each under a savepoint (_apply_each), on the real broker and database: poison in the middle
+of a batch, a crash between the database commit and the offset commit, the database lost
+mid-batch, a handler error mid-batch, batch handlers and duplicates.
 
 The consumer is InboxConsumer alone (no relay), as the triage principal, in a group of its
 own that starts at the topic's end, with handlers that record each call and write one row per
@@ -22,7 +23,7 @@ from tests.triage_support import produce
 
 from services.common import envelope
 from services.common.db import make_pool
-from services.common.inbox import MAX_ATTEMPTS, InboxConsumer, PoisonEvent
+from services.common.inbox import MAX_ATTEMPTS, BatchHandler, InboxConsumer, PoisonEvent
 from services.common.kafka_io import client_security
 from services.common.settings import TOPIC_REPORTS, dlq_topic
 
@@ -200,7 +201,8 @@ def test_a_crash_between_the_database_commit_and_the_offset_commit_applies_nothi
     monkeypatch.setattr(InboxConsumer, "_commit", dying_commit)
     first = Recorder()
     assert _run(triage_settings, group, first, stop_when=lambda: False) == {"crashed": True}
-    assert first.calls == ["a", "b", "poison", "c"]
+    # Tried whole first (the poison rolls that back), then event by event.
+    assert first.calls == ["a", "b", "poison", "a", "b", "poison", "c"]
     partition, last = first.offsets["c"]
     assert _committed(triage_settings, group, partition) != last + 1
 
@@ -211,7 +213,7 @@ def test_a_crash_between_the_database_commit_and_the_offset_commit_applies_nothi
     with caplog.at_level(logging.INFO, logger="services.common.inbox"):
         _run(triage_settings, group, again,
              stop_when=lambda: _committed(triage_settings, group, partition) == last + 1)
-    assert again.calls == ["poison"]
+    assert again.calls == ["poison", "poison"]  # whole (a, b, c are not new), then alone
     effects = _effects(triage_conn, list(events.values()))
     assert sorted(effects) == ["a", "b", "c"] and all(len(t) == 1 for t in effects.values())
     assert [m.value for m in _parked(triage_settings, key, group)] == [envelope.encode(events["poison"])]
@@ -261,8 +263,9 @@ def test_a_handler_error_mid_batch_commits_the_events_before_it_and_retries_it_a
 
     _run(triage_settings, group, recorder, stop_when=all_committed)
 
-    # Tried MAX_ATTEMPTS times in all (the batch's try, then alone), then parked; a and b once.
-    assert recorder.calls == ["a"] + ["broken"] * MAX_ATTEMPTS + ["b"]
+    # The batch tried whole (rolled back at "broken"), then event by event: "broken" fails
+    # MAX_ATTEMPTS times there (in the batch, then alone) and is parked; a and b applied once.
+    assert recorder.calls == ["a", "broken", "a"] + ["broken"] * MAX_ATTEMPTS + ["b"]
     effects = _effects(triage_conn, list(events.values()))
     assert sorted(effects) == ["a", "b"] and all(len(t) == 1 for t in effects.values())
     parked = _parked(triage_settings, key, group)
@@ -283,3 +286,76 @@ def test_a_stop_right_after_a_batch_leaves_its_offsets_committed(triage_settings
          stop_when=lambda: sorted(_effects(triage_conn, list(events.values()))) == ["a", "b"])
     partition, last = recorder.offsets["b"]
     assert _committed(triage_settings, group, partition) == last + 1
+
+
+class BatchRecorder:
+    """A BatchHandler's two steps: prepare records the kind (refusing `poison` kinds as
+    PoisonEvent), write records each list it is given and writes one effect row per event."""
+
+    def __init__(self):
+        self.prepared: list[str] = []
+        self.writes: list[list[str]] = []
+        self.offsets: dict[str, tuple[int, int]] = {}
+
+    def prepare(self, event, delivery):
+        kind = event["data"]["kind"]
+        self.prepared.append(kind)
+        self.offsets[kind] = (delivery.partition, delivery.offset)
+        if kind.startswith("poison"):
+            raise PoisonEvent("batch test event data invalid: kind: poison on purpose")
+        return event["id"], kind
+
+    def write(self, conn, prepared):
+        self.writes.append([kind for _id, kind in prepared])
+        with conn.cursor() as cur:
+            cur.executemany(f"INSERT INTO {EFFECTS} VALUES (%s, %s, txid_current())", prepared)
+
+    def handler(self) -> BatchHandler:
+        return BatchHandler(prepare=self.prepare, write=self.write)
+
+
+def _committed_past(settings, group: str, recorder, kind: str):
+    def check():
+        if kind not in recorder.offsets:
+            return False
+        partition, last = recorder.offsets[kind]
+        return _committed(settings, group, partition) == last + 1
+    return check
+
+
+def test_a_clean_batch_is_applied_whole_its_new_events_written_in_one_call(triage_settings, triage_conn,
+                                                                             effects_table):
+    key, group = f"batch-whole-{uuid.uuid4()}", _group()
+    events = {kind: _event(kind) for kind in ("a", "b", "c", "d")}
+    _start_at_end(triage_settings, group)
+    # c was applied before (its inbox row is there: a redelivery); b comes twice in the batch.
+    with triage_conn.transaction():
+        triage_conn.execute("INSERT INTO triage.inbox (event_id, topic, event_type) VALUES (%s, %s, %s)",
+                            (events["c"]["id"], TOPIC_REPORTS, "batch.test"))
+    produce(triage_settings.kafka_bootstrap, TOPIC_REPORTS,
+            [(key, envelope.encode(events[k])) for k in ("a", "b", "b", "c", "d")])
+    recorder = BatchRecorder()
+    _run(triage_settings, group, recorder.handler(), stop_when=_committed_past(triage_settings, group, recorder, "d"))
+
+    assert recorder.writes == [["a", "b", "d"]], "one write, the new events once each, in order"
+    effects = _effects(triage_conn, list(events.values()))
+    assert sorted(effects) == ["a", "b", "d"] and all(len(t) == 1 for t in effects.values())
+    assert len({txids[0] for txids in effects.values()}) == 1, "one transaction"
+    assert _inbox(triage_conn, list(events.values())) == {e["id"] for e in events.values()}
+
+
+def test_poison_from_a_batch_handler_is_parked_and_the_others_are_applied_once(triage_settings, triage_conn,
+                                                                               effects_table):
+    key, group = f"batch-prepare-{uuid.uuid4()}", _group()
+    events = {kind: _event(kind) for kind in ("a", "poison", "b")}
+    _start_at_end(triage_settings, group)
+    produce(triage_settings.kafka_bootstrap, TOPIC_REPORTS, [(key, envelope.encode(e)) for e in events.values()])
+    recorder = BatchRecorder()
+    _run(triage_settings, group, recorder.handler(), stop_when=_committed_past(triage_settings, group, recorder, "b"))
+
+    # Nothing written whole (the poison was found before the transaction), then one by one.
+    assert recorder.writes == [["a"], ["b"]]
+    effects = _effects(triage_conn, list(events.values()))
+    assert sorted(effects) == ["a", "b"] and all(len(t) == 1 for t in effects.values())
+    assert [m.value for m in _parked(triage_settings, key, group)] == [envelope.encode(events["poison"])]
+    assert events["poison"]["id"] not in _inbox(triage_conn, list(events.values()))

@@ -31,3 +31,28 @@ def test_a_second_decision_for_a_report_is_neither_stored_nor_announced(triage_c
     assert store.get_decision(triage_conn, report_id)["decided_at"] == first_at
     payloads = triage_conn.execute("SELECT payload FROM triage.outbox WHERE key = %s", (report_id,)).fetchall()
     assert [p[0]["data"]["decided_at"] for p in payloads] == [first_at.isoformat()]
+
+
+def made(report_id: str, decided_at: datetime, care_level: str = "specialist") -> store.NewDecision:
+    return store.NewDecision(report_id=report_id, decision={**DECISION, "care_level": care_level},
+                             input_snapshot={"pain": {"severity": 3}}, assessed_on=date(2026, 11, 26),
+                             patient=PATIENT, traceparent=f"00-{uuid.uuid4().hex}-{'1' * 16}-01",
+                             decided_at=decided_at)
+
+
+def test_a_batch_stores_each_new_report_once_and_announces_only_what_it_stored(triage_conn):
+    """A consumed batch's decisions in two statements: an already decided report, and one
+    that comes twice in the batch (the first wins), are neither stored again nor announced."""
+    decided, twice, fresh = (str(uuid.uuid4()) for _ in range(3))
+    at = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
+    with triage_conn.transaction():
+        assert save(triage_conn, decided, at) is True
+        batch = [made(fresh, at, "urgent"), made(decided, at), made(twice, at, "self_care"), made(twice, at)]
+        assert store.save_decisions(triage_conn, batch) == [True, False, True, False]
+    assert store.get_decision(triage_conn, twice)["care_level"] == "self_care"
+    assert store.get_decision(triage_conn, fresh)["input_snapshot"] == {"pain": {"severity": 3}}
+    rows = triage_conn.execute("SELECT key, payload, traceparent FROM triage.outbox WHERE key = ANY(%s) ORDER BY id",
+                               ([decided, twice, fresh],)).fetchall()
+    assert [r[0] for r in rows] == [decided, fresh, twice]
+    assert [r[1]["data"]["care_level"] for r in rows] == ["specialist", "urgent", "self_care"]
+    assert rows[1][2] == batch[0].traceparent
