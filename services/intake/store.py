@@ -9,7 +9,6 @@ from psycopg.types.json import Jsonb
 
 from services.common import outbox
 from services.common.auth import hash_secret
-from services.common.db import pipelined
 from services.common.retention import DueSummary, RetentionPolicy
 from services.common.settings import TOPIC_REPORTS
 
@@ -123,16 +122,9 @@ def claim_reports(conn: psycopg.Connection, referral_id: str, report_ids: list[s
     (those known and those named, in report_id order, so that two events of one referral, a
     replay beside the live stream say, take their turns and never deadlock).
 
-    Both statements go in one pipeline (one round trip); the server still runs them in
-    order, so the update finds every row it changes locked already."""
-    with pipelined(conn):
-        conn.execute(
-            "SELECT 1 FROM intake.reports WHERE referral_id = %s OR report_id = ANY(%s::uuid[])"
-            " ORDER BY report_id FOR UPDATE", (referral_id, report_ids))
-        conn.execute(
-            "UPDATE intake.reports SET referral_id = %s"
-            " WHERE report_id = ANY(%s::uuid[]) AND referral_id IS DISTINCT FROM %s",
-            (referral_id, report_ids, referral_id))
+    One statement (one round trip, none of its own in a pipeline): the function of migration
+    005 runs the lock, then the update, which finds every row it changes locked already."""
+    conn.execute("SELECT intake.claim_reports(%s::uuid, %s::uuid[])", (referral_id, report_ids))
 
 
 def record_referral(conn: psycopg.Connection, referral_id: str, snapshot: dict, sequence: int) -> None:

@@ -33,10 +33,10 @@ class NoRows:
 
 
 class KnowsNothing(NoRows):
-    """messages.store.referral_known's one row: no earlier snapshot, no report."""
+    """messages.store.referral_known's one row: no earlier snapshot, no report (and now())."""
 
     def fetchone(self):
-        return (None, None, None)
+        return (None, None, None, NOW)
 
 
 class RecordingConn:
@@ -91,9 +91,9 @@ LINKED_ID = "7c6d5e4f-3a2b-4c1d-9e8f-0a1b2c3d4e5f"
 
 def recorded(conn: RecordingConn) -> tuple[list, dict]:
     """(the reports claimed for the referral, the snapshot recording's parameters)."""
-    (_, claim), = [(sql, params) for sql, params in conn.statements if "SET referral_id" in sql]
+    (_, claim), = [(sql, params) for sql, params in conn.statements if "intake.claim_reports(" in sql]
     (_, record), = [(sql, params) for sql, params in conn.statements if "SET referral =" in sql]
-    assert claim[0] == claim[2] == REFERRAL_ID
+    assert claim[0] == REFERRAL_ID
     return claim[1], record
 
 
