@@ -21,8 +21,7 @@ from services.common.envelope import new_traceparent
 from services.common.settings import TOPIC_PATIENT_MESSAGES
 
 from .. import events
-from services.common.db import pipelined
-from .changes import Change, change_to_tell
+from .changes import change_to_tell
 from .contact import PHONE, recipients
 
 SCHEMA = "intake"
@@ -67,16 +66,23 @@ def callback_phone(conn: psycopg.Connection, row: MessageRow) -> str | None:
     return (found[0] or None) if found else None
 
 
-def _publish(conn: psycopg.Connection, row: MessageRow, traceparent: str | None) -> None:
-    event = events.patient_message_event(
+def _event(conn: psycopg.Connection, row: MessageRow) -> dict:
+    return events.patient_message_event(
         message_id=row.message_id, referral_id=row.referral_id, report_id=row.report_id, sequence=row.sequence,
         change=row.change, channel=row.channel, status=row.status, detail=row.detail, attempts=row.attempts,
         revision=row.revision, at=row.updated_at.isoformat(), callback_phone=callback_phone(conn, row))
-    with conn.cursor() as cur:
-        outbox.add_event(cur, SCHEMA, topic=TOPIC_PATIENT_MESSAGES, key=row.referral_id, event=event,
-                         traceparent=traceparent or new_traceparent())
+
+
+def _count(row: MessageRow) -> None:
     if row.status != "queued":
         metrics.PATIENT_MESSAGES.labels(row.channel, row.status).inc()
+
+
+def _publish(conn: psycopg.Connection, row: MessageRow, traceparent: str | None) -> None:
+    with conn.cursor() as cur:
+        outbox.add_event(cur, SCHEMA, topic=TOPIC_PATIENT_MESSAGES, key=row.referral_id, event=_event(conn, row),
+                         traceparent=traceparent or new_traceparent())
+    _count(row)
 
 
 # -- the worker: a referral snapshot arrives (inside its inbox transaction) -----------------
@@ -86,59 +92,83 @@ class ReferralKnown:
     previous: dict | None       # the newest snapshot recorded, on any of its reports
     report_id: str | None       # its newest report known to belong to it...
     patient: dict | None        # ...and that report's `patient`: the latest contact details
+    now: datetime | None = None  # the transaction's now(): the new rows' updated_at
 
 
 def referral_known(conn: psycopg.Connection, referral_id: str) -> ReferralKnown:
     """One statement (its reports, which store.claim_reports locked: the same referral's next
-    event, or the purge, waits)."""
-    previous, report_id, patient = conn.execute(
+    event, or the purge, waits), with the transaction's now() that tell_change's rows take."""
+    previous, report_id, patient, now = conn.execute(
         "SELECT (SELECT referral FROM intake.reports WHERE referral_id = %(id)s AND referral_sequence IS NOT NULL"
         "        ORDER BY referral_sequence DESC LIMIT 1),"
-        " newest.report_id::text, newest.patient"
+        " newest.report_id::text, newest.patient, now()"
         " FROM (SELECT 1) AS one LEFT JOIN LATERAL ("
         "  SELECT report_id, patient FROM intake.reports WHERE referral_id = %(id)s"
         "  ORDER BY submitted_at DESC, report_id LIMIT 1) AS newest ON true",
         {"id": referral_id}).fetchone()
     if previous is not None and previous.get("referral_id") != referral_id:
         previous = None
-    return ReferralKnown(previous, report_id, patient)
+    return ReferralKnown(previous, report_id, patient, now)
+
+
+# The rows of one change (one per channel) and their events, in ONE statement that the caller
+# does not wait for: a row already there (same referral, sequence and channel) is left as it
+# is and its event is not added (the join with `written`). The outbox columns are those of
+# services/common/outbox.add_event, whose NOTIFY goes with the sender's.
+_TELL = (
+    "WITH new (ordinal, message_id, channel, recipient, status, detail, event_id, payload) AS ("
+    "  SELECT * FROM unnest(%(ordinals)s::integer[], %(message_ids)s::uuid[], %(channels)s::text[],"
+    "   %(recipients)s::text[], %(statuses)s::text[], %(details)s::text[], %(event_ids)s::uuid[],"
+    "   %(payloads)b::jsonb[])),"
+    " written AS (INSERT INTO intake.patient_messages (message_id, referral_id, report_id, sequence, change,"
+    "   channel, recipient, appointment, status, detail, created_at, updated_at, next_attempt_at)"
+    "  SELECT message_id, %(referral_id)s::uuid, %(report_id)s::uuid, %(sequence)s::integer, %(change)s::text,"
+    "   channel, recipient, %(appointment)s::jsonb, status, detail, %(now)s::timestamptz, %(now)s::timestamptz,"
+    "   %(now)s::timestamptz FROM new ORDER BY ordinal"
+    "  ON CONFLICT ON CONSTRAINT patient_messages_once DO NOTHING RETURNING message_id),"
+    " published AS (INSERT INTO intake.outbox (event_id, topic, key, payload, traceparent)"
+    "  SELECT new.event_id, %(topic)s::text, %(key)s::text, new.payload, %(traceparent)s::text"
+    "  FROM new JOIN written USING (message_id) ORDER BY new.ordinal)"
+    " SELECT pg_notify(%(outbox_channel)s::text, ''), pg_notify(%(wake_channel)s::text, '')")
 
 
 def tell_change(conn: psycopg.Connection, snapshot: dict, traceparent: str | None) -> list[MessageRow]:
     """Before the snapshot is recorded, once its reports are claimed (store.claim_reports): if
-    it tells the patient something, one row per channel (published), written once whatever is
-    delivered twice (the unique key). The new rows.
+    it tells the patient something, one row per channel, each with its event, written once
+    whatever is delivered twice (the unique key). The rows it writes (a channel whose row is
+    there already keeps it, unpublished again, though it is listed and counted).
 
-    In a pipeline: a row's event goes with the next row's insert (which waits for its own
-    result), the last one with the NOTIFY."""
+    Two statements: what is known (read), then the rows and their events in one statement
+    whose answer nobody waits for, so that in a pipeline (db.pipelined) it costs no round trip."""
     referral_id = str(snapshot["referral_id"])
     known = referral_known(conn, referral_id)
     change = change_to_tell(known.previous, snapshot)
     if change is None:
         return []
-    written = []
-    with pipelined(conn):
-        for recipient in recipients(known.patient):
-            row = _insert(conn, referral_id, known.report_id, change, recipient.channel, recipient.address)
-            if row is not None:
-                _publish(conn, row, traceparent)
-                written.append(row)
-        if written:
-            conn.execute(f"NOTIFY {WAKE_CHANNEL}")
-    return written
-
-
-def _insert(conn, referral_id: str, report_id: str | None, change: Change, channel: str,
-            address: str | None) -> MessageRow | None:
-    status, detail = ("not_sent", NO_CONSENT) if channel == PHONE else ("queued", None)
-    appointment = Jsonb(change.appointment.as_json()) if change.appointment else None
-    row = conn.execute(
-        "INSERT INTO intake.patient_messages (message_id, referral_id, report_id, sequence, change, channel,"
-        " recipient, appointment, status, detail) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-        f" ON CONFLICT ON CONSTRAINT patient_messages_once DO NOTHING RETURNING {_COLUMNS}",
-        (str(uuid.uuid4()), referral_id, report_id, change.sequence, change.kind, channel, address, appointment,
-         status, detail)).fetchone()
-    return MessageRow(*row) if row else None
+    traceparent = traceparent or new_traceparent()
+    appointment = change.appointment.as_json() if change.appointment else None
+    rows, payloads = [], []
+    for recipient in recipients(known.patient):
+        status, detail = ("not_sent", NO_CONSENT) if recipient.channel == PHONE else ("queued", None)
+        row = MessageRow(
+            message_id=str(uuid.uuid4()), referral_id=referral_id, report_id=known.report_id,
+            sequence=change.sequence, change=change.kind, channel=recipient.channel, status=status, detail=detail,
+            attempts=0, revision=1, updated_at=known.now, recipient=recipient.address, appointment=appointment,
+            content=None)
+        rows.append(row)
+        payloads.append(_event(conn, row))
+    conn.execute(_TELL, {
+        "ordinals": list(range(len(rows))), "message_ids": [r.message_id for r in rows],
+        "channels": [r.channel for r in rows], "recipients": [r.recipient for r in rows],
+        "statuses": [r.status for r in rows], "details": [r.detail for r in rows],
+        "event_ids": [e["id"] for e in payloads], "payloads": [Jsonb(e) for e in payloads],
+        "referral_id": referral_id, "report_id": known.report_id, "sequence": change.sequence,
+        "change": change.kind, "appointment": Jsonb(appointment) if appointment else None, "now": known.now,
+        "topic": TOPIC_PATIENT_MESSAGES, "key": referral_id, "traceparent": traceparent,
+        "outbox_channel": outbox.outbox_channel(SCHEMA), "wake_channel": WAKE_CHANNEL})
+    for row in rows:
+        _count(row)
+    return rows
 
 
 # -- the sender --------------------------------------------------------------------------

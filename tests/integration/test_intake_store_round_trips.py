@@ -1,0 +1,178 @@
+"""The intake worker's store functions in their few-round-trip forms (issue 15), against the
+real database: store.claim_reports (one call of migration 005's function) and
+messages.store.tell_change (what is known, then the rows and their events in one statement
+whose answer is not waited for). Called directly, in the order and the transactions the
+worker's on_referral_event uses, so that each guarantee is checked where its SQL is.
+"""
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+from psycopg.types.json import Jsonb
+
+from tests.patient_message_support import message_events, message_rows
+
+from services.common.db import pipelined
+from services.intake import events, store
+from services.intake.messages import store as message_store
+from services.referral.events import BOOKED_EVENT, RESCHEDULED_EVENT, referral_event
+
+pytestmark = pytest.mark.integration
+
+T0 = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
+TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+@pytest.fixture
+def conn(intake_settings):
+    with psycopg.connect(intake_settings.database_url) as conn:  # not autocommit: the worker's transaction
+        yield conn
+
+
+@pytest.fixture
+def other(intake_settings):
+    with psycopg.connect(intake_settings.database_url, autocommit=True) as conn:
+        yield conn
+
+
+def add_report(conn, *, consent: list[str], referral_id: str | None = None,
+               submitted_at: datetime = T0) -> str:
+    report_id = str(uuid.uuid4())
+    kiosk = conn.execute("INSERT INTO intake.kiosks (name, key_hash) VALUES (%s, %s) RETURNING kiosk_id",
+                         (f"round-trips-{report_id}", f"hash-{report_id}")).fetchone()[0]
+    conn.execute(
+        "INSERT INTO intake.reports (report_id, kiosk_id, idempotency_key, body_hash, patient, clinical,"
+        " submitted_at, referral_id) VALUES (%s, %s, %s, 'x', %s, '{}', %s, %s)",
+        (report_id, kiosk, report_id, Jsonb({"mrn": f"MRN-{report_id[:8]}", "phone": "+15550123",
+                                              "email": f"p-{report_id[:8]}@example.org",
+                                              "contact_consent": consent}), submitted_at, referral_id))
+    conn.commit()
+    return report_id
+
+
+def booked(referral_id: str, report_id: str, sequence: int = 1, *, hour: int = 9, kind: str = BOOKED_EVENT) -> dict:
+    """A referral snapshot as the worker hands it to the store (events.parse_referral_event)."""
+    start = T0.replace(hour=hour) + timedelta(days=1)
+    view = {"referral_id": referral_id, "report_id": report_id, "report_ids": [report_id], "care_level": "urgent",
+            "priority": "urgent", "status": "booked", "sequence": sequence, "created_at": T0,
+            "window_ends_at": T0 + timedelta(days=2),
+            "appointment": {"slot_id": str(uuid.uuid4()), "start": start, "end": start + timedelta(minutes=30),
+                            "provider": "Dr. Rui Costa", "location": "Clinic North"}}
+    return events.parse_referral_event(referral_event(kind, view))
+
+
+def apply(conn, data: dict) -> list:
+    """on_referral_event's three steps, in one transaction."""
+    referral_id = str(data["referral_id"])
+    store.claim_reports(conn, referral_id, events.reports_named(data))
+    rows = message_store.tell_change(conn, data, TRACEPARENT)
+    store.record_referral(conn, referral_id, data, data["sequence"])
+    conn.commit()
+    return rows
+
+
+def times(conn, message_id: str) -> tuple:
+    return conn.execute("SELECT created_at, updated_at, next_attempt_at FROM intake.patient_messages"
+                        " WHERE message_id = %s", (message_id,)).fetchone()
+
+
+def test_each_channel_gets_a_row_and_one_event_that_says_what_the_row_holds(conn):
+    referral_id = str(uuid.uuid4())
+    report_id = add_report(conn, consent=["email", "sms"])
+    returned = apply(conn, booked(referral_id, report_id))
+
+    rows = message_rows(conn, referral_id)
+    assert [(r["channel"], r["status"], r["sequence"], r["change"], r["report_id"]) for r in rows] == [
+        ("email", "queued", 1, "booked", report_id), ("sms", "queued", 1, "booked", report_id)]
+    assert sorted(r.message_id for r in returned) == sorted(r["message_id"] for r in rows)
+    published = [e for e in message_events(conn, referral_id)]
+    assert [e["data"]["channel"] for e in published] == ["email", "sms"]  # in the recipients' order
+    for event in published:
+        row, = [r for r in rows if r["message_id"] == event["data"]["message_id"]]
+        created, updated, due = times(conn, row["message_id"])
+        assert created == updated == due
+        assert datetime.fromisoformat(event["data"]["at"]) == updated
+        assert {k: event["data"][k] for k in ("referral_id", "report_id", "sequence", "change", "status", "detail",
+                                             "attempts", "revision", "callback_phone")} == {
+            "referral_id": referral_id, "report_id": report_id, "sequence": 1, "change": "booked",
+            "status": "queued", "detail": None, "attempts": 0, "revision": 1, "callback_phone": None}
+    traceparents = conn.execute(
+        "SELECT DISTINCT traceparent FROM intake.outbox WHERE key = %s", (referral_id,)).fetchall()
+    assert traceparents == [(TRACEPARENT,)]
+
+
+def test_without_consent_the_phone_row_and_its_event_name_the_number(conn):
+    referral_id = str(uuid.uuid4())
+    report_id = add_report(conn, consent=[])
+    apply(conn, booked(referral_id, report_id))
+    row, = message_rows(conn, referral_id)
+    assert (row["channel"], row["status"], row["detail"], row["recipient"]) == (
+        "phone", "not_sent", message_store.NO_CONSENT, "+15550123")
+    event, = message_events(conn, referral_id)
+    assert (event["data"]["message_id"], event["data"]["callback_phone"]) == (row["message_id"], "+15550123")
+
+
+def test_a_row_already_there_is_kept_and_not_published_again(conn):
+    """A referral none of whose reports intake knows records no snapshot, so the same change
+    comes out of a second delivery under another event id: the unique key keeps the first row
+    and the statement adds no second event."""
+    referral_id = str(uuid.uuid4())
+    data = booked(referral_id, str(uuid.uuid4()))
+    apply(conn, data)
+    first, = message_rows(conn, referral_id)
+    assert first["channel"] == "phone" and first["report_id"] is None
+
+    again = apply(conn, data)
+    assert [r.channel for r in again] == ["phone"]  # meant, not written: see tell_change
+    assert message_rows(conn, referral_id) == [first]
+    event, = message_events(conn, referral_id)
+    assert event["data"]["message_id"] == first["message_id"]
+
+
+def test_in_one_pipeline_the_three_steps_tell_a_move_once_and_record_the_snapshot(conn):
+    """The handler's steps inside db.pipelined (as the worker may run them): nothing waits for
+    the claim nor the rows, and the outcome is the same as statement by statement."""
+    referral_id = str(uuid.uuid4())
+    report_id = add_report(conn, consent=["email"])
+    for data in (booked(referral_id, report_id, 1, hour=9), booked(referral_id, report_id, 2, hour=11,
+                                                                   kind=RESCHEDULED_EVENT)):
+        with pipelined(conn):
+            store.claim_reports(conn, referral_id, events.reports_named(data))
+            message_store.tell_change(conn, data, TRACEPARENT)
+            store.record_referral(conn, referral_id, data, data["sequence"])
+        conn.commit()
+    assert [(r["sequence"], r["change"], r["channel"]) for r in message_rows(conn, referral_id)] == [
+        (1, "booked", "email"), (2, "moved", "email")]
+    assert [e["data"]["change"] for e in message_events(conn, referral_id)] == ["booked", "moved"]
+    view = store.get_report(conn, report_id)
+    assert view.referral["sequence"] == 2
+
+
+def test_claim_reports_locks_the_referrals_known_and_named_reports_and_claims_the_named(conn, other):
+    referral_id = str(uuid.uuid4())
+    known = add_report(conn, consent=[], referral_id=referral_id)
+    named = add_report(conn, consent=[], referral_id=str(uuid.uuid4()))  # another referral's, until now
+    unrelated = add_report(conn, consent=[])
+
+    store.claim_reports(conn, referral_id, [named])  # the transaction stays open: its locks are held
+    for report_id in (known, named):
+        with pytest.raises(psycopg.errors.LockNotAvailable):
+            other.execute("SELECT 1 FROM intake.reports WHERE report_id = %s FOR UPDATE NOWAIT", (report_id,))
+    assert other.execute("SELECT 1 FROM intake.reports WHERE report_id = %s FOR UPDATE NOWAIT",
+                         (unrelated,)).fetchone() == (1,)
+    conn.commit()
+
+    owners = dict(other.execute("SELECT report_id::text, referral_id::text FROM intake.reports"
+                                " WHERE report_id = ANY(%s::uuid[])", ([known, named, unrelated],)).fetchall())
+    assert owners == {known: referral_id, named: referral_id, unrelated: None}
+
+
+def test_claim_reports_of_an_unknown_report_changes_nothing_and_does_not_fail(conn, other):
+    referral_id = str(uuid.uuid4())
+    store.claim_reports(conn, referral_id, [str(uuid.uuid4())])
+    conn.commit()
+    assert other.execute("SELECT count(*) FROM intake.reports WHERE referral_id = %s",
+                         (referral_id,)).fetchone() == (0,)
