@@ -10,6 +10,10 @@ command -v chromium >/dev/null || need+=(chromium)
 # binary package alone (nginx-light would add the echo module nothing here uses).
 [[ -x /usr/sbin/nginx ]] || need+=(nginx)
 command -v docker-compose >/dev/null || need+=(docker-compose)
+# promtool, which `make test` checks and unit-tests the alerting rules with
+# (tests/unit/test_alert_rules.py, infra/prometheus): Debian's prometheus package carries it
+# (on a systemd host the package also enables its own prometheus.service; nothing here uses it).
+command -v promtool >/dev/null || need+=(prometheus)
 # `make compose-test` (docs/compose.md): Podman as the engine docker-compose drives,
 # runc (crun refuses a hybrid cgroup layout), netavark + aardvark-dns for the compose
 # network and its service names, catatonit for `init: true`, debootstrap for the
