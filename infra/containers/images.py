@@ -9,6 +9,8 @@ is reachable: every image starts from a Debian bookworm base made here with debo
     localhost/clinic-kafka:4.1.1     kafka/Containerfile: Debian's Java 17 + make run's jars
     localhost/clinic-proxy:local     infra/proxy/Containerfile: Debian's nginx, the TLS
                                      proxy's compose.conf (docs/tls.md)
+    localhost/clinic-prometheus:local  infra/prometheus/Containerfile: Debian's prometheus,
+                                     the alerting rules (README "Ops: alerts and runbooks")
 
 Each image carries a label with a hash of its inputs (its files, its base image's id,
 its build arguments); an image whose label matches is not built again, so a second run
@@ -40,6 +42,7 @@ APP = "localhost/clinic-referral:local"
 POSTGRES = "localhost/clinic-postgres:15"
 KAFKA = "localhost/clinic-kafka:4.1.1"
 PROXY = "localhost/clinic-proxy:local"
+PROMETHEUS = "localhost/clinic-prometheus:local"
 SUITE = "bookworm"
 
 # The machine's trust store, mounted read-only into RUN steps only (never stored in an
@@ -286,7 +289,12 @@ def builds() -> list[Build]:
     proxy_dir = REPO / "infra" / "proxy"
     proxy = Build(PROXY, proxy_dir / "Containerfile", proxy_dir,
                   [proxy_dir / "Containerfile", proxy_dir / "compose.conf"], {"BASE_IMAGE": BASE})
-    return [python, app, postgres, kafka, proxy]
+    # Prometheus with the alerting rules (infra/prometheus; the rules' tests are not in the image).
+    prom_dir = REPO / "infra" / "prometheus"
+    prometheus = Build(PROMETHEUS, prom_dir / "Containerfile", prom_dir,
+                       [prom_dir / "Containerfile", prom_dir / "prometheus.yml", prom_dir / "alerts.yml"],
+                       {"BASE_IMAGE": BASE})
+    return [python, app, postgres, kafka, proxy, prometheus]
 
 
 def build_all(rebuild_base: bool = False) -> dict[str, float | None]:
