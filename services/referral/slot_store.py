@@ -1,8 +1,10 @@
 """Referral's SQL for providers and their slots.
 
 A slot is free when no referral holds it (referrals.slot_id); completed referrals keep
-theirs as a record. The exclusion constraint slots_no_overlap keeps one provider's slots
-apart; `overlapping` finds the clash first so that the answer can name it.
+theirs as a record. The database keeps that on the slot as `booked` too (migrations/006:
+triggers), so "free" is `NOT s.booked`, which partial indexes serve. The exclusion
+constraint slots_no_overlap keeps one provider's slots apart; `overlapping` finds the
+clash first so that the answer can name it.
 """
 from __future__ import annotations
 
@@ -93,12 +95,11 @@ def insert_slots(conn: psycopg.Connection, provider_id: str, ranges: list[tuple[
     return sorted(((slot_id, start) for slot_id, start in rows), key=lambda r: (r[1], r[0]))
 
 
+COUNT_FREE = "SELECT count(*) FROM referral.slots s WHERE s.provider_id = %s AND s.start_at >= %s AND NOT s.booked"
+
+
 def count_free(conn: psycopg.Connection, provider_id: str, *, since: datetime) -> int:
-    return conn.execute(
-        "SELECT count(*) FROM referral.slots s WHERE s.provider_id = %s AND s.start_at >= %s"
-        " AND NOT EXISTS (SELECT 1 FROM referral.referrals r WHERE r.slot_id = s.slot_id)",
-        (provider_id, since),
-    ).fetchone()[0]
+    return conn.execute(COUNT_FREE, (provider_id, since)).fetchone()[0]
 
 
 def _utc(value: datetime) -> datetime:
@@ -126,18 +127,16 @@ def slot_views(conn: psycopg.Connection, slot_ids: list[str]) -> list[dict]:
     return [_view(row) for row in rows]
 
 
-def slots_page(conn: psycopg.Connection, *, provider_id: str | None, free: bool | None,
-               start_from: datetime | None, start_to: datetime | None, after: SlotKey | None,
-               limit: int) -> tuple[list[dict], SlotKey | None]:
-    """Slots by start time (start_from inclusive, start_to exclusive), keyset-paginated."""
+def slots_query(*, provider_id: str | None, free: bool | None, start_from: datetime | None,
+                start_to: datetime | None, after: SlotKey | None, limit: int) -> tuple[sql.Composed, list]:
+    """slots_page's SQL and parameters (one row more than `limit`, to tell if a next page exists)."""
     where: list[sql.Composable] = []
     params: list = []
     if provider_id:
         where.append(sql.SQL("s.provider_id = %s"))
         params.append(provider_id)
     if free is not None:
-        exists = "EXISTS (SELECT 1 FROM referral.referrals r WHERE r.slot_id = s.slot_id)"
-        where.append(sql.SQL(("NOT " if free else "") + exists))
+        where.append(sql.SQL("NOT s.booked" if free else "s.booked"))  # free: a partial index's predicate
     if start_from is not None:
         where.append(sql.SQL("s.start_at >= %s"))
         params.append(start_from)
@@ -151,8 +150,17 @@ def slots_page(conn: psycopg.Connection, *, provider_id: str | None, free: bool 
         view=sql.SQL(_VIEW),
         where=sql.SQL("WHERE ") + sql.SQL(" AND ").join(where) if where else sql.SQL(""),
     )
+    return query, [*params, limit + 1]
+
+
+def slots_page(conn: psycopg.Connection, *, provider_id: str | None, free: bool | None,
+               start_from: datetime | None, start_to: datetime | None, after: SlotKey | None,
+               limit: int) -> tuple[list[dict], SlotKey | None]:
+    """Slots by start time (start_from inclusive, start_to exclusive), keyset-paginated."""
+    query, params = slots_query(provider_id=provider_id, free=free, start_from=start_from, start_to=start_to,
+                                after=after, limit=limit)
     with conn.cursor(row_factory=dict_row) as cur:
-        rows = cur.execute(query, [*params, limit + 1]).fetchall()
+        rows = cur.execute(query, params).fetchall()
     items = [_view(row) for row in rows[:limit]]
     next_key = None
     if len(rows) > limit:
