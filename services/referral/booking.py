@@ -64,8 +64,9 @@ class SlotsOverlap(Exception):
 
 
 # -- applying a policy answer ---------------------------------------------------------
-def _announce(conn: psycopg.Connection, change: ReferralChange, now: datetime, traceparent: str) -> None:
-    view = store.referral_view(conn, change.referral.referral_id, now)
+def _announce(conn: psycopg.Connection, change: ReferralChange, now: datetime, traceparent: str) -> bool:
+    """Write the change's event to the outbox; whether any patient message names the referral."""
+    view, has_messages = store.changed_referral_view(conn, change.referral.referral_id, now)
     event = events.referral_event(events.event_type(change), view, events.linked_report_id(change))
     with conn.cursor() as cur:
         outbox.add_event(cur, SCHEMA, topic=TOPIC_REFERRAL_EVENTS, key=view["report_id"], event=event,
@@ -73,15 +74,18 @@ def _announce(conn: psycopg.Connection, change: ReferralChange, now: datetime, t
     # Ids only: no patient data in logs. Logged before commit; a rollback makes it a retry.
     log.info("referral changed", extra={"referral_id": view["referral_id"], "event_type": event["type"],
                                         "sequence": view["sequence"], "status": view["status"]})
+    return has_messages
 
 
 def _apply(conn: psycopg.Connection, change: ReferralChange, now: datetime, traceparent: str,
-           **save) -> None:
-    """Store and announce one change; a slot it frees goes to the waitlist at once."""
+           **save) -> bool:
+    """Store and announce one change; a slot it frees goes to the waitlist at once. Whether
+    any patient message names the referral (_announce)."""
     store.save_change(conn, change, **save)
-    _announce(conn, change, now, traceparent)
+    has_messages = _announce(conn, change, now, traceparent)
     if change.freed_slot_id is not None:
         offer_slot(conn, change.freed_slot_id, now, traceparent)
+    return has_messages
 
 
 def offer_slot(conn: psycopg.Connection, slot_id: str, now: datetime, traceparent: str) -> ReferralChange | None:
@@ -107,17 +111,25 @@ def apply_decision(conn: psycopg.Connection, decision: events.Decision, now: dat
 
 
 def _apply_decision(conn: psycopg.Connection, decision: events.Decision, now: datetime, traceparent: str) -> None:
-    linked_to, candidates = store.decision_context(conn, decision.report_id, decision.patient_mrn)
-    if linked_to is not None:
+    # A new patient's referral is booked into the earliest free slot of its window: claimed
+    # with the first reads, in their round trip, when they find no referral for the patient.
+    priority = domain.priority_for(decision.care_level)
+    new_window_ends_at = None if priority is None else domain.window_end(priority, now, decision.windows)
+    context = store.decision_context(conn, decision.report_id, decision.patient_mrn, claim_from=now,
+                                     claim_until=new_window_ends_at)
+    if context.linked_to is not None:
         return  # this report was handled already (a decision replayed under a new event id)
-    match = _match_patient(conn, decision, candidates)
+    match = _match_patient(conn, decision, context.candidates)
     plan = domain.on_new_decision(match.same_patient, decision.care_level, decision.report_id, now,
                                   decision.windows)
     levels = {decision.report_id: decision.care_level}
     if isinstance(plan, domain.NothingToDo):
         return
     if isinstance(plan, domain.CreateReferral):
-        slot = store.claim_free_slot(conn, now, plan.window_ends_at)
+        if context.claimed and plan.created_at == now and plan.window_ends_at == new_window_ends_at:
+            slot = context.slot
+        else:  # the MRN's open referral is another patient's (a possible duplicate), or closed meanwhile
+            slot = store.claim_free_slot(conn, now, plan.window_ends_at)
         if slot is None:
             store.lock_waitlist(conn)  # see the module docstring
             slot = store.claim_free_slot(conn, now, plan.window_ends_at)
@@ -125,10 +137,13 @@ def _apply_decision(conn: psycopg.Connection, decision: events.Decision, now: da
                                         free_slots=[slot] if slot else [],
                                         patient_birth_date=decision.patient_birth_date,
                                         possible_duplicate_of=match.possible_duplicate_of)
-        _apply(conn, change, now, traceparent, created=True, patient_name=decision.patient_name, care_levels=levels)
+        has_messages = _apply(conn, change, now, traceparent, created=True, patient_name=decision.patient_name,
+                              care_levels=levels)
         # A patient message that came before its referral (robustness: intake tells only of
-        # referral events, so never today) counts from now on.
-        contact_store.refresh_contact_needed(conn, change.referral.referral_id, None)
+        # referral events, so never today) counts from now on. None: the flag's default
+        # (false) is right, and nothing is read or written for it.
+        if has_messages:
+            contact_store.refresh_contact_needed(conn, change.referral.referral_id, None)
         return
     _apply(conn, plan.change, now, traceparent, care_levels=levels)
     if plan.needs_placement:

@@ -88,15 +88,45 @@ def open_referrals_with_mrn(conn: psycopg.Connection, patient_mrn: str) -> list[
     return [_referral(row) for row in rows]
 
 
-def decision_context(conn: psycopg.Connection, report_id: str, patient_mrn: str) -> tuple[str | None, list[Referral]]:
-    """(the referral the report is linked to already, or None; open_referrals_with_mrn), in
-    one round trip: what a decision is checked against first."""
+@dataclass(frozen=True)
+class DecisionContext:
+    """What a decision is checked against first (decision_context)."""
+
+    linked_to: str | None          # the referral the report is linked to already
+    candidates: list[Referral]     # open_referrals_with_mrn
+    # The claim made for a new patient in the same round trip: `claimed` when the report was
+    # unlinked and no open referral had its MRN key (then `slot`: the earliest free slot of
+    # [now, claim_until], locked, or None when none was free).
+    claimed: bool = False
+    slot: Slot | None = None
+
+
+def decision_context(conn: psycopg.Connection, report_id: str, patient_mrn: str, *,
+                     claim_from: datetime | None = None, claim_until: datetime | None = None) -> DecisionContext:
+    """The report's referral, the open referrals with its MRN and, given a window, the slot
+    a new patient's referral would get (claim_free_slot): in one round trip.
+
+    The claim is conditional, in SQL: only when the report is unlinked and no open referral
+    has the MRN key, i.e. when the decision makes a new referral. So no slot is locked for a
+    report that joins a referral (which would lock a slot, then a referral: the reverse of
+    a reschedule's order). Each statement reads its own snapshot: should they disagree (a
+    referral opened or closed between them), the caller claims again or leaves the slot."""
+    key = mrn_key(patient_mrn)
     with pipelined(conn):
         linked = conn.execute("SELECT referral_id::text FROM referral.referral_reports WHERE report_id = %s",
                               (report_id,))
-        candidates = conn.execute(_open_with_mrn("r.patient_mrn_key = %s"), (mrn_key(patient_mrn),))
+        candidates = conn.execute(_open_with_mrn("r.patient_mrn_key = %s"), (key,))
+        claim = None
+        if claim_from is not None and claim_until is not None:
+            claim = conn.execute(_CLAIM_FOR_NEW_PATIENT, {"report": report_id, "key": key, "from": claim_from,
+                                                          "until": claim_until})
         row, rows = linked.fetchone(), candidates.fetchall()
-    return (row[0] if row else None), [_referral(r) for r in rows]
+        claimed = claim.fetchone() if claim is not None else None
+    context = DecisionContext(linked_to=row[0] if row else None, candidates=[_referral(r) for r in rows])
+    if claimed is not None and claimed[0]:
+        slot = Slot(*claimed[1:]) if claimed[1] is not None else None
+        context = DecisionContext(context.linked_to, context.candidates, claimed=True, slot=slot)
+    return context
 
 
 def lock_open_referral(conn: psycopg.Connection, referral_id: str) -> Referral | None:
@@ -134,20 +164,34 @@ def get_slot(conn: psycopg.Connection, slot_id: str) -> Slot | None:
     return Slot(*row[:4], booked_by=row[4]) if row else None
 
 
+_CLAIM = (
+    f"SELECT {_SLOT} FROM referral.slots s"
+    " JOIN referral.providers p ON p.provider_id = s.provider_id"
+    " WHERE p.specialty = 'pain_management' AND s.start_at >= {from_} AND s.start_at <= {until} AND NOT s.booked"
+    "{also} ORDER BY s.start_at, s.slot_id LIMIT 1 FOR UPDATE OF s SKIP LOCKED")
+CLAIM_FREE_SLOT = _CLAIM.format(from_="%s", until="%s", also="")
+# decision_context's claim: the same, only for a report that makes a new referral; one row
+# (new patient?, then the slot's columns, NULL when none was claimed).
+_CLAIM_FOR_NEW_PATIENT = (
+    "WITH new_patient AS (SELECT"
+    "  NOT EXISTS (SELECT 1 FROM referral.referral_reports WHERE report_id = %(report)s)"
+    "  AND NOT EXISTS (SELECT 1 FROM referral.referrals r WHERE r.patient_mrn_key = %(key)s"
+    "                  AND r.status IN ('booked', 'waitlisted')) AS yes),"
+    " claimed AS (" + _CLAIM.format(from_="%(from)s", until="%(until)s",
+                                    also=" AND (SELECT yes FROM new_patient)") + ")"
+    " SELECT n.yes, c.* FROM new_patient n LEFT JOIN claimed c ON true")
+
+
 def claim_free_slot(conn: psycopg.Connection, now: datetime, until: datetime) -> Slot | None:
     """Lock the earliest free pain-management slot starting in [now, until], or None.
 
-    SKIP LOCKED: a slot another transaction is booking right now is passed over rather
-    than waited for. If that transaction's booking commits between our snapshot and our
-    lock, our insert hits the unique index and the whole event is retried."""
-    row = conn.execute(
-        f"SELECT {_SLOT} FROM referral.slots s"
-        " JOIN referral.providers p ON p.provider_id = s.provider_id"
-        " WHERE p.specialty = 'pain_management' AND s.start_at >= %s AND s.start_at <= %s"
-        "   AND NOT EXISTS (SELECT 1 FROM referral.referrals r WHERE r.slot_id = s.slot_id)"
-        " ORDER BY s.start_at, s.slot_id LIMIT 1 FOR UPDATE OF s SKIP LOCKED",
-        (now, until),
-    ).fetchone()
+    Free is the slot's `booked` marker, which the database keeps equal to "a referral holds
+    it" (migrations/006), so this is one seek of the partial index slots_free_by_start,
+    however many slots are held. SKIP LOCKED: a slot another transaction is booking right
+    now is passed over rather than waited for. One whose booking committed after our
+    snapshot is re-read once locked, marked, and passed over too; whatever slips through,
+    our insert hits the unique index on referrals.slot_id and the whole event is retried."""
+    row = conn.execute(CLAIM_FREE_SLOT, (now, until)).fetchone()
     return Slot(*row) if row else None
 
 
@@ -302,6 +346,16 @@ def referral_view(conn: psycopg.Connection, referral_id: str, now: datetime) -> 
     with conn.cursor(row_factory=dict_row) as cur:
         row = cur.execute(f"SELECT {_VIEW} WHERE r.referral_id = %s", (referral_id,)).fetchone()
     return _view(row, now) if row else None
+
+
+def changed_referral_view(conn: psycopg.Connection, referral_id: str, now: datetime) -> tuple[dict, bool]:
+    """referral_view of a referral just stored, and whether any patient message names it:
+    one read (a new referral's contact flag needs its messages only if there are some)."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(
+            f"SELECT EXISTS (SELECT 1 FROM referral.patient_messages m WHERE m.referral_id = r.referral_id)"
+            f" AS has_messages, {_VIEW} WHERE r.referral_id = %s", (referral_id,)).fetchone()
+    return _view(row, now), row["has_messages"]
 
 
 def history(conn: psycopg.Connection, referral_id: str) -> list[dict]:
