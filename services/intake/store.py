@@ -13,6 +13,7 @@ from services.common.retention import DueSummary, RetentionPolicy
 from services.common.settings import TOPIC_REPORTS
 
 from . import events, retention
+from .messages import store as message_store
 
 SCHEMA = "intake"
 
@@ -117,6 +118,24 @@ def record_decision(conn: psycopg.Connection, report_id: str, care_level: str, a
     )
 
 
+def record_decisions(conn: psycopg.Connection, decisions: list[dict]) -> None:
+    """record_decision for a run of decisions (events.parse_decision's data), in one statement
+    that nobody waits for: per report, the newest of the run (the later one of a tie, as one by
+    one), kept if it is not older than the one stored."""
+    if not decisions:
+        return
+    conn.execute(
+        "UPDATE intake.reports r SET care_level = d.care_level, advice = d.advice, decided_at = d.decided_at,"
+        " updated_at = now()"
+        " FROM (SELECT DISTINCT ON (report_id) * FROM unnest(%s::uuid[], %s::text[], %b::jsonb[],"
+        "   %s::timestamptz[], %s::integer[]) AS u (report_id, care_level, advice, decided_at, ordinal)"
+        "  ORDER BY report_id, decided_at DESC, ordinal DESC) AS d"
+        " WHERE r.report_id = d.report_id AND (r.decided_at IS NULL OR r.decided_at <= d.decided_at)",
+        ([str(d["report_id"]) for d in decisions], [d["care_level"] for d in decisions],
+         [Jsonb(d["advice"]) for d in decisions], [d["decided_at"] for d in decisions],
+         list(range(len(decisions)))))
+
+
 def claim_reports(conn: psycopg.Connection, referral_id: str, report_ids: list[str]) -> None:
     """Note that these reports belong to the referral, first locking the referral's reports
     (those known and those named, in report_id order, so that two events of one referral, a
@@ -130,18 +149,37 @@ def claim_reports(conn: psycopg.Connection, referral_id: str, report_ids: list[s
 def record_referral(conn: psycopg.Connection, referral_id: str, snapshot: dict, sequence: int) -> None:
     """Give every report of the referral its newest snapshot: this one, or a newer one another
     of its reports already holds. An older event arriving late changes nothing, and a report
-    whose link is learnt after newer snapshots of the referral catches up with them."""
-    conn.execute(
-        "WITH newest AS (SELECT referral, referral_sequence FROM ("
-        "  SELECT %(snapshot)s::jsonb, %(sequence)s::integer"
-        "  UNION ALL SELECT referral, referral_sequence FROM intake.reports"
-        "   WHERE referral_id = %(referral_id)s AND referral_sequence IS NOT NULL"
-        " ) AS known (referral, referral_sequence) ORDER BY referral_sequence DESC LIMIT 1)"
-        " UPDATE intake.reports r SET referral = newest.referral, referral_sequence = newest.referral_sequence,"
-        " updated_at = now() FROM newest"
-        " WHERE r.referral_id = %(referral_id)s"
-        " AND (r.referral_sequence IS NULL OR r.referral_sequence < newest.referral_sequence)",
-        {"snapshot": Jsonb(snapshot), "sequence": sequence, "referral_id": referral_id})
+    whose link is learnt after newer snapshots of the referral catches up with them (migration
+    006's intake.record_referral, which apply_referral_events runs too)."""
+    conn.execute("SELECT intake.record_referral(%s::uuid, %s::jsonb, %s::integer)",
+                 (referral_id, Jsonb(snapshot), sequence))
+
+
+def apply_referral_events(conn: psycopg.Connection, told: list[tuple[dict, str | None]]) -> list:
+    """What worker.on_referral_event does (claim the reports named, tell the patient, record the
+    snapshot) for a run of referral snapshots (events.parse_referral_event's data, each with the
+    traceparent of its messages' events), in their order, in two statements: migration 006's
+    intake.apply_referral_snapshots claims, reads what is known and records, event after event
+    (every event sees the ones before it, as one by one), and messages.store.tell_changes writes
+    the patient messages from what each one saw, without waiting. The message rows written."""
+    if not told:
+        return []
+    claimants, named, named_by, snapshots, sequences = [], [], [], [], []
+    for ordinal, (snapshot, _traceparent) in enumerate(told, start=1):
+        claimants.append(str(snapshot["referral_id"]))
+        for report_id in events.reports_named(snapshot):
+            named.append(report_id)
+            named_by.append(ordinal)
+        snapshots.append(Jsonb(snapshot))
+        sequences.append(snapshot["sequence"])
+    rows = conn.execute(
+        "SELECT a.ordinal, a.previous, a.newest_report_id, a.newest_patient, now()"
+        " FROM intake.apply_referral_snapshots(%s::uuid[], %s::uuid[], %s::integer[], %b::jsonb[], %s::integer[])"
+        " AS a ORDER BY a.ordinal", (claimants, named, named_by, snapshots, sequences)).fetchall()
+    known = [message_store.known_of(claimants[ordinal - 1], previous, report_id, patient, now)
+             for ordinal, previous, report_id, patient, now in rows]
+    return message_store.tell_changes(
+        conn, [(snapshot, k, traceparent) for (snapshot, traceparent), k in zip(told, known)])
 
 
 # -- retention (services/intake/retention.py decides; README "Data protection") ----------

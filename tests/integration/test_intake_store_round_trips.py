@@ -18,7 +18,8 @@ from tests.patient_message_support import message_events, message_rows
 from services.common.db import pipelined
 from services.intake import events, store
 from services.intake.messages import store as message_store
-from services.referral.events import BOOKED_EVENT, RESCHEDULED_EVENT, referral_event
+from services.referral.events import (BOOKED_EVENT, CANCELLED_EVENT, LINKED_EVENT, RESCHEDULED_EVENT,
+                                      WAITLISTED_EVENT, referral_event)
 
 pytestmark = pytest.mark.integration
 
@@ -176,3 +177,136 @@ def test_claim_reports_of_an_unknown_report_changes_nothing_and_does_not_fail(co
     conn.commit()
     assert other.execute("SELECT count(*) FROM intake.reports WHERE referral_id = %s",
                          (referral_id,)).fetchone() == (0,)
+
+
+# -- runs of events: store.record_decisions and store.apply_referral_events -------------------
+def decision_data(report_id: str, care_level: str, decided_at: datetime) -> dict:
+    """A decision as the worker hands it to the store (events.parse_decision: the data as sent)."""
+    return {"report_id": report_id, "care_level": care_level, "advice": [f"advice for {care_level}"],
+            "decided_at": decided_at.isoformat()}
+
+
+def test_a_run_of_decisions_keeps_the_newest_of_each_report_whatever_their_order(conn, other):
+    first, second, third = (add_report(conn, consent=[]) for _ in range(3))
+    store.record_decision(conn, third, "specialist", ["stored"], T0.isoformat())
+    conn.commit()
+    store.record_decisions(conn, [
+        decision_data(first, "specialist", T0 + timedelta(minutes=5)),
+        decision_data(second, "urgent", T0),
+        decision_data(first, "urgent", T0),                             # older than the run's first: ignored
+        decision_data(second, "self_care", T0),                         # a tie: the later one, as one by one
+        decision_data(third, "urgent", T0 - timedelta(minutes=1)),      # older than the stored one
+        decision_data(str(uuid.uuid4()), "urgent", T0),                 # a report intake does not know
+    ])
+    conn.commit()
+    found = {r.report_id: (r.care_level, r.advice) for r in (store.get_report(other, i) for i in (first, second, third))}
+    assert found == {first: ("specialist", ["advice for specialist"]), second: ("self_care", ["advice for self_care"]),
+                     third: ("specialist", ["stored"])}
+    closed = other.execute("SELECT closed_at IS NOT NULL FROM intake.reports WHERE report_id = %s", (second,)).fetchone()
+    assert closed == (True,)  # the retention trigger saw the update (self care, no referral)
+
+
+def snapshot_data(referral_id: str, report_id: str, sequence: int, *, kind: str, status: str,
+                  slot: int | None, linked: str | None = None) -> dict:
+    """A referral snapshot (parsed); `slot` numbers the appointment (the same number, the same slot)."""
+    appointment = None
+    if slot is not None:
+        start = T0 + timedelta(days=1, hours=slot)
+        appointment = {"slot_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{referral_id}/{slot}")), "start": start,
+                       "end": start + timedelta(minutes=30), "provider": "Dr. Rui Costa", "location": "Clinic North"}
+    view = {"referral_id": referral_id, "report_id": report_id, "report_ids": [report_id], "care_level": "urgent",
+            "priority": "urgent", "status": status, "sequence": sequence, "created_at": T0,
+            "window_ends_at": T0 + timedelta(days=2), "appointment": appointment}
+    return events.parse_referral_event(referral_event(kind, view, linked_report_id=linked))
+
+
+def scenario(conn) -> tuple[dict, list[dict]]:
+    """Two referrals' events interleaved, with what the worker must cope with: a link naming a
+    second report (whose contact details then count), a move, a redelivery under a new event id,
+    snapshots out of order, a cancellation. (names -> ids, the run's snapshots)"""
+    ids = {"r1": str(uuid.uuid4()), "r2": str(uuid.uuid4())}
+    ids["a"] = add_report(conn, consent=["email"], submitted_at=T0)
+    ids["b"] = add_report(conn, consent=["sms"], submitted_at=T0 + timedelta(hours=1))
+    ids["c"] = add_report(conn, consent=[], submitted_at=T0)
+    r1, r2, a, b, c = (ids[k] for k in ("r1", "r2", "a", "b", "c"))
+    run = [
+        snapshot_data(r1, a, 1, kind=BOOKED_EVENT, status="booked", slot=1),
+        snapshot_data(r2, c, 2, kind=WAITLISTED_EVENT, status="waitlisted", slot=None),   # its seq 1 never comes
+        snapshot_data(r1, a, 2, kind=LINKED_EVENT, status="booked", slot=1, linked=b),
+        snapshot_data(r1, a, 3, kind=RESCHEDULED_EVENT, status="booked", slot=2),
+        snapshot_data(r1, a, 2, kind=LINKED_EVENT, status="booked", slot=1, linked=b),   # late, new event id
+        snapshot_data(r2, c, 4, kind=CANCELLED_EVENT, status="cancelled", slot=None),
+        snapshot_data(r2, c, 3, kind=BOOKED_EVENT, status="booked", slot=5),             # older than the last
+        snapshot_data(r1, a, 4, kind=RESCHEDULED_EVENT, status="booked", slot=2),        # same slot: nothing told
+    ]
+    conn.commit()
+    return ids, run
+
+
+def outcome(conn, ids: dict) -> dict:
+    names = {v: k for k, v in ids.items()}
+    messages = sorted(
+        (names[r["report_id"]], r["sequence"], r["change"], r["channel"], r["status"], r["recipient"] is not None)
+        for referral in ("r1", "r2") for r in message_rows(conn, ids[referral]))
+    published = sorted((e["data"]["sequence"], e["data"]["change"], e["data"]["channel"])
+                       for referral in ("r1", "r2") for e in message_events(conn, ids[referral]))
+    reports = {names[str(report_id)]: (names.get(str(referral_id)), sequence, status)
+               for report_id, referral_id, sequence, status in conn.execute(
+                   "SELECT report_id, referral_id, referral_sequence, referral ->> 'status' FROM intake.reports"
+                   " WHERE report_id = ANY(%s::uuid[])", ([ids["a"], ids["b"], ids["c"]],))}
+    return {"messages": messages, "published": published, "reports": reports}
+
+
+def test_a_run_of_referral_events_ends_as_the_same_events_one_by_one(conn):
+    one_ids, one_run = scenario(conn)
+    for data in one_run:  # worker.on_referral_event's steps, one event after the other
+        referral_id = str(data["referral_id"])
+        store.claim_reports(conn, referral_id, events.reports_named(data))
+        message_store.tell_change(conn, data, TRACEPARENT)
+        store.record_referral(conn, referral_id, data, data["sequence"])
+    conn.commit()
+    run_ids, run = scenario(conn)
+    written = store.apply_referral_events(conn, [(data, TRACEPARENT) for data in run])
+    conn.commit()
+
+    expected = outcome(conn, one_ids)
+    assert outcome(conn, run_ids) == expected
+    assert expected["messages"] == [  # what one by one tells, spelt out
+        ("a", 1, "booked", "email", "queued", True),
+        ("b", 3, "moved", "sms", "queued", True),        # the newest report's contact details, once linked
+        ("c", 2, "waitlisted", "phone", "not_sent", True),
+        ("c", 4, "cancelled", "phone", "not_sent", True),  # and the late seq 3 tells nothing
+    ]
+    assert expected["published"] == [(1, "booked", "email"), (2, "waitlisted", "phone"), (3, "moved", "sms"),
+                                      (4, "cancelled", "phone")]
+    assert expected["reports"] == {"a": ("r1", 4, "booked"), "b": ("r1", 4, "booked"), "c": ("r2", 4, "cancelled")}
+    assert sorted((r.sequence, r.change, r.channel) for r in written) == sorted(
+        (m[1], m[2], m[3]) for m in outcome(conn, run_ids)["messages"])
+
+
+def test_a_run_in_one_pipeline_tells_the_same(conn):
+    ids, run = scenario(conn)
+    with pipelined(conn):
+        store.apply_referral_events(conn, [(data, TRACEPARENT) for data in run[:4]])
+        store.apply_referral_events(conn, [(data, TRACEPARENT) for data in run[4:]])
+    conn.commit()
+    other_ids, other_run = scenario(conn)
+    store.apply_referral_events(conn, [(data, TRACEPARENT) for data in other_run])
+    conn.commit()
+    assert outcome(conn, ids) == outcome(conn, other_ids)
+
+
+def test_a_run_locks_every_report_it_touches_until_it_commits(conn, other):
+    ids, run = scenario(conn)
+    store.apply_referral_events(conn, [(data, TRACEPARENT) for data in run[:1]])  # r1's first: names a only
+    with pytest.raises(psycopg.errors.LockNotAvailable):
+        other.execute("SELECT 1 FROM intake.reports WHERE report_id = %s FOR UPDATE NOWAIT", (ids["a"],))
+    assert other.execute("SELECT 1 FROM intake.reports WHERE report_id = %s FOR UPDATE NOWAIT",
+                         (ids["c"],)).fetchone() == (1,)
+    conn.rollback()
+
+
+def test_an_empty_run_does_nothing(conn):
+    assert store.apply_referral_events(conn, []) == []
+    store.record_decisions(conn, [])
+    assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE  # not even a BEGIN

@@ -50,7 +50,7 @@ class RecordingConn:
 
     def execute(self, sql, params=None):
         self.statements.append((sql, params))
-        return KnowsNothing() if "newest.report_id" in sql else NoRows()
+        return KnowsNothing() if "intake.referral_known(" in sql else NoRows()
 
     def pipeline(self):
         return contextlib.nullcontext()
@@ -92,9 +92,10 @@ LINKED_ID = "7c6d5e4f-3a2b-4c1d-9e8f-0a1b2c3d4e5f"
 def recorded(conn: RecordingConn) -> tuple[list, dict]:
     """(the reports claimed for the referral, the snapshot recording's parameters)."""
     (_, claim), = [(sql, params) for sql, params in conn.statements if "intake.claim_reports(" in sql]
-    (_, record), = [(sql, params) for sql, params in conn.statements if "SET referral =" in sql]
+    (_, record), = [(sql, params) for sql, params in conn.statements if "intake.record_referral(" in sql]
     assert claim[0] == REFERRAL_ID
-    return claim[1], record
+    referral_id, _snapshot, sequence = record
+    return claim[1], {"referral_id": referral_id, "sequence": sequence}
 
 
 def test_a_real_referral_snapshot_is_recorded():

@@ -97,37 +97,42 @@ class ReferralKnown:
 
 def referral_known(conn: psycopg.Connection, referral_id: str) -> ReferralKnown:
     """One statement (its reports, which store.claim_reports locked: the same referral's next
-    event, or the purge, waits), with the transaction's now() that tell_change's rows take."""
+    event, or the purge, waits), with the transaction's now() that tell_change's rows take.
+    The read is migration 006's intake.referral_known, which store.apply_referral_events runs too."""
     previous, report_id, patient, now = conn.execute(
-        "SELECT (SELECT referral FROM intake.reports WHERE referral_id = %(id)s AND referral_sequence IS NOT NULL"
-        "        ORDER BY referral_sequence DESC LIMIT 1),"
-        " newest.report_id::text, newest.patient, now()"
-        " FROM (SELECT 1) AS one LEFT JOIN LATERAL ("
-        "  SELECT report_id, patient FROM intake.reports WHERE referral_id = %(id)s"
-        "  ORDER BY submitted_at DESC, report_id LIMIT 1) AS newest ON true",
-        {"id": referral_id}).fetchone()
+        "SELECT k.previous, k.newest_report_id, k.newest_patient, now() FROM intake.referral_known(%s::uuid) AS k",
+        (referral_id,)).fetchone()
+    return known_of(referral_id, previous, report_id, patient, now)
+
+
+def known_of(referral_id: str, previous: dict | None, report_id: str | None, patient: dict | None,
+             now: datetime) -> ReferralKnown:
+    """ReferralKnown from intake.referral_known's row: a newest snapshot of another referral
+    (on a report this one has just claimed from it) is no previous snapshot of this one."""
     if previous is not None and previous.get("referral_id") != referral_id:
         previous = None
     return ReferralKnown(previous, report_id, patient, now)
 
 
-# The rows of one change (one per channel) and their events, in ONE statement that the caller
-# does not wait for: a row already there (same referral, sequence and channel) is left as it
-# is and its event is not added (the join with `written`). The outbox columns are those of
-# services/common/outbox.add_event, whose NOTIFY goes with the sender's.
+# The rows of a run of changes (one per change and channel) and their events, in ONE statement
+# that the caller does not wait for: a row already there (same referral, sequence and channel)
+# is left as it is and its event is not added (the join with `written`). The outbox columns are
+# those of services/common/outbox.add_event, whose NOTIFY goes with the sender's; the payloads go
+# as a binary jsonb array (%b), as in outbox.add_events.
 _TELL = (
-    "WITH new (ordinal, message_id, channel, recipient, status, detail, event_id, payload) AS ("
-    "  SELECT * FROM unnest(%(ordinals)s::integer[], %(message_ids)s::uuid[], %(channels)s::text[],"
-    "   %(recipients)s::text[], %(statuses)s::text[], %(details)s::text[], %(event_ids)s::uuid[],"
-    "   %(payloads)b::jsonb[])),"
+    "WITH new (ordinal, message_id, referral_id, report_id, sequence, change, channel, recipient, appointment,"
+    "  status, detail, event_id, payload, traceparent) AS ("
+    "  SELECT * FROM unnest(%(ordinals)s::integer[], %(message_ids)s::uuid[], %(referral_ids)s::uuid[],"
+    "   %(report_ids)s::uuid[], %(sequences)s::integer[], %(changes)s::text[], %(channels)s::text[],"
+    "   %(recipients)s::text[], %(appointments)s::jsonb[], %(statuses)s::text[], %(details)s::text[],"
+    "   %(event_ids)s::uuid[], %(payloads)b::jsonb[], %(traceparents)s::text[])),"
     " written AS (INSERT INTO intake.patient_messages (message_id, referral_id, report_id, sequence, change,"
     "   channel, recipient, appointment, status, detail, created_at, updated_at, next_attempt_at)"
-    "  SELECT message_id, %(referral_id)s::uuid, %(report_id)s::uuid, %(sequence)s::integer, %(change)s::text,"
-    "   channel, recipient, %(appointment)s::jsonb, status, detail, %(now)s::timestamptz, %(now)s::timestamptz,"
-    "   %(now)s::timestamptz FROM new ORDER BY ordinal"
+    "  SELECT message_id, referral_id, report_id, sequence, change, channel, recipient, appointment, status,"
+    "   detail, %(now)s::timestamptz, %(now)s::timestamptz, %(now)s::timestamptz FROM new ORDER BY ordinal"
     "  ON CONFLICT ON CONSTRAINT patient_messages_once DO NOTHING RETURNING message_id),"
     " published AS (INSERT INTO intake.outbox (event_id, topic, key, payload, traceparent)"
-    "  SELECT new.event_id, %(topic)s::text, %(key)s::text, new.payload, %(traceparent)s::text"
+    "  SELECT new.event_id, %(topic)s::text, new.referral_id::text, new.payload, new.traceparent"
     "  FROM new JOIN written USING (message_id) ORDER BY new.ordinal)"
     " SELECT pg_notify(%(outbox_channel)s::text, ''), pg_notify(%(wake_channel)s::text, '')")
 
@@ -140,31 +145,42 @@ def tell_change(conn: psycopg.Connection, snapshot: dict, traceparent: str | Non
 
     Two statements: what is known (read), then the rows and their events in one statement
     whose answer nobody waits for, so that in a pipeline (db.pipelined) it costs no round trip."""
-    referral_id = str(snapshot["referral_id"])
-    known = referral_known(conn, referral_id)
-    change = change_to_tell(known.previous, snapshot)
-    if change is None:
+    known = referral_known(conn, str(snapshot["referral_id"]))
+    return tell_changes(conn, [(snapshot, known, traceparent)])
+
+
+def tell_changes(conn: psycopg.Connection, told: list[tuple[dict, ReferralKnown, str | None]]) -> list[MessageRow]:
+    """tell_change for several snapshots, each with what was known just before it (in the order
+    given), in one statement not waited for (none if nothing is to be told). The rows it writes,
+    as tell_change says."""
+    rows, payloads, traceparents = [], [], []
+    for snapshot, known, traceparent in told:
+        change = change_to_tell(known.previous, snapshot)
+        if change is None:
+            continue
+        traceparent = traceparent or new_traceparent()
+        appointment = change.appointment.as_json() if change.appointment else None
+        for recipient in recipients(known.patient):
+            status, detail = ("not_sent", NO_CONSENT) if recipient.channel == PHONE else ("queued", None)
+            row = MessageRow(
+                message_id=str(uuid.uuid4()), referral_id=str(snapshot["referral_id"]), report_id=known.report_id,
+                sequence=change.sequence, change=change.kind, channel=recipient.channel, status=status,
+                detail=detail, attempts=0, revision=1, updated_at=known.now, recipient=recipient.address,
+                appointment=appointment, content=None)
+            rows.append(row)
+            payloads.append(_event(conn, row))
+            traceparents.append(traceparent)
+    if not rows:
         return []
-    traceparent = traceparent or new_traceparent()
-    appointment = change.appointment.as_json() if change.appointment else None
-    rows, payloads = [], []
-    for recipient in recipients(known.patient):
-        status, detail = ("not_sent", NO_CONSENT) if recipient.channel == PHONE else ("queued", None)
-        row = MessageRow(
-            message_id=str(uuid.uuid4()), referral_id=referral_id, report_id=known.report_id,
-            sequence=change.sequence, change=change.kind, channel=recipient.channel, status=status, detail=detail,
-            attempts=0, revision=1, updated_at=known.now, recipient=recipient.address, appointment=appointment,
-            content=None)
-        rows.append(row)
-        payloads.append(_event(conn, row))
     conn.execute(_TELL, {
         "ordinals": list(range(len(rows))), "message_ids": [r.message_id for r in rows],
+        "referral_ids": [r.referral_id for r in rows], "report_ids": [r.report_id for r in rows],
+        "sequences": [r.sequence for r in rows], "changes": [r.change for r in rows],
         "channels": [r.channel for r in rows], "recipients": [r.recipient for r in rows],
+        "appointments": [Jsonb(r.appointment) if r.appointment else None for r in rows],
         "statuses": [r.status for r in rows], "details": [r.detail for r in rows],
         "event_ids": [e["id"] for e in payloads], "payloads": [Jsonb(e) for e in payloads],
-        "referral_id": referral_id, "report_id": known.report_id, "sequence": change.sequence,
-        "change": change.kind, "appointment": Jsonb(appointment) if appointment else None, "now": known.now,
-        "topic": TOPIC_PATIENT_MESSAGES, "key": referral_id, "traceparent": traceparent,
+        "traceparents": traceparents, "now": rows[0].updated_at, "topic": TOPIC_PATIENT_MESSAGES,
         "outbox_channel": outbox.outbox_channel(SCHEMA), "wake_channel": WAKE_CHANNEL})
     for row in rows:
         _count(row)
