@@ -179,7 +179,7 @@ def _checked(schema: Schema, event: dict, types: tuple[str, ...], source: str, s
     # The data as sent, not as loaded: it is stored, and strings stay strings.
     data = event["data"]
     try:
-        schema.load(data)
+        envelope.load(schema, data)
     except ValidationError as exc:
         raise PoisonEvent(f"{types[0]}: invalid data: {validation_reason(exc)}") from exc
     return data

@@ -167,7 +167,7 @@ def parse_decision(event: dict, default_windows: Windows,
     if problems:
         raise PoisonEvent(f"decision event invalid: {'; '.join(problems)}")
     try:
-        data = _decision_data_schema(max_window_days).load(event["data"])
+        data = envelope.load(_decision_data_schema(max_window_days), event["data"])
     except ValidationError as exc:
         raise PoisonEvent(f"decision event data invalid: {validation_reason(exc)}") from exc
     terms = data["referral"]
@@ -224,7 +224,7 @@ def parse_patient_message(event: dict) -> PatientMessage:
     if problems:
         raise PoisonEvent(f"patient message event invalid: {'; '.join(problems)}")
     try:
-        data = _patient_message_data_schema().load(event["data"])
+        data = envelope.load(_patient_message_data_schema(), event["data"])
     except ValidationError as exc:
         raise PoisonEvent(f"patient message event data invalid: {validation_reason(exc)}") from exc
     return PatientMessage(

@@ -159,7 +159,7 @@ def parse_report_event(event: dict) -> dict:
     if problems:
         raise PoisonEvent(f"report event invalid: {'; '.join(problems)}")
     try:
-        data = _report_data_schema().load(event["data"])
+        data = envelope.load(_report_data_schema(), event["data"])
     except ValidationError as exc:
         raise PoisonEvent(f"report event data invalid: {validation_reason(exc)}") from exc
     for section in CLINICAL_SECTIONS:
