@@ -14,13 +14,16 @@ The hops (every time is from the database's clock, but the POST's, from this pro
   X relay      outbox row written -> the relay's transaction began (sent_at = now()):
                the commit, its NOTIFY and the relay waking up
   X publish    relay began -> row marked sent (the broker acked the batch)
-  X->Y kafka   acked -> Y's inbox row written: the consumer's fetch and poll
+  X->Y kafka   acked -> Y's inbox row written: the consumer's fetch and poll. From the mark,
+               which comes after the ack: the consumer may have the event first (a short or
+               negative hop; the slowest timelines show "inbox" before "acked")
   Y handle     inbox row written -> Y's outbox row written (the handler)
   intake apply intake's inbox row (of the event that made it final) -> final
 """
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import threading
@@ -190,13 +193,17 @@ def hops(p: dict[str, float], kind: str) -> dict[str, float]:
     return out
 
 
-def print_report(points, sent, slowest: int) -> None:
+def load_text() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def print_report(points, sent, slowest: int, load_before: str) -> None:
     per_hop: dict[str, list[float]] = {}
     for report_id, p in points.items():
         for name, ms in hops(p, sent[report_id][1]).items():
             per_hop.setdefault(name, []).append(ms)
-    load = " ".join(f"{x:.2f}" for x in __import__("os").getloadavg())
-    print(f"\nper hop (ms), {len(points)} reports, load average {load}")
+    # The machine is shared: a run is comparable only with one at a similar load, before and after.
+    print(f"\nper hop (ms), {len(points)} reports, load average {load_before} before, {load_text()} after")
     print(f"{'hop':<26}{'n':>5}{'p50':>9}{'p90':>9}{'p99':>9}{'max':>9}")
     for name, values in per_hop.items():
         print(f"{name:<26}{len(values):>5}{statistics.median(values):>9.1f}{percentile(values, 0.9):>9.1f}"
@@ -228,9 +235,10 @@ def main() -> None:
             add_provider_with_slots(stack, args.slots)
             send_open_loop(stack, 2.0, 3.0)  # warm-up: connections, metadata, first fetches
             time.sleep(3)
+            load_before = load_text()
             sent = send_open_loop(stack, args.rate, args.seconds)
             wait_final(conn, list(sent), timeout=120)
-            print_report(timelines(conn, sent), sent, args.slowest)
+            print_report(timelines(conn, sent), sent, args.slowest, load_before)
 
 
 if __name__ == "__main__":
