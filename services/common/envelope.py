@@ -6,8 +6,9 @@ import json
 import random
 import re
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 
 from marshmallow import EXCLUDE, INCLUDE, RAISE, Schema, ValidationError, fields, missing, validate
 from marshmallow.decorators import POST_LOAD, PRE_LOAD, VALIDATES, VALIDATES_SCHEMA
@@ -224,7 +225,7 @@ def _scalar(field: fields.Field) -> Callable[[object, str | None, object], objec
         def convert(value, attr, data):
             return uuid.UUID(value) if type(value) is str else general(value, attr, data)
     elif (kind is fields.AwareDateTime and field.default_timezone is None
-          and field.DESERIALIZATION_FUNCS.get(field.format or field.DEFAULT_FORMAT) is datetime.fromisoformat):
+          and field.DESERIALIZATION_FUNCS.get(field.format or field.DEFAULT_FORMAT) == datetime.fromisoformat):
         def convert(value, attr, data):
             if type(value) is not str:
                 return general(value, attr, data)
@@ -232,6 +233,10 @@ def _scalar(field: fields.Field) -> Callable[[object, str | None, object], objec
             if moment.tzinfo is None or moment.tzinfo.utcoffset(moment) is None:
                 raise _Unsure  # naive: marshmallow's invalid_awareness
             return moment
+    elif (kind is fields.Date
+          and field.DESERIALIZATION_FUNCS.get(field.format or field.DEFAULT_FORMAT) == date.fromisoformat):
+        def convert(value, attr, data):
+            return date.fromisoformat(value) if type(value) is str else general(value, attr, data)
     else:
         convert = general
     return convert
@@ -267,7 +272,38 @@ def load(schema: Schema, data: object) -> object:
 def check_cloud_event(event: object) -> None:
     """Raise the CloudEvent schema's ValidationError when `event` is not a CloudEvent (a
     non-dict is checked as {}, as ever)."""
+    if _still_as_checked(event):
+        return
     load(cloud_event_schema(), event if isinstance(event, dict) else {})
+
+
+# The events decode checked lately, each with the values of the schema's attributes it had
+# then: contract_problems (the handler's check, right after) need not check them again. Only
+# the very object, with the very same attribute values (strings are immutable, `data` the
+# same dict), counts as checked: a copy, or an event whose attribute was since replaced or
+# removed, is checked in full. Bounded: at most one poll's worth of events is kept alive.
+_CHECKED_MAX = 2048
+_checked: OrderedDict[int, tuple[dict, tuple]] = OrderedDict()
+_ATTRIBUTES = tuple(CloudEventSchema().load_fields)
+
+
+def _remember_checked(event: dict) -> None:
+    _checked[id(event)] = (event, tuple(event.get(name, missing) for name in _ATTRIBUTES))
+    while len(_checked) > _CHECKED_MAX:
+        try:
+            _checked.popitem(last=False)
+        except KeyError:  # emptied by another thread meanwhile
+            break
+
+
+def _still_as_checked(event: object) -> bool:
+    entry = _checked.get(id(event))
+    if entry is None or entry[0] is not event:
+        return False
+    for name, value in zip(_ATTRIBUTES, entry[1]):
+        if event.get(name, missing) is not value:
+            return False
+    return True
 
 
 def contract_problems(event: dict, *, types: tuple[str, ...], source: str, subject_field: str) -> list[str]:
@@ -330,9 +366,10 @@ def decode(value: bytes | None) -> dict:
     if not isinstance(raw, dict):
         raise InvalidEvent("event is not a JSON object")
     try:
-        check_cloud_event(raw)
+        load(cloud_event_schema(), raw)
     except ValidationError as exc:
         raise InvalidEvent(f"not a CloudEvent: {validation_reason(exc)}") from exc
+    _remember_checked(raw)
     return raw
 
 

@@ -261,3 +261,63 @@ def test_a_valid_event_is_not_loaded_by_marshmallow(monkeypatch):
     monkeypatch.setattr(Schema, "load", refuse)
     data = triage_events.parse_report_event(decoded)
     assert str(data["report_id"]) == event["subject"]
+
+
+# -- the envelope is checked once: by decode, not again by contract_problems -----------------
+def _counting_cloud_event_loads(monkeypatch) -> list:
+    calls = []
+    loader = envelope._loader_of(envelope.cloud_event_schema())
+
+    def counting(schema, data):
+        if schema is envelope.cloud_event_schema():
+            calls.append(data)
+            return loader(data) if loader(data) is not UNSURE else schema.load(data)
+        return original(schema, data)
+
+    original = envelope.load
+    monkeypatch.setattr(envelope, "load", counting)
+    return calls
+
+
+def _contract_problems(event):
+    return envelope.contract_problems(event, types=("clinic.report.submitted",), source="/clinic/intake",
+                                      subject_field="a")
+
+
+def test_a_decoded_event_is_not_checked_again(monkeypatch):
+    calls = _counting_cloud_event_loads(monkeypatch)
+    event = envelope.decode(envelope.encode({**cloud_event(), "data": {"a": "x"}}))
+    assert len(calls) == 1
+    assert _contract_problems(event) == []
+    assert len(calls) == 1
+
+
+@pytest.mark.parametrize("change", [
+    lambda e: e.update(time="2026-11-26T09:00:00"),  # naive
+    lambda e: e.update(specversion="0.3"),
+    lambda e: e.update(data=[]),
+    lambda e: e.update(id=""),
+    lambda e: e.pop("datacontenttype"),
+])
+def test_a_decoded_event_changed_since_is_checked_again(monkeypatch, change):
+    calls = _counting_cloud_event_loads(monkeypatch)
+    event = envelope.decode(envelope.encode(cloud_event()))
+    change(event)
+    copy_of_it = copy.deepcopy(event)
+    assert _contract_problems(event) == _contract_problems(copy_of_it)
+    assert len(calls) == 3
+    assert any(problem.split(":")[0] in ("time", "specversion", "data", "id", "datacontenttype")
+               for problem in _contract_problems(event))
+
+
+def test_an_equal_copy_of_a_decoded_event_is_checked(monkeypatch):
+    calls = _counting_cloud_event_loads(monkeypatch)
+    event = envelope.decode(envelope.encode({**cloud_event(), "data": {"a": "x"}}))
+    assert _contract_problems(dict(event)) == []
+    assert len(calls) == 2
+
+
+def test_the_events_remembered_as_checked_are_bounded():
+    for _ in range(envelope._CHECKED_MAX + 10):
+        envelope.decode(envelope.encode(cloud_event()))
+    assert len(envelope._checked) == envelope._CHECKED_MAX
