@@ -121,14 +121,14 @@ def record_decision(conn: psycopg.Connection, report_id: str, care_level: str, a
 def record_decisions(conn: psycopg.Connection, decisions: list[dict]) -> None:
     """record_decision for a run of decisions (events.parse_decision's data), in one statement
     that nobody waits for: per report, the newest of the run (the later one of a tie, as one by
-    one), kept if it is not older than the one stored."""
+    one), kept if it is not older than the one stored. Arrays go binary (%b), as in tell_changes."""
     if not decisions:
         return
     conn.execute(
         "UPDATE intake.reports r SET care_level = d.care_level, advice = d.advice, decided_at = d.decided_at,"
         " updated_at = now()"
-        " FROM (SELECT DISTINCT ON (report_id) * FROM unnest(%s::uuid[], %s::text[], %b::jsonb[],"
-        "   %s::timestamptz[], %s::integer[]) AS u (report_id, care_level, advice, decided_at, ordinal)"
+        " FROM (SELECT DISTINCT ON (report_id) * FROM unnest(%b::uuid[], %b::text[], %b::jsonb[],"
+        "   %b::timestamptz[], %b::integer[]) AS u (report_id, care_level, advice, decided_at, ordinal)"
         "  ORDER BY report_id, decided_at DESC, ordinal DESC) AS d"
         " WHERE r.report_id = d.report_id AND (r.decided_at IS NULL OR r.decided_at <= d.decided_at)",
         ([str(d["report_id"]) for d in decisions], [d["care_level"] for d in decisions],
@@ -174,7 +174,7 @@ def apply_referral_events(conn: psycopg.Connection, told: list[tuple[dict, str |
         sequences.append(snapshot["sequence"])
     rows = conn.execute(
         "SELECT a.ordinal, a.previous, a.newest_report_id, a.newest_patient, now()"
-        " FROM intake.apply_referral_snapshots(%s::uuid[], %s::uuid[], %s::integer[], %b::jsonb[], %s::integer[])"
+        " FROM intake.apply_referral_snapshots(%b::uuid[], %b::uuid[], %b::integer[], %b::jsonb[], %b::integer[])"
         " AS a ORDER BY a.ordinal", (claimants, named, named_by, snapshots, sequences)).fetchall()
     known = [message_store.known_of(claimants[ordinal - 1], previous, report_id, patient, now)
              for ordinal, previous, report_id, patient, now in rows]

@@ -118,14 +118,14 @@ def known_of(referral_id: str, previous: dict | None, report_id: str | None, pat
 # that the caller does not wait for: a row already there (same referral, sequence and channel)
 # is left as it is and its event is not added (the join with `written`). The outbox columns are
 # those of services/common/outbox.add_event, whose NOTIFY goes with the sender's; the payloads go
-# as a binary jsonb array (%b), as in outbox.add_events.
+# as binary arrays (%b): psycopg's text array form is ~10 times slower to build (escaping in Python).
 _TELL = (
     "WITH new (ordinal, message_id, referral_id, report_id, sequence, change, channel, recipient, appointment,"
     "  status, detail, event_id, payload, traceparent) AS ("
-    "  SELECT * FROM unnest(%(ordinals)s::integer[], %(message_ids)s::uuid[], %(referral_ids)s::uuid[],"
-    "   %(report_ids)s::uuid[], %(sequences)s::integer[], %(changes)s::text[], %(channels)s::text[],"
-    "   %(recipients)s::text[], %(appointments)s::jsonb[], %(statuses)s::text[], %(details)s::text[],"
-    "   %(event_ids)s::uuid[], %(payloads)b::jsonb[], %(traceparents)s::text[])),"
+    "  SELECT * FROM unnest(%(ordinals)b::integer[], %(message_ids)b::uuid[], %(referral_ids)b::uuid[],"
+    "   %(report_ids)b::uuid[], %(sequences)b::integer[], %(changes)b::text[], %(channels)b::text[],"
+    "   %(recipients)b::text[], %(appointments)b::jsonb[], %(statuses)b::text[], %(details)b::text[],"
+    "   %(event_ids)b::uuid[], %(payloads)b::jsonb[], %(traceparents)b::text[])),"
     " written AS (INSERT INTO intake.patient_messages (message_id, referral_id, report_id, sequence, change,"
     "   channel, recipient, appointment, status, detail, created_at, updated_at, next_attempt_at)"
     "  SELECT message_id, referral_id, report_id, sequence, change, channel, recipient, appointment, status,"
