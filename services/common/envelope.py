@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import json
+import operator
 import random
 import re
 import uuid
@@ -285,10 +286,11 @@ def check_cloud_event(event: object) -> None:
 _CHECKED_MAX = 2048
 _checked: OrderedDict[int, tuple[dict, tuple]] = OrderedDict()
 _ATTRIBUTES = tuple(CloudEventSchema().load_fields)
+_ABSENT = (missing,) * len(_ATTRIBUTES)
 
 
 def _remember_checked(event: dict) -> None:
-    _checked[id(event)] = (event, tuple(event.get(name, missing) for name in _ATTRIBUTES))
+    _checked[id(event)] = (event, tuple(map(event.get, _ATTRIBUTES, _ABSENT)))
     while len(_checked) > _CHECKED_MAX:
         try:
             _checked.popitem(last=False)
@@ -300,10 +302,7 @@ def _still_as_checked(event: object) -> bool:
     entry = _checked.get(id(event))
     if entry is None or entry[0] is not event:
         return False
-    for name, value in zip(_ATTRIBUTES, entry[1]):
-        if event.get(name, missing) is not value:
-            return False
-    return True
+    return all(map(operator.is_, map(event.get, _ATTRIBUTES, _ABSENT), entry[1]))
 
 
 def contract_problems(event: dict, *, types: tuple[str, ...], source: str, subject_field: str) -> list[str]:
