@@ -25,7 +25,10 @@ Importable (`make bench` calls it):
 
 `measure` returns one dict per target, ceiling first, with the median over rounds:
 ``{"target": "ceiling" | "intake", "clients": int, "reports": int, "rounds": int,
-"accepted_per_s": float, "p50_ms": float, "p99_ms": float, "ratio_to_ceiling": float}``
+"accepted_per_s": float, "p50_ms": float, "p99_ms": float, "cpu_ms": float, "ratio_to_ceiling": float}``
+(`cpu_ms`: CPU time, user + system, per accepted report over the timed part, summed over
+the target's gunicorn processes, read from /proc; less sensitive to the machine's other
+load than accepted/s, though a busy machine inflates it too: caches, frequency).
 (the ceiling's ratio is 1.0). `print_table(rows)` prints them as the script does.
 """
 from __future__ import annotations
@@ -143,10 +146,41 @@ def _bodies(n: int) -> list[bytes]:
     return [json.dumps(report_body()).encode() for _ in range(n)]
 
 
+def _server_pids(port: str) -> list[int]:
+    """The gunicorn processes (arbiter and workers) serving 127.0.0.1:port: the port is in their
+    command line (the bare endpoint's --bind) or their environment (CLINIC_BIND)."""
+    needle = f"127.0.0.1:{port}".encode()
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            if b"gunicorn" in cmdline and (needle in cmdline or needle in (entry / "environ").read_bytes()):
+                pids.append(int(entry.name))
+        except OSError:
+            continue
+    return pids
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    """utime + stime of these processes (all their threads), in seconds."""
+    ticks = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime: fields 14 and 15 of stat(5)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def drive(url: str, keys: list[str], reports: int) -> dict:
     """len(keys) keep-alive clients (one key each) send `reports` reports in all, after a warm-up;
-    accepted/s over the timed part and each request's latency. Any answer but 202 is an error."""
+    accepted/s over the timed part, each request's latency, and the servers' CPU per report.
+    Any answer but 202 is an error."""
     host, port = url.removeprefix("http://").split(":")
+    pids = _server_pids(port)
     clients = len(keys)
     per_client = [reports // clients + (1 if i < reports % clients else 0) for i in range(clients)]
     bodies = [_bodies(WARM_UP_PER_CLIENT + n) for n in per_client]
@@ -193,16 +227,19 @@ def drive(url: str, keys: list[str], reports: int) -> dict:
         ready.wait()
     except threading.BrokenBarrierError:
         pass
+    cpu_before = _cpu_seconds(pids)
     start = time.perf_counter()
     go.set()
     for t in threads:
         t.join()
     elapsed = time.perf_counter() - start
+    cpu = _cpu_seconds(pids) - cpu_before
     if failures:
         raise RuntimeError(f"{len(failures)} clients failed, first: {failures[0]}")
     times = sorted(ms for per in latencies for ms in per)
     return {"accepted_per_s": len(times) / elapsed, "p50_ms": statistics.median(times),
-            "p99_ms": times[min(len(times) - 1, int(0.99 * len(times)))]}
+            "p99_ms": times[min(len(times) - 1, int(0.99 * len(times)))],
+            "cpu_ms": cpu * 1000 / len(times) if pids else float("nan")}
 
 
 # -- the run ----------------------------------------------------------------------------------
@@ -247,7 +284,7 @@ def measure(*, clients: int = 16, reports: int = 2000, rounds: int = 1, workers:
         rows.append({"target": target, "clients": clients, "reports": reports, "rounds": rounds,
                      "workers": workers, "threads": threads,
                      **{k: round(statistics.median(r[k] for r in runs), 1)
-                        for k in ("accepted_per_s", "p50_ms", "p99_ms")}})
+                        for k in ("accepted_per_s", "p50_ms", "p99_ms", "cpu_ms")}})
     ceiling = rows[0]["accepted_per_s"]
     for row in rows:
         row["ratio_to_ceiling"] = round(row["accepted_per_s"] / ceiling, 2)
@@ -260,7 +297,7 @@ def print_table(rows: list[dict]) -> None:
           f"{first['rounds']} round(s), gunicorn {first['workers']} workers x {first['threads']} threads")
     for row in rows:
         print(f"  {row['target']:8} {row['accepted_per_s']:8.1f} accepted/s  p50 {row['p50_ms']:6.1f} ms"
-              f"  p99 {row['p99_ms']:6.1f} ms  ratio {row['ratio_to_ceiling']:.2f}")
+              f"  p99 {row['p99_ms']:6.1f} ms  cpu {row['cpu_ms']:4.2f} ms/report  ratio {row['ratio_to_ceiling']:.2f}")
 
 
 def main() -> None:
