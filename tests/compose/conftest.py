@@ -32,8 +32,8 @@ APIS = ("intake", "triage", "referral")
 ROLES = tuple(svc.upper() for svc in APIS)
 WORKERS = tuple(f"{svc}-worker" for svc in APIS)
 ONE_SHOTS = ("migrate", "topics")
-WITH_HEALTHCHECK = ("postgres", "kafka", *APIS, "proxy")
-LONG_RUNNING = ("postgres", "kafka", *APIS, *WORKERS, "proxy")
+WITH_HEALTHCHECK = ("postgres", "kafka", *APIS, "proxy", "prometheus")
+LONG_RUNNING = ("postgres", "kafka", *APIS, *WORKERS, "proxy", "prometheus")
 
 # Figures for the summary at the end of the run: phase -> seconds, container -> memory,
 # service -> seconds after `up -d` began until it was healthy (one-shots: exited 0).
