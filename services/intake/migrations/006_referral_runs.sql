@@ -5,31 +5,38 @@
 -- patient messages are then written from what each event saw (messages.store.tell_changes).
 
 -- Give every report of the referral its newest snapshot: this one, or a newer one another of its
--- reports already holds (an older event arriving late changes nothing).
+-- reports already holds (an older event arriving late changes nothing). PL/pgSQL, not SQL, for
+-- both functions: a SQL function that is not inlined plans its statement at every call, while
+-- PL/pgSQL keeps the plan for the session.
 CREATE FUNCTION intake.record_referral(claimant uuid, snapshot jsonb, seq integer) RETURNS void
-LANGUAGE sql AS $$
-    WITH newest AS (SELECT referral, referral_sequence FROM (
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+BEGIN
+    WITH newest AS (SELECT known.referral, known.referral_sequence FROM (
         SELECT snapshot, seq
-        UNION ALL SELECT referral, referral_sequence FROM intake.reports
-         WHERE referral_id = claimant AND referral_sequence IS NOT NULL
-    ) AS known (referral, referral_sequence) ORDER BY referral_sequence DESC LIMIT 1)
+        UNION ALL SELECT k.referral, k.referral_sequence FROM intake.reports k
+         WHERE k.referral_id = claimant AND k.referral_sequence IS NOT NULL
+    ) AS known (referral, referral_sequence) ORDER BY known.referral_sequence DESC LIMIT 1)
     UPDATE intake.reports r SET referral = newest.referral, referral_sequence = newest.referral_sequence,
         updated_at = now() FROM newest
      WHERE r.referral_id = claimant
        AND (r.referral_sequence IS NULL OR r.referral_sequence < newest.referral_sequence);
+END
 $$;
 
 -- What intake knows of a referral before its next snapshot is recorded: the newest snapshot on
 -- any of its reports, and its newest report with that report's patient (contact details).
 CREATE FUNCTION intake.referral_known(claimant uuid, OUT previous jsonb, OUT newest_report_id text,
                                       OUT newest_patient jsonb)
-LANGUAGE sql AS $$
-    SELECT (SELECT referral FROM intake.reports WHERE referral_id = claimant AND referral_sequence IS NOT NULL
-             ORDER BY referral_sequence DESC LIMIT 1),
-           newest.report_id::text, newest.patient
-      FROM (SELECT 1) AS one LEFT JOIN LATERAL (
-           SELECT report_id, patient FROM intake.reports WHERE referral_id = claimant
-            ORDER BY submitted_at DESC, report_id LIMIT 1) AS newest ON true;
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+BEGIN
+    SELECT r.referral INTO previous FROM intake.reports r
+     WHERE r.referral_id = claimant AND r.referral_sequence IS NOT NULL
+     ORDER BY r.referral_sequence DESC LIMIT 1;
+    SELECT r.report_id::text, r.patient INTO newest_report_id, newest_patient FROM intake.reports r
+     WHERE r.referral_id = claimant ORDER BY r.submitted_at DESC, r.report_id LIMIT 1;
+END
 $$;
 
 -- Event i of a run: claimants[i] (its referral), the reports it names (named[k] where
