@@ -64,9 +64,13 @@ class SlotsOverlap(Exception):
 
 
 # -- applying a policy answer ---------------------------------------------------------
-def _announce(conn: psycopg.Connection, change: ReferralChange, now: datetime, traceparent: str) -> bool:
-    """Write the change's event to the outbox; whether any patient message names the referral."""
-    view, has_messages = store.changed_referral_view(conn, change.referral.referral_id, now)
+def _announce(conn: psycopg.Connection, change: ReferralChange, now: datetime, traceparent: str,
+              view: dict | None = None) -> bool:
+    """Write the change's event to the outbox; whether any patient message names the referral.
+    `view`: the referral's view, when the caller knows it without a read (then: False)."""
+    has_messages = False
+    if view is None:
+        view, has_messages = store.changed_referral_view(conn, change.referral.referral_id, now)
     event = events.referral_event(events.event_type(change), view, events.linked_report_id(change))
     with conn.cursor() as cur:
         outbox.add_event(cur, SCHEMA, topic=TOPIC_REFERRAL_EVENTS, key=view["report_id"], event=event,
@@ -115,8 +119,9 @@ def _apply_decision(conn: psycopg.Connection, decision: events.Decision, now: da
     # with the first reads, in their round trip, when they find no referral for the patient.
     priority = domain.priority_for(decision.care_level)
     new_window_ends_at = None if priority is None else domain.window_end(priority, now, decision.windows)
+    referral_id = str(uuid.uuid4())  # if the decision makes a new referral
     context = store.decision_context(conn, decision.report_id, decision.patient_mrn, claim_from=now,
-                                     claim_until=new_window_ends_at)
+                                     claim_until=new_window_ends_at, new_referral_id=referral_id)
     if context.linked_to is not None:
         return  # this report was handled already (a decision replayed under a new event id)
     match = _match_patient(conn, decision, context.candidates)
@@ -126,19 +131,29 @@ def _apply_decision(conn: psycopg.Connection, decision: events.Decision, now: da
     if isinstance(plan, domain.NothingToDo):
         return
     if isinstance(plan, domain.CreateReferral):
-        if context.claimed and plan.created_at == now and plan.window_ends_at == new_window_ends_at:
+        # Known without a read when the first round trip claimed for it: the new referral's
+        # view (its slot's provider came with the claim) and whether a message names it.
+        known = context.claimed and plan.created_at == now and plan.window_ends_at == new_window_ends_at
+        if known:
             slot = context.slot
         else:  # the MRN's open referral is another patient's (a possible duplicate), or closed meanwhile
             slot = store.claim_free_slot(conn, now, plan.window_ends_at)
         if slot is None:
             store.lock_waitlist(conn)  # see the module docstring
             slot = store.claim_free_slot(conn, now, plan.window_ends_at)
-        change = domain.create_referral(plan, referral_id=str(uuid.uuid4()), patient_mrn=decision.patient_mrn,
+            known = known and slot is None  # waitlisted, or booked into a slot whose provider is not read
+        change = domain.create_referral(plan, referral_id=referral_id, patient_mrn=decision.patient_mrn,
                                         free_slots=[slot] if slot else [],
                                         patient_birth_date=decision.patient_birth_date,
                                         possible_duplicate_of=match.possible_duplicate_of)
-        has_messages = _apply(conn, change, now, traceparent, created=True, patient_name=decision.patient_name,
-                              care_levels=levels)
+        save = {"created": True, "patient_name": decision.patient_name, "care_levels": levels}
+        if known:
+            store.save_change(conn, change, **save)
+            _announce(conn, change, now, traceparent, view=store.created_referral_view(
+                change, patient_name=decision.patient_name, slot=slot, place=context.place, now=now))
+            has_messages = context.has_messages
+        else:
+            has_messages = _apply(conn, change, now, traceparent, **save)
         # A patient message that came before its referral (robustness: intake tells only of
         # referral events, so never today) counts from now on. None: the flag's default
         # (false) is right, and nothing is read or written for it.

@@ -96,13 +96,17 @@ class DecisionContext:
     candidates: list[Referral]     # open_referrals_with_mrn
     # The claim made for a new patient in the same round trip: `claimed` when the report was
     # unlinked and no open referral had its MRN key (then `slot`: the earliest free slot of
-    # [now, claim_until], locked, or None when none was free).
+    # [now, claim_until], locked, or None when none was free; `place`: its provider's name
+    # and location; `has_messages`: whether a patient message names `new_referral_id`).
     claimed: bool = False
     slot: Slot | None = None
+    place: tuple[str, str] | None = None
+    has_messages: bool = False
 
 
 def decision_context(conn: psycopg.Connection, report_id: str, patient_mrn: str, *,
-                     claim_from: datetime | None = None, claim_until: datetime | None = None) -> DecisionContext:
+                     claim_from: datetime | None = None, claim_until: datetime | None = None,
+                     new_referral_id: str | None = None) -> DecisionContext:
     """The report's referral, the open referrals with its MRN and, given a window, the slot
     a new patient's referral would get (claim_free_slot): in one round trip.
 
@@ -119,13 +123,15 @@ def decision_context(conn: psycopg.Connection, report_id: str, patient_mrn: str,
         claim = None
         if claim_from is not None and claim_until is not None:
             claim = conn.execute(_CLAIM_FOR_NEW_PATIENT, {"report": report_id, "key": key, "from": claim_from,
-                                                          "until": claim_until})
+                                                          "until": claim_until, "referral": new_referral_id})
         row, rows = linked.fetchone(), candidates.fetchall()
         claimed = claim.fetchone() if claim is not None else None
     context = DecisionContext(linked_to=row[0] if row else None, candidates=[_referral(r) for r in rows])
     if claimed is not None and claimed[0]:
-        slot = Slot(*claimed[1:]) if claimed[1] is not None else None
-        context = DecisionContext(context.linked_to, context.candidates, claimed=True, slot=slot)
+        has_messages, found = claimed[1], claimed[2] is not None
+        context = DecisionContext(context.linked_to, context.candidates, claimed=True,
+                                  slot=Slot(*claimed[2:6]) if found else None,
+                                  place=(claimed[6], claimed[7]) if found else None, has_messages=has_messages)
     return context
 
 
@@ -165,21 +171,23 @@ def get_slot(conn: psycopg.Connection, slot_id: str) -> Slot | None:
 
 
 _CLAIM = (
-    f"SELECT {_SLOT} FROM referral.slots s"
+    "SELECT {columns} FROM referral.slots s"
     " JOIN referral.providers p ON p.provider_id = s.provider_id"
     " WHERE p.specialty = 'pain_management' AND s.start_at >= {from_} AND s.start_at <= {until} AND NOT s.booked"
     "{also} ORDER BY s.start_at, s.slot_id LIMIT 1 FOR UPDATE OF s SKIP LOCKED")
-CLAIM_FREE_SLOT = _CLAIM.format(from_="%s", until="%s", also="")
-# decision_context's claim: the same, only for a report that makes a new referral; one row
-# (new patient?, then the slot's columns, NULL when none was claimed).
+CLAIM_FREE_SLOT = _CLAIM.format(columns=_SLOT, from_="%s", until="%s", also="")
+# decision_context's claim: the same, only for a report that makes a new referral; one row:
+# new patient?, a patient message naming the new referral's id?, then the slot's columns
+# and its provider's name and location (NULL when none was claimed).
 _CLAIM_FOR_NEW_PATIENT = (
     "WITH new_patient AS (SELECT"
     "  NOT EXISTS (SELECT 1 FROM referral.referral_reports WHERE report_id = %(report)s)"
     "  AND NOT EXISTS (SELECT 1 FROM referral.referrals r WHERE r.patient_mrn_key = %(key)s"
     "                  AND r.status IN ('booked', 'waitlisted')) AS yes),"
-    " claimed AS (" + _CLAIM.format(from_="%(from)s", until="%(until)s",
+    " claimed AS (" + _CLAIM.format(columns=f"{_SLOT}, p.name, p.location", from_="%(from)s", until="%(until)s",
                                     also=" AND (SELECT yes FROM new_patient)") + ")"
-    " SELECT n.yes, c.* FROM new_patient n LEFT JOIN claimed c ON true")
+    " SELECT n.yes, EXISTS (SELECT 1 FROM referral.patient_messages m WHERE m.referral_id = %(referral)s),"
+    "  c.* FROM new_patient n LEFT JOIN claimed c ON true")
 
 
 def claim_free_slot(conn: psycopg.Connection, now: datetime, until: datetime) -> Slot | None:
@@ -346,6 +354,28 @@ def referral_view(conn: psycopg.Connection, referral_id: str, now: datetime) -> 
     with conn.cursor(row_factory=dict_row) as cur:
         row = cur.execute(f"SELECT {_VIEW} WHERE r.referral_id = %s", (referral_id,)).fetchone()
     return _view(row, now) if row else None
+
+
+def created_referral_view(change: ReferralChange, *, patient_name: str, slot: Slot | None,
+                          place: tuple[str, str] | None, now: datetime) -> dict:
+    """referral_view of a referral save_change has just created, from what was stored (no
+    read): its change, and the slot it was booked into with that slot's provider (name,
+    location). The same function as referral_view makes it, from the columns the view
+    would have read."""
+    referral, entries = change.referral, change.history
+    if (slot is None) != (referral.slot_id is None) or (slot is not None and slot.slot_id != referral.slot_id):
+        raise ValueError("the slot given is not the one the new referral holds")
+    row = {
+        "referral_id": referral.referral_id, "patient_mrn": referral.patient_mrn, "patient_display_name": patient_name,
+        "priority": referral.priority, "status": referral.status, "created_at": referral.created_at,
+        "window_ends_at": referral.window_ends_at, "updated_at": entries[-1].at, "version": len(entries),
+        "priority_rank": 0 if referral.priority == URGENT else 1, "report_ids": list(referral.report_ids),
+        "slot_id": referral.slot_id, "start_at": slot.start if slot else None, "end_at": slot.end if slot else None,
+        "provider": place[0] if slot else None, "location": place[1] if slot else None,
+        "duplicate_of_id": referral.possible_duplicate_of, "duplicate_of_mrn": referral.possible_duplicate_mrn,
+        "contact_needed": False, "contacted_at": None,  # the columns' defaults
+    }
+    return _view(row, now)
 
 
 def changed_referral_view(conn: psycopg.Connection, referral_id: str, now: datetime) -> tuple[dict, bool]:

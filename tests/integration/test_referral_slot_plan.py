@@ -23,6 +23,7 @@ SLOTS = 20_000
 HELD = 19_000
 SLOT_LENGTH = timedelta(minutes=3)
 MRN_PREFIX = "SLOTPLAN-"
+FREE_INDEXES = ("slots_free_by_provider", "slots_free_by_start")
 
 
 @pytest.fixture(scope="module")
@@ -110,6 +111,7 @@ def test_a_claim_seeks_the_first_free_slot_without_walking_the_held_ones(many_he
 def test_a_new_patients_claim_with_the_first_reads_is_the_same_seek(many_held):
     conn, provider_id, start = many_held
     params = {"report": "00000000-0000-0000-0000-000000000000", "key": "nobody", "from": start,
+              "referral": "00000000-0000-0000-0000-000000000000",
               "until": start + timedelta(days=1000)}
     plan = explain(conn, store._CLAIM_FOR_NEW_PATIENT, params)
 
@@ -130,7 +132,8 @@ def test_counting_a_providers_free_slots_reads_only_free_ones(many_held):
 
     scans = slot_scans(plan)
     assert len(scans) == 1 and scans[0]["Node Type"] in ("Index Scan", "Index Only Scan", "Bitmap Index Scan"), plan
-    assert scans[0]["Index Name"] == "slots_free_by_provider"
+    # Either index of free slots (after `start`, only this provider has slots: a tie).
+    assert scans[0]["Index Name"] in FREE_INDEXES and scans[0].get("Rows Removed by Filter", 0) == 0
     assert slot_store.count_free(conn, provider_id, since=start) == SLOTS - HELD
 
 
@@ -143,8 +146,8 @@ def test_the_free_slot_list_reads_the_free_slot_index_in_order(many_held, by_pro
 
     scans = [n for n in slot_scans(plan) if n.get("Parent Relationship") != "SubPlan"]
     assert [n["Node Type"] for n in scans] == ["Index Scan"], plan
-    assert scans[0]["Index Name"] == ("slots_free_by_provider" if by_provider else "slots_free_by_start")
-    assert scans[0].get("Rows Removed by Filter", 0) == 0
+    assert scans[0]["Index Name"] in (FREE_INDEXES if by_provider else ("slots_free_by_start",))
+    assert scans[0].get("Rows Removed by Filter", 0) == 0 and pages(scans[0]) <= 10, scans[0]
     assert not [n for n in nodes(plan) if n["Node Type"] == "Sort"]
     items, _next = slot_store.slots_page(conn, provider_id=provider_id, free=True, start_from=start, start_to=None,
                                          after=None, limit=3)
