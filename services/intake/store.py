@@ -120,8 +120,9 @@ def record_decision(conn: psycopg.Connection, report_id: str, care_level: str, a
 
 def record_decisions(conn: psycopg.Connection, decisions: list[dict]) -> None:
     """record_decision for a run of decisions (events.parse_decision's data), in one statement
-    that nobody waits for: per report, the newest of the run (the later one of a tie, as one by
-    one), kept if it is not older than the one stored. Arrays go binary (%b), as in tell_changes."""
+    whose answer is not needed (in a pipeline it waits for nothing): per report, the newest of
+    the run (the later one of a tie, as one by one), kept if it is not older than the one
+    stored. Arrays go binary (%b), as in tell_changes."""
     if not decisions:
         return
     conn.execute(
