@@ -12,7 +12,6 @@ import tempfile
 
 from gunicorn import util as gunicorn_util
 from gunicorn.glogging import Logger
-from pythonjsonlogger.json import JsonFormatter
 
 bind = [os.environ.get("CLINIC_BIND", "127.0.0.1:8000")]
 
@@ -49,6 +48,12 @@ accesslog = "-"  # stdout
 errorlog = "-"  # stderr
 
 
+# What the app adds to a request's access line (ids, never patient data): a dict the app puts
+# in the WSGI environ under this key (services/common/web.py, access_fields), merged into the
+# line, so that a request is one log line, not an app line and an access line.
+ACCESS_FIELDS_KEY = "clinic.access_fields"
+
+
 class JsonLogger(Logger):
     """Gunicorn's logger with JSON lines in the services' format
     (services/common/logs.py): error log on stderr, access log on stdout.
@@ -59,11 +64,9 @@ class JsonLogger(Logger):
 
     def setup(self, cfg):
         super().setup(cfg)
-        formatter = JsonFormatter(
-            "%(asctime)s %(levelname)s %(name)s %(message)s",
-            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
-            static_fields={"service": os.environ.get("CLINIC_SERVICE", "gunicorn")},
-        )
+        from services.common.logs import ServiceJsonFormatter  # here: nothing app-side at import
+
+        formatter = ServiceJsonFormatter(os.environ.get("CLINIC_SERVICE", "gunicorn"))
         for handler in (*self.error_log.handlers, *self.access_log.handlers):
             handler.setFormatter(formatter)
 
@@ -78,7 +81,7 @@ def _access_fields(resp, environ, request_time) -> dict:
     status = resp.status
     if isinstance(status, str):
         status = status.split(None, 1)[0]
-    return {
+    fields = {
         "method": environ.get("REQUEST_METHOD"),
         "path": environ.get("PATH_INFO"),  # PATH_INFO never holds the query string
         "status": int(status),
@@ -87,6 +90,10 @@ def _access_fields(resp, environ, request_time) -> dict:
         "remote": environ.get("REMOTE_ADDR"),
         "trace_id": _trace_id(environ.get("HTTP_TRACEPARENT", "")),
     }
+    added = environ.get(ACCESS_FIELDS_KEY)
+    if added:
+        fields.update(added)
+    return fields
 
 
 def _trace_id(traceparent: str) -> str | None:

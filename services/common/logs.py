@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 
+from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
 
 from .error_text import safe_error_text, safe_traceback
@@ -44,15 +46,57 @@ def install_error_text_filter(handler: logging.Handler) -> None:
         handler.addFilter(ErrorTextFilter())
 
 
-def configure_logging(service: str, level: str = "INFO") -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        JsonFormatter(
+_RECORD_ATTRS = frozenset(RESERVED_ATTRS) | {"taskName"}
+
+
+class ServiceJsonFormatter(JsonFormatter):
+    """One JSON object per record: time, level, logger, message, service, then the record's
+    extra fields (and exc_info / stack_info when there are any), as python-json-logger's
+    JsonFormatter writes them with the services' settings, for less work per line (one line
+    per request at least, the access line): the extras are found with one set difference and
+    the time's seconds are formatted once a second. Values JSON does not know (dates, UUIDs,
+    exceptions) go through python-json-logger's encoder, as before."""
+
+    def __init__(self, service: str):
+        super().__init__(
             "%(asctime)s %(levelname)s %(name)s %(message)s",
             rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
             static_fields={"service": service},
         )
-    )
+        self.service = service
+        self._second: tuple[int, str] = (-1, "")
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        if datefmt is not None:
+            return super().formatTime(record, datefmt)
+        second = int(record.created)
+        cached = self._second  # one read: another thread may replace it meanwhile
+        if cached[0] != second:
+            cached = self._second = (second, time.strftime(self.default_time_format, self.converter(second)))
+        return self.default_msec_format % (cached[1], record.msecs)
+
+    def format(self, record: logging.LogRecord) -> str:
+        if isinstance(record.msg, dict):  # a dict as the message: python-json-logger's own way
+            return super().format(record)
+        record.message = message = record.getMessage()
+        data = {"time": self.formatTime(record), "level": record.levelname, "logger": record.name,
+                "message": message, "service": self.service}
+        attrs = record.__dict__
+        for key in attrs.keys() - _RECORD_ATTRS:
+            if not key.startswith("_"):
+                data[key] = attrs[key]
+        if record.exc_info:
+            data["exc_info"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            data["exc_info"] = record.exc_text
+        if record.stack_info:
+            data["stack_info"] = self.formatStack(record.stack_info)
+        return self.serialize_log_record(data)
+
+
+def configure_logging(service: str, level: str = "INFO") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(ServiceJsonFormatter(service))
     install_error_text_filter(handler)
     root = logging.getLogger()
     root.handlers[:] = [handler]
