@@ -5,6 +5,7 @@ import logging
 import socket
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 
 from apispec import BasePlugin
@@ -55,24 +56,46 @@ SECURITY_HEADERS = {
 }
 
 
+_SECURITY_HEADER_NAMES = {name.lower(): name for name in SECURITY_HEADERS}
+
+
 def security_headers(response: Response) -> Response:
-    for name, value in SECURITY_HEADERS.items():
-        if name not in response.headers:
-            response.headers[name] = value
-    if "frame-ancestors" not in response.headers["Content-Security-Policy"]:
-        response.headers["Content-Security-Policy"] += "; frame-ancestors 'none'"
+    headers = response.headers
+    present = {name.lower() for name, _ in headers.items()}  # one pass, not one scan per name
+    headers.extend([(name, SECURITY_HEADERS[name]) for lowered, name in _SECURITY_HEADER_NAMES.items()
+                    if lowered not in present])
+    if "content-security-policy" in present:  # the answer's own; ours has frame-ancestors
+        csp = headers["Content-Security-Policy"]
+        if "frame-ancestors" not in csp:
+            headers["Content-Security-Policy"] = csp + "; frame-ancestors 'none'"
     return response
 
 
 class CookieSessions(SecureCookieSessionInterface):
     """Flask's signed-cookie session with its signing serializer built once per app, not on
-    every request (1.6% of an intake worker's time under load, for a session no API view reads)."""
+    every request (1.6% of an intake worker's time under load, for a session no API view reads),
+    and a request without cookies (every kiosk and API call) given its new, empty session
+    without parsing the cookies at all."""
 
     def get_signing_serializer(self, app: Flask):
         serializer = app.extensions.get("clinic_session_serializer")
         if serializer is None:
             serializer = app.extensions["clinic_session_serializer"] = super().get_signing_serializer(app)
         return serializer
+
+    def open_session(self, app: Flask, request):
+        if not request.environ.get("HTTP_COOKIE") and self.get_signing_serializer(app) is not None:
+            return self.session_class()  # what Flask's open_session answers when the cookie is absent
+        return super().open_session(app, request)
+
+
+ACCESS_FIELDS_KEY = "clinic.access_fields"  # = gunicorn_conf.ACCESS_FIELDS_KEY (no gunicorn import here)
+
+
+def access_fields(**fields) -> None:
+    """Fields (ids only, never patient data) for this request's access line
+    (services/common/gunicorn_conf.py): one line per request says what the request did."""
+    request.environ.setdefault(ACCESS_FIELDS_KEY, {}).update(fields)
 
 
 @dataclass
@@ -141,22 +164,60 @@ def health_blueprint(ctx: ServiceContext) -> Blueprint:
 
 
 def _instrument(app: Flask, service: str) -> None:
+    # The labelled children, looked up once each: .labels() builds and checks its label values
+    # and takes the metric's lock on every call. A few dozen (route, method, status) at most.
+    counters: dict[tuple, object] = {}
+    histograms: dict[tuple, object] = {}
+
     @app.before_request
     def start_timer():
         g.started = time.perf_counter()
 
     @app.after_request
     def record(response):
-        endpoint = request.url_rule.rule if request.url_rule else "unmatched"
-        metrics.HTTP_REQUESTS.labels(service, endpoint, request.method, response.status_code).inc()
-        if "started" in g:
-            metrics.HTTP_LATENCY.labels(service, endpoint, request.method).observe(time.perf_counter() - g.started)
+        rule = request.url_rule
+        endpoint = rule.rule if rule else "unmatched"
+        method = request.method
+        key = (endpoint, method, response.status_code)
+        counter = counters.get(key)
+        if counter is None:
+            counter = counters[key] = metrics.HTTP_REQUESTS.labels(service, endpoint, method, response.status_code)
+        counter.inc()
+        started = g.get("started")
+        if started is not None:
+            histogram = histograms.get(key[:2])
+            if histogram is None:
+                histogram = histograms[key[:2]] = metrics.HTTP_LATENCY.labels(service, endpoint, method)
+            histogram.observe(time.perf_counter() - started)
         return response
+
+
+class ClinicFlask(Flask):
+    """Flask, remembering which views and hooks are plain functions: Flask asks
+    inspect.iscoroutinefunction of each one on every request (a dozen calls per request).
+    Weakly: a callable made for one request (audit's after_this_request) is forgotten with it."""
+
+    def ensure_sync(self, func):
+        known = self.__dict__.get("_clinic_sync")
+        if known is None:
+            known = self.__dict__.setdefault("_clinic_sync", weakref.WeakKeyDictionary())
+        try:
+            if known[func]:  # True: a plain function, its own synchronous self
+                return func
+        except KeyError:
+            synced = super().ensure_sync(func)
+            # Only plain functions, and True rather than the function (a value referring to its
+            # key would keep it alive). A coroutine function is wrapped anew each time, as by Flask.
+            if synced is func:
+                known[func] = True
+            return synced
+        except TypeError:  # not weakly referable or not hashable: ask every time
+            return super().ensure_sync(func)
 
 
 def build_app(settings: Settings, *, title: str, migrations_package: str, import_name: str) -> Flask:
     configure_logging(settings.service)
-    app = Flask(import_name, static_folder=None)  # pages register their own static routes
+    app = ClinicFlask(import_name, static_folder=None)  # pages register their own static routes
     app.json = StrictJSONProvider(app)  # request.get_json() as strict as the APIs' bodies
     app.session_interface = CookieSessions()
     if settings.trusted_proxy_hops > 0:
