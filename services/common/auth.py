@@ -58,8 +58,11 @@ def identified(kind: str, credential_id: str | None) -> None:
 
 # -- limits on failed authentication ---------------------------------------------------------
 def rate_limiter() -> RateLimiter:
-    return current_app.extensions.setdefault(
-        "clinic_rate_limiter", RateLimiter(current_app.extensions["clinic"].settings.service))
+    extensions = current_app.extensions
+    limiter = extensions.get("clinic_rate_limiter")
+    if limiter is None:  # not setdefault(key, RateLimiter(...)): that built one (and threw it away) per call
+        limiter = extensions.setdefault("clinic_rate_limiter", RateLimiter(extensions["clinic"].settings.service))
+    return limiter
 
 
 def _failure_limits(secret: str) -> dict[str, Limit]:
