@@ -100,6 +100,12 @@ def fast_loader(schema: Schema, *, strict: bool = False) -> Callable[[object], o
 def _compile_schema(schema: Schema, unknown: str | None) -> Callable[[object], dict]:
     if schema.many or schema.partial or schema._hooks[PRE_LOAD]:
         raise Unsupported(f"{type(schema).__name__}: many, partial or @pre_load")
+    overridden = [name for name in ("load", "_do_load", "_deserialize", "_invoke_field_validators",
+                                    "_invoke_schema_validators", "_run_validator", "_invoke_load_processors",
+                                    "_invoke_processors")
+                  if getattr(type(schema), name) is not getattr(Schema, name)]
+    if overridden or schema.dict_class is not dict:
+        raise Unsupported(f"{type(schema).__name__}: loads in its own way ({', '.join(overridden)})")
     unknown = schema.unknown if unknown is None else unknown
     if unknown not in (EXCLUDE, INCLUDE, RAISE):
         raise Unsupported(f"{type(schema).__name__}: unknown={unknown!r}")

@@ -321,3 +321,16 @@ def test_the_events_remembered_as_checked_are_bounded():
     for _ in range(envelope._CHECKED_MAX + 10):
         envelope.decode(envelope.encode(cloud_event()))
     assert len(envelope._checked) == envelope._CHECKED_MAX
+
+
+class _OwnLoad(Schema):
+    n = fields.Integer()
+
+    def load(self, data, **kwargs):
+        return {"own": True}
+
+
+def test_a_schema_that_loads_in_its_own_way_is_left_to_marshmallow():
+    with pytest.raises(Unsupported):
+        fast_loader(_OwnLoad(), strict=True)
+    assert envelope.load(_OwnLoad(), {"n": 1}) == {"own": True}
