@@ -1,6 +1,6 @@
 """OutboxRelay.publish_batch against a real PostgreSQL, with a stand-in producer: rows are
 marked sent only once every send is acknowledged; a failed send leaves the whole batch
-unsent and the connection usable (the batch runs in pipeline mode); only the marking
+unsent and the connection usable (its transaction rolled back); only the marking
 transaction commits without waiting for its WAL flush (a lost mark re-publishes, which
 consumers skip by event id), never the session's other transactions.
 
