@@ -14,30 +14,29 @@ import threading
 
 from services.common import settings as settings_module
 from services.common.envelope import child_traceparent
-from services.common.inbox import Delivery
+from services.common.inbox import BatchHandler, Delivery
 from services.common.settings import TOPIC_DECISIONS, TOPIC_REFERRAL_EVENTS, Settings
 from services.common.worker import run_worker
 
 from . import events, store
-from .messages import store as message_store
 from .messages.sender import MessageSender
 
 
-def on_decision(conn, event: dict, delivery: Delivery) -> None:
-    data = events.parse_decision(event)
-    store.record_decision(conn, data["report_id"], data["care_level"], data["advice"], data["decided_at"])
+def _referral_event(event: dict, delivery: Delivery) -> tuple[dict, str]:
+    # the traceparent of the patient messages this change may queue (messages/store.py)
+    return events.parse_referral_event(event), child_traceparent(delivery.traceparent)
 
 
-def on_referral_event(conn, event: dict, delivery: Delivery) -> None:
-    data = events.parse_referral_event(event)
-    referral_id = str(data["referral_id"])
-    # Intake keeps which reports belong to which referral: events name only the first report
-    # and the one a change linked (issue 15), or, in events from before, all of them.
-    store.claim_reports(conn, referral_id, events.reports_named(data))
-    # What the patient is to be told is decided against the newest snapshot known before
-    # this one is recorded (docs/patient-messages.md); the sender thread delivers it.
-    message_store.tell_change(conn, data, child_traceparent(delivery.traceparent))
-    store.record_referral(conn, referral_id, data, data["sequence"])
+# A poll's events are read one by one and written in runs (BatchHandler, inbox.py):
+# - a decision: its care level and advice for the report (store.record_decisions);
+# - a referral event: intake keeps which reports belong to which referral (events name only
+#   the first report and the one a change linked, issue 15; or, in events from before, all of
+#   them), decides what the patient is to be told against the newest snapshot known before
+#   this one (docs/patient-messages.md; the sender thread delivers it), and records the
+#   snapshot; a run's events each see the ones before them (store.apply_referral_events).
+on_decision = BatchHandler(prepare=lambda event, _delivery: events.parse_decision(event),
+                           write=store.record_decisions)
+on_referral_event = BatchHandler(prepare=_referral_event, write=store.apply_referral_events)
 
 
 HANDLERS = {TOPIC_DECISIONS: on_decision, TOPIC_REFERRAL_EVENTS: on_referral_event}

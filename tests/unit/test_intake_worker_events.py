@@ -2,17 +2,14 @@
 event builders' output passes its checks, and what cannot be that is poison."""
 from __future__ import annotations
 
-import contextlib
 import copy
 from datetime import UTC, date, datetime, timedelta
-from types import SimpleNamespace
 
 import pytest
-from psycopg import pq
 
 from services.common.envelope import new_event
 from services.common.inbox import Delivery, PoisonEvent
-from services.intake import worker
+from services.intake import events, worker
 from services.intake.schemas import REPORT_EXAMPLE
 from services.referral.events import BOOKED_EVENT, LINKED_EVENT, referral_event
 from services.triage.domain import decide, default_rules_path, load_rules
@@ -22,38 +19,6 @@ NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 
 
 DELIVERY = Delivery(topic="clinic.referral-events.v1", partition=0, offset=0, key=None, traceparent=None)
-
-
-class NoRows:
-    def fetchone(self):
-        return None
-
-    def fetchall(self):
-        return []
-
-
-class KnowsNothing(NoRows):
-    """messages.store.referral_known's one row: no earlier snapshot, no report (and now())."""
-
-    def fetchone(self):
-        return (None, None, None, NOW)
-
-
-class RecordingConn:
-    """Stands in for the database connection: records what the store would run (queries find
-    nothing: no earlier snapshot, no report, so no patient message is written either)."""
-
-    pgconn = SimpleNamespace(pipeline_status=pq.PipelineStatus.OFF)
-
-    def __init__(self):
-        self.statements = []
-
-    def execute(self, sql, params=None):
-        self.statements.append((sql, params))
-        return KnowsNothing() if "intake.referral_known(" in sql else NoRows()
-
-    def pipeline(self):
-        return contextlib.nullcontext()
 
 
 def triage_decision_event() -> dict:
@@ -75,40 +40,34 @@ def referral_booked_event() -> dict:
     return referral_event(BOOKED_EVENT, view)
 
 
-def test_a_real_decision_is_recorded():
-    conn = RecordingConn()
+def test_a_real_decision_is_read():
     event = triage_decision_event()
-    worker.on_decision(conn, event, delivery=None)
-    (sql, params), = conn.statements
-    assert "UPDATE intake.reports" in sql
-    assert params[0] == event["data"]["care_level"] == "urgent"
-    assert params[3] == REPORT_ID
+    data = worker.on_decision.prepare(event, None)
+    assert data["care_level"] == event["data"]["care_level"] == "urgent"
+    assert str(data["report_id"]) == REPORT_ID
 
 
 REFERRAL_ID = "5a3f1a9e-8c1d-4a7e-b0a4-6f1e2d3c4b5a"
 LINKED_ID = "7c6d5e4f-3a2b-4c1d-9e8f-0a1b2c3d4e5f"
 
 
-def recorded(conn: RecordingConn) -> tuple[list, dict]:
-    """(the reports claimed for the referral, the snapshot recording's parameters)."""
-    (_, claim), = [(sql, params) for sql, params in conn.statements if "intake.claim_reports(" in sql]
-    (_, record), = [(sql, params) for sql, params in conn.statements if "intake.record_referral(" in sql]
-    assert claim[0] == REFERRAL_ID
-    referral_id, _snapshot, sequence = record
-    return claim[1], {"referral_id": referral_id, "sequence": sequence}
+def read(event: dict) -> tuple[list, dict]:
+    """(the reports the referral event names for its referral, the snapshot read), as the
+    worker prepares it for store.apply_referral_events (whose SQL the integration tests run)."""
+    snapshot, traceparent = worker.on_referral_event.prepare(event, DELIVERY)
+    assert traceparent  # its patient messages' events carry a trace
+    return [str(r) for r in events.reports_named(snapshot)], snapshot
 
 
-def test_a_real_referral_snapshot_is_recorded():
-    conn = RecordingConn()
+def test_a_real_referral_snapshot_is_read():
     event = referral_booked_event()
     assert "report_ids" not in event["data"]  # issue 15: the referral service sends no list
-    worker.on_referral_event(conn, event, delivery=DELIVERY)
-    claimed, record = recorded(conn)
-    assert claimed == [REPORT_ID]
-    assert (record["referral_id"], record["sequence"]) == (REFERRAL_ID, 1)
+    named, snapshot = read(event)
+    assert named == [REPORT_ID]
+    assert (str(snapshot["referral_id"]), snapshot["sequence"]) == (REFERRAL_ID, 1)
 
 
-def test_a_real_link_claims_the_linked_report():
+def test_a_real_link_names_the_linked_report():
     start = NOW + timedelta(days=1)
     view = {"referral_id": REFERRAL_ID, "report_id": REPORT_ID, "report_ids": [REPORT_ID, LINKED_ID],
             "care_level": "urgent", "priority": "urgent", "status": "booked", "sequence": 2, "created_at": NOW,
@@ -116,21 +75,17 @@ def test_a_real_link_claims_the_linked_report():
             "appointment": {"slot_id": "9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a", "start": start,
                             "end": start + timedelta(minutes=30), "provider": "Dr. Rui Costa",
                             "location": "Clinic North"}}
-    conn = RecordingConn()
-    worker.on_referral_event(conn, referral_event(LINKED_EVENT, view, linked_report_id=LINKED_ID), DELIVERY)
-    claimed, record = recorded(conn)
-    assert claimed == [REPORT_ID, LINKED_ID] and record["sequence"] == 2
+    named, snapshot = read(referral_event(LINKED_EVENT, view, linked_report_id=LINKED_ID))
+    assert named == [REPORT_ID, LINKED_ID] and snapshot["sequence"] == 2
 
 
-def test_an_event_from_before_issue_15_claims_every_report_it_lists():
+def test_an_event_from_before_issue_15_names_every_report_it_lists():
     """Events still in topics and DLQs at the upgrade list every report in `report_ids`."""
     event = referral_booked_event()
     event["data"].pop("report_count")
     event["data"]["report_ids"] = [REPORT_ID, LINKED_ID]
-    conn = RecordingConn()
-    worker.on_referral_event(conn, event, delivery=DELIVERY)
-    claimed, _ = recorded(conn)
-    assert claimed == [REPORT_ID, LINKED_ID]
+    named, _ = read(event)
+    assert named == [REPORT_ID, LINKED_ID]
 
 
 @pytest.mark.parametrize("data", [None, [], "x", {}])
@@ -140,13 +95,14 @@ def test_data_that_is_not_an_object_is_poison(data):
         event = copy.deepcopy(event)
         event["data"] = data
         with pytest.raises(PoisonEvent):
-            handler(RecordingConn(), event, delivery=None)
+            handler.prepare(event, DELIVERY)
 
 
 def test_fields_intake_does_not_read_may_be_added():
     event = referral_booked_event()
     event["data"]["something_new"] = {"nested": True}
-    worker.on_referral_event(RecordingConn(), event, delivery=DELIVERY)
+    _named, snapshot = read(event)
+    assert snapshot["status"] == "booked"
 
 
 def test_poison_messages_carry_no_values():
@@ -154,5 +110,5 @@ def test_poison_messages_carry_no_values():
     event = triage_decision_event()
     event["data"]["care_level"] = "Ana Silva MRN-0042"
     with pytest.raises(PoisonEvent) as caught:
-        worker.on_decision(RecordingConn(), event, delivery=None)
+        worker.on_decision.prepare(event, None)
     assert "MRN-0042" not in str(caught.value) and "Ana" not in str(caught.value)
