@@ -13,7 +13,6 @@ import time
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
-from unittest import mock
 
 import psycopg
 import pytest
