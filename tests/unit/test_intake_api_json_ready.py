@@ -1,6 +1,6 @@
-"""POST /v1/reports normalises a loaded report without marshmallow's dump
-(services/intake/api/reports.py, _json_ready): the same JSON, key order included, as
-REPORT_SCHEMA.dump, for every shape a valid report can take."""
+"""POST /v1/reports loads a report through envelope.fast_loader first and normalises it without
+marshmallow's dump (services/intake/api/reports.py): the same result or the same errors as
+marshmallow's load, and the same JSON, key order included, as REPORT_SCHEMA.dump."""
 from __future__ import annotations
 
 import copy
@@ -9,7 +9,8 @@ from datetime import date
 
 import pytest
 
-from services.intake.api.reports import REPORT_SCHEMA, _body_hash, _json_ready
+from services.common.envelope import UNSURE
+from services.intake.api.reports import _FAST_LOAD, REPORT_SCHEMA, _body_hash, _json_ready
 from services.intake.schemas import REPORT_EXAMPLE, ReportSchema
 
 TODAY = date(2026, 11, 26)
@@ -52,3 +53,30 @@ def test_json_ready_is_the_schemas_dump(body):
 def test_the_endpoint_schema_dumps_the_same():
     loaded = REPORT_SCHEMA.load(_variant(pain__started_on=date.today().isoformat()))
     assert _json_ready(loaded) == REPORT_SCHEMA.dump(loaded)
+
+
+INVALID = {
+    "wrong type": _variant(pain__severity="8"),
+    "unknown field": _variant(patient__nickname="Ana"),
+    "consent without address": _variant(patient__phone=..., patient__contact_consent=["sms"]),
+    "future start": _variant(pain__started_on="2099-01-01"),
+    "home care inconsistent": _variant(home_care__measures=[], home_care__days=3),
+    "blank name": _variant(patient__given_name="   "),
+}
+
+
+@pytest.mark.parametrize("body", [*VARIANTS.values(), *INVALID.values()], ids=[*VARIANTS, *INVALID])
+def test_the_endpoints_load_is_marshmallows(body):
+    """REPORT_SCHEMA.load (fast_loader first) gives marshmallow's result, or its very errors."""
+    from marshmallow import ValidationError
+
+    plain = ReportSchema()
+    try:
+        expected = plain.load(copy.deepcopy(body))
+    except ValidationError as exc:
+        with pytest.raises(ValidationError) as got:
+            REPORT_SCHEMA.load(copy.deepcopy(body))
+        assert got.value.messages == exc.messages
+    else:
+        assert REPORT_SCHEMA.load(copy.deepcopy(body)) == expected
+        assert _FAST_LOAD(copy.deepcopy(body)) is not UNSURE  # a valid report takes the fast path
