@@ -15,7 +15,7 @@ import psycopg
 from kafka.errors import KafkaError
 from psycopg.types.json import Jsonb
 
-from . import envelope, metrics
+from . import metrics
 from .db import connect
 from .error_text import safe_error_text
 from .kafka_io import make_producer
@@ -144,8 +144,11 @@ class OutboxRelay:
             # consumers skip by event id. The rows themselves were committed durably by
             # their writers. Local to this transaction: nothing else commits this way.
             conn.execute("SET LOCAL synchronous_commit = off")
+            # The payload as PostgreSQL prints it: the same JSON (jsonb's key order and spacing),
+            # sent as it is, instead of parsed into Python and dumped again (a fifth of the
+            # relay's time, issue 15).
             rows = conn.execute(
-                f"SELECT id, topic, key, payload, traceparent FROM {self.schema}.outbox"
+                f"SELECT id, topic, key, payload::text, traceparent FROM {self.schema}.outbox"
                 " WHERE sent_at IS NULL ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
                 (BATCH_SIZE,),
             ).fetchall()
@@ -157,7 +160,7 @@ class OutboxRelay:
                     producer.send(
                         topic,
                         key=key.encode(),
-                        value=envelope.encode(payload),
+                        value=payload.encode(),
                         headers=[("traceparent", (tp or "").encode()), ("content-type", b"application/cloudevents+json")],
                     )
                     for _id, topic, key, payload, tp in rows
