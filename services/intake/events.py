@@ -51,11 +51,12 @@ def display_name(patient: dict) -> str:
     return f"{patient['given_name']} {patient['family_name']}"
 
 
-def report_event(report_id: str, patient: dict, clinical: dict, submitted_at: str) -> dict:
+def report_event(report_id: str, patient: dict, clinical: dict, submitted_at: str | None) -> dict:
     # Downstream needs the clinical answers, and (for referrals) who the patient is: the
     # MRN as typed, the name, and the birth date, without which the referral service cannot
     # tell two patients with one MRN apart (patient matching, contract). Phone and email
-    # stay in intake.
+    # stay in intake. `submitted_at` None: the database sets it to the row's as it stores
+    # the event with the report (store.accept_report).
     data = {
         "report_id": report_id,
         "submitted_at": submitted_at,

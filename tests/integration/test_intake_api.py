@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import datetime
 
 import pytest
 
@@ -55,8 +56,8 @@ def test_a_report_is_accepted_with_its_event_in_one_transaction(client, kiosk, i
     assert response.headers["Location"] == f"/v1/reports/{report_id}"
     assert str(uuid.UUID(report_id)) == report_id
 
-    report = intake_conn.execute("SELECT xmin::text, patient, clinical FROM intake.reports WHERE report_id = %s",
-                                 (report_id,)).fetchone()
+    report = intake_conn.execute("SELECT xmin::text, patient, clinical, submitted_at FROM intake.reports"
+                                 " WHERE report_id = %s", (report_id,)).fetchone()
     events = intake_conn.execute("SELECT xmin::text, topic, payload, traceparent, sent_at FROM intake.outbox"
                                  " WHERE key = %s", (report_id,)).fetchall()
     assert len(events) == 1
@@ -69,6 +70,7 @@ def test_a_report_is_accepted_with_its_event_in_one_transaction(client, kiosk, i
     assert event["type"] == "clinic.report.submitted" and event["subject"] == report_id
     data = event["data"]
     assert data["report_id"] == report_id
+    assert datetime.fromisoformat(data["submitted_at"]) == report[3]  # the row's, set as it was stored
     # The birth date goes with the MRN and name: the referral service matches patients on it
     # (contract, patient matching); nothing else of the patient does.
     assert data["patient"] == {"mrn": body["patient"]["mrn"], "display_name": "Ana Silva",
