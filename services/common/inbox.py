@@ -295,7 +295,7 @@ class InboxConsumer:
         ids = sorted(first)
         rows = conn.execute(
             f"INSERT INTO {self.service}.inbox (event_id, topic, event_type)"
-            " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[])"
+            " SELECT * FROM unnest(%b::text[], %b::text[], %b::text[])"
             " ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
             (ids, [items[first[i]].delivery.topic for i in ids], [items[first[i]].event["type"] for i in ids]),
         ).fetchall()

@@ -30,9 +30,9 @@ class NewDecision:
 
 def save_decisions(conn: psycopg.Connection, made: list[NewDecision]) -> list[bool]:
     """Insert the decisions, and the event of each one that is new, in the caller's
-    transaction: two statements whatever their number (a consumed batch's; the jsonb arrays
-    go in binary, %b: psycopg's text form escapes every quote in Python, 4x slower). For each, True
-    when stored, False when its report already had a decision (a report replayed under a
+    transaction: two statements whatever their number (a consumed batch's; the arrays go in
+    binary, %b: psycopg's text form escapes each element in Python, 4x slower for JSON). For
+    each, True when stored, False when its report already had a decision (a report replayed under a
     new event id; or twice in `made`, where the first one wins)."""
     if not made:
         return []
@@ -44,8 +44,8 @@ def save_decisions(conn: psycopg.Connection, made: list[NewDecision]) -> list[bo
     stored = {row[0] for row in conn.execute(
         "INSERT INTO triage.decisions (report_id, care_level, rules_version, fired, likely_source,"
         " possible_causes, notes, advice, input_snapshot, assessed_on, decided_at)"
-        " SELECT * FROM unnest(%s::uuid[], %s::text[], %s::text[], %b::jsonb[], %s::text[], %b::jsonb[],"
-        " %b::jsonb[], %b::jsonb[], %b::jsonb[], %s::date[], %s::timestamptz[])"
+        " SELECT * FROM unnest(%b::uuid[], %b::text[], %b::text[], %b::jsonb[], %b::text[], %b::jsonb[],"
+        " %b::jsonb[], %b::jsonb[], %b::jsonb[], %b::date[], %b::timestamptz[])"
         " ON CONFLICT (report_id) DO NOTHING RETURNING report_id::text",
         [list(column) for column in columns]).fetchall()}
     saved, announced = [], []
