@@ -153,3 +153,14 @@ def test_the_free_slot_list_reads_the_free_slot_index_in_order(many_held, by_pro
                                          after=None, limit=3)
     assert [item["free"] for item in items] == [True] * 3
     assert items[0]["start"] == start + (HELD + 1) * SLOT_LENGTH
+
+
+def test_every_provider_is_pain_management_so_the_claim_needs_no_specialty_filter(referral_settings):
+    """store._CLAIM leaves out a filter on the provider's specialty (one made the planner
+    sort every free slot of the window on tables not analyzed yet): it may, only while the
+    providers' CHECK allows no other specialty. Should one come, the claim needs it back."""
+    assert "specialty" not in store._CLAIM and "providers" not in store._CLAIM
+    with psycopg.connect(referral_settings.database_url) as conn:
+        with pytest.raises(psycopg.errors.CheckViolation):
+            conn.execute("INSERT INTO referral.providers (name, specialty, location)"
+                         " VALUES ('Other clinic ' || gen_random_uuid(), 'physiotherapy', 'Room 1')")
