@@ -246,3 +246,14 @@ def test_a_booking_committed_after_a_claimers_snapshot_is_not_claimed_again(refe
         two.rollback()
     assert booked_slots(ref_conn, provider) == {first_slot}
     no_marker_lies_anywhere(ref_conn)
+
+
+def test_the_marker_triggers_ask_the_referrals_in_their_own_statements(ref_conn):
+    """Migration 007: no call of referral.slot_is_held (SQL with a subquery, never inlined:
+    planned again at every call, twice a booking) in the triggers that keep the marker."""
+    bodies = dict(ref_conn.execute(
+        "SELECT proname, prosrc FROM pg_proc WHERE pronamespace = 'referral'::regnamespace"
+        " AND proname IN ('slot_booked_from_referrals', 'referral_slot_changed')").fetchall())
+    assert set(bodies) == {"slot_booked_from_referrals", "referral_slot_changed"}
+    for name, body in bodies.items():
+        assert "slot_is_held" not in body and "EXISTS (SELECT 1 FROM referral.referrals r" in body, name
