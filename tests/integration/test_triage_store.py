@@ -47,12 +47,12 @@ def test_a_batch_stores_each_new_report_once_and_announces_only_what_it_stored(t
     at = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
     with triage_conn.transaction():
         assert save(triage_conn, decided, at) is True
-        batch = [made(fresh, at, "urgent"), made(decided, at), made(twice, at, "self_care"), made(twice, at)]
-        assert store.save_decisions(triage_conn, batch) == [True, False, True, False]
+        batch = [made(twice, at, "self_care"), made(fresh, at, "urgent"), made(decided, at), made(twice, at)]
+        assert store.save_decisions(triage_conn, batch) == [True, True, False, False]
     assert store.get_decision(triage_conn, twice)["care_level"] == "self_care"
     assert store.get_decision(triage_conn, fresh)["input_snapshot"] == {"pain": {"severity": 3}}
     rows = triage_conn.execute("SELECT key, payload, traceparent FROM triage.outbox WHERE key = ANY(%s) ORDER BY id",
                                ([decided, twice, fresh],)).fetchall()
-    assert [r[0] for r in rows] == [decided, fresh, twice]
-    assert [r[1]["data"]["care_level"] for r in rows] == ["specialist", "urgent", "self_care"]
-    assert rows[1][2] == batch[0].traceparent
+    assert [r[0] for r in rows] == [decided, twice, fresh]  # the batch's in its order
+    assert [r[1]["data"]["care_level"] for r in rows] == ["specialist", "self_care", "urgent"]
+    assert [r[2] for r in rows[1:]] == [batch[0].traceparent, batch[1].traceparent]
