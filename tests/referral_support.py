@@ -155,3 +155,12 @@ def staff_token(settings, role: str) -> str:
     from services.admin.credentials import staff_add
 
     return staff_add(settings, f"{role}-{uuid.uuid4().hex[:8]}", role)
+
+
+def plan_nodes(plan: dict):
+    """Every node of an EXPLAIN (FORMAT JSON) plan, subplans included."""
+    stack = [plan["Plan"]]
+    while stack:
+        node = stack.pop()
+        yield node
+        stack.extend(node.get("Plans", []))

@@ -9,7 +9,7 @@ from datetime import timedelta
 import psycopg
 import pytest
 
-from tests.referral_support import next_bubble
+from tests.referral_support import next_bubble, plan_nodes
 
 from services.referral import store
 
@@ -37,11 +37,19 @@ def big_queue(referral_settings):
             " SELECT gen_random_uuid(), referral_id, 0, 'specialist', created_at FROM referral.referrals"
             " WHERE patient_mrn LIKE 'PLAN-%'"
         )
+        # One in fifty flagged as a possible duplicate of the one before: a review list of 4,000,
+        # as a big clinic's would be (with none, the planner fairly sorts the few rows it
+        # expects, and whether it does depends on what earlier tests left in the table).
+        conn.execute(
+            "UPDATE referral.referrals r SET possible_duplicate_of = d.referral_id, possible_duplicate_mrn = d.patient_mrn"
+            " FROM referral.referrals d"
+            " WHERE r.patient_mrn LIKE 'PLAN-%' AND substr(r.patient_mrn, 6)::int % 50 = 0"
+            "   AND d.patient_mrn = 'PLAN-' || (substr(r.patient_mrn, 6)::int - 1)")
         conn.execute("ANALYZE referral.referrals")
         conn.execute("ANALYZE referral.referral_reports")
         middle = conn.execute(
             "SELECT priority_rank, created_at, referral_id::text FROM referral.referrals"
-            " WHERE patient_mrn = 'PLAN-100000'").fetchone()  # urgent and waitlisted: in every case
+            " WHERE patient_mrn = 'PLAN-100000'").fetchone()  # urgent, waitlisted, flagged: in every case
         yield conn, middle
         conn.rollback()
 
@@ -50,14 +58,6 @@ def explain(conn, filters: store.QueueFilter, after=None, limit: int = 50) -> di
     query, params = store.queue_query(filters, after=after, limit=limit)
     plan = conn.execute(psycopg.sql.SQL("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) ") + query, params).fetchone()[0]
     return plan[0]
-
-
-def nodes(plan: dict):
-    stack = [plan["Plan"]]
-    while stack:
-        node = stack.pop()
-        yield node
-        stack.extend(node.get("Plans", []))
 
 
 def queue_order_nodes(plan: dict):
@@ -88,7 +88,7 @@ def test_the_queue_query_walks_an_index_in_order(big_queue, case, deep):
     conn, middle = big_queue
     plan = explain(conn, CASES[case], after=middle if deep else None)
     kinds = [node["Node Type"] for node in queue_order_nodes(plan)]
-    on_referrals = [n for n in nodes(plan) if n.get("Relation Name") == "referrals"]
+    on_referrals = [n for n in plan_nodes(plan) if n.get("Relation Name") == "referrals"]
     print(f"\n{case} ({'deep' if deep else 'first'}): {plan['Execution Time']:.2f} ms, "
           f"{[(n['Node Type'], n.get('Index Name')) for n in on_referrals]}")
     assert "Sort" not in kinds and "Incremental Sort" not in kinds, json.dumps(plan)
@@ -102,7 +102,7 @@ def test_a_report_filter_goes_through_the_report_index(big_queue):
                              " JOIN referral.referrals r USING (referral_id) WHERE r.patient_mrn = 'PLAN-4242'"
                              ).fetchone()[0]
     plan = explain(conn, store.QueueFilter(report_id=report_id))
-    scanned = {(n.get("Relation Name"), n["Node Type"]) for n in nodes(plan) if "Relation Name" in n}
+    scanned = {(n.get("Relation Name"), n["Node Type"]) for n in plan_nodes(plan) if "Relation Name" in n}
     # (the small slots and providers tables may well be read whole: that is the planner's call)
     assert {kind for relation, kind in scanned if relation in ("referrals", "referral_reports")} <= {
         "Index Scan", "Index Only Scan"}, scanned
@@ -119,7 +119,7 @@ def test_pages_cost_the_same_at_any_depth(big_queue):
 
 def _queue_scan_blocks(plan: dict) -> int:
     """Buffers read by the index scan on referrals alone (the joins cost the same on any page)."""
-    scans = [n for n in nodes(plan) if n.get("Relation Name") == "referrals"]
+    scans = [n for n in plan_nodes(plan) if n.get("Relation Name") == "referrals"]
     return sum(n["Shared Hit Blocks"] + n.get("Shared Read Blocks", 0) for n in scans)
 
 

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 from services.referral import slot_store, store
-from tests.referral_support import BUBBLE_SPACING, next_bubble
+from tests.referral_support import BUBBLE_SPACING, next_bubble, plan_nodes
 
 pytestmark = pytest.mark.integration
 
@@ -70,16 +70,8 @@ def explain(conn, query, params) -> dict:
     return conn.execute(statement, params).fetchone()[0][0]
 
 
-def nodes(plan: dict):
-    stack = [plan["Plan"]]
-    while stack:
-        node = stack.pop()
-        yield node
-        stack.extend(node.get("Plans", []))
-
-
 def slot_scans(plan: dict) -> list[dict]:
-    return [n for n in nodes(plan) if n.get("Relation Name") == "slots"]
+    return [n for n in plan_nodes(plan) if n.get("Relation Name") == "slots"]
 
 
 def test_the_generated_table_is_what_the_test_says(many_held):
@@ -99,7 +91,7 @@ def test_a_claim_seeks_the_first_free_slot_without_walking_the_held_ones(many_he
     assert scans[0]["Actual Rows"] == 1 and scans[0].get("Rows Removed by Filter", 0) == 0
     # A walk of the held slots' entries would read some hundred pages.
     assert pages(scans[0]) <= 10, scans[0]
-    assert not [n for n in nodes(plan) if n["Node Type"] == "Sort"]
+    assert not [n for n in plan_nodes(plan) if n["Node Type"] == "Sort"]
     # And it is the right slot: the first one not held.
     with conn.transaction():
         claimed = store.claim_free_slot(conn, start, start + timedelta(days=1000))
@@ -119,7 +111,7 @@ def test_a_new_patients_claim_with_the_first_reads_is_the_same_seek(many_held):
     assert [n["Node Type"] for n in scans] == ["Index Scan"], plan
     assert scans[0]["Index Name"] == "slots_free_by_start"
     assert scans[0]["Actual Rows"] == 1 and pages(scans[0]) <= 10
-    assert not [n for n in nodes(plan) if n["Node Type"] == "Sort"]
+    assert not [n for n in plan_nodes(plan) if n["Node Type"] == "Sort"]
 
 
 def pages(node: dict) -> int:
@@ -155,7 +147,7 @@ def test_the_free_slot_list_reads_the_free_slot_index_in_order(many_held, by_pro
     assert [n["Node Type"] for n in scans] == ["Index Scan"], plan
     assert scans[0]["Index Name"] in (FREE_INDEXES if by_provider else ("slots_free_by_start",))
     assert scans[0].get("Rows Removed by Filter", 0) == 0 and pages(scans[0]) <= 10, scans[0]
-    assert not [n for n in nodes(plan) if n["Node Type"] == "Sort"]
+    assert not [n for n in plan_nodes(plan) if n["Node Type"] == "Sort"]
     items, _next = slot_store.slots_page(conn, provider_id=provider_id, free=True, start_from=start, start_to=None,
                                          after=None, limit=3)
     assert [item["free"] for item in items] == [True] * 3
