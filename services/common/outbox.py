@@ -45,22 +45,6 @@ def add_event(cur: psycopg.Cursor, schema: str, *, topic: str, key: str, event: 
     )
 
 
-def add_events(cur: psycopg.Cursor, schema: str, events: list[tuple[str, str, dict, str]]) -> None:
-    """add_event for many (topic, key, event, traceparent) at once: one statement and one
-    NOTIFY, whatever their number (a consumed batch's events, written set-based). The arrays
-    go in binary (%b): psycopg's text array form escapes each element in Python."""
-    if not events:
-        return
-    topics, keys, payloads, traceparents = zip(*events)
-    cur.execute(
-        f"WITH added AS (INSERT INTO {schema}.outbox (event_id, topic, key, payload, traceparent)"
-        " SELECT * FROM unnest(%b::uuid[], %b::text[], %b::text[], %b::jsonb[], %b::text[]))"
-        " SELECT pg_notify(%s, '')",
-        ([e["id"] for e in payloads], list(topics), list(keys), [Jsonb(e) for e in payloads],
-         list(traceparents), outbox_channel(schema)),
-    )
-
-
 def purge_sent(conn: psycopg.Connection, schema: str) -> int:
     return conn.execute(
         f"DELETE FROM {schema}.outbox WHERE sent_at < now() - %s::interval", (KEEP_SENT,)
