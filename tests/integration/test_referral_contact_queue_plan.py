@@ -8,7 +8,8 @@ import json
 
 import pytest
 
-from tests.integration.test_referral_queue_plan import big_queue, explain, nodes, queue_order_nodes  # noqa: F401 (fixture)
+from tests.integration.test_referral_queue_plan import big_queue, explain, queue_order_nodes  # noqa: F401 (fixture)
+from tests.referral_support import plan_nodes
 
 from services.referral import store
 
@@ -33,7 +34,7 @@ def flagged_queue(big_queue):  # noqa: F811 (the imported fixture)
 
 
 def _referral_scans(plan: dict) -> list[dict]:
-    return [n for n in nodes(plan) if n.get("Relation Name") == "referrals"]
+    return [n for n in plan_nodes(plan) if n.get("Relation Name") == "referrals"]
 
 
 @pytest.mark.parametrize("deep", [False, True], ids=["first page", "deep page"])
