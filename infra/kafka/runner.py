@@ -1,4 +1,5 @@
-"""Local single-node Apache Kafka (KRaft) broker run from Maven Central jars.
+"""Local Apache Kafka (KRaft) nodes run from Maven Central jars: the single broker of
+`make run`, or one node of the three-broker cluster of infra/kafka/cluster.py.
 
 No Docker here: `pom.xml` pins the broker jars, Maven copies them into
 `<state>/kafka/lib` once, and the broker runs as a plain `java` child process
@@ -15,6 +16,7 @@ Layout under the state dir:
     kafka/scram.sha256       which credentials that was (a fingerprint, see _check_credentials)
     secrets/CLINIC_KAFKA_*_PASSWORD  the principals' passwords (infra/local_secrets.py)
     logs/kafka.log           broker stdout+stderr, appended across runs
+A cluster's nodes use kafka-1/, kafka-2/... and logs/kafka-1.log... instead (`name`).
 
 Security: SASL/SCRAM-SHA-512 on the client listener, SASL/PLAIN (the broker's own static
 user) on the loopback controller listener, StandardAuthorizer with no access where no ACL
@@ -88,7 +90,7 @@ CREDENTIALS_FINGERPRINT = "scram.sha256"
 
 
 class LocalKafka:
-    """One local broker+controller node whose files all live under state_dir.
+    """One local broker+controller node whose files all live under state_dir/<name>.
 
     lib_dir (the jars) defaults to $CLINIC_KAFKA_LIB_DIR, else <state_dir>/kafka/lib:
     tests and throwaway stacks point it at the shared cache (<repo>/.state/kafka/lib)
@@ -96,22 +98,28 @@ class LocalKafka:
     controller_port defaults to port + 1. plaintext_port: an extra listener without
     authentication (principal User:ANONYMOUS, which no ACL here allows anything), only for
     measuring what SASL costs (infra/kafka/bench_sasl.py).
+    A node of a cluster (infra/kafka/cluster.py) gets its node_id, name, the static
+    `voters` (every node's controller listener, "1@host:port,2@...") and the replication
+    its topics default to (replicas, min_isr); the default is the single standalone node.
     """
 
     def __init__(self, state_dir: Path, port: int = 9092, host: str = "127.0.0.1", *,
                  controller_port: int | None = None, lib_dir: Path | None = None,
-                 plaintext_port: int | None = None):
+                 plaintext_port: int | None = None, node_id: int = 1, name: str = "kafka",
+                 voters: str | None = None, replicas: int = 1, min_isr: int = 1):
         self.state_dir = Path(state_dir).absolute()
         self.host = host
         self.port = port
         self.controller_port = controller_port if controller_port is not None else port + 1
         self.plaintext_port = plaintext_port
-        self.kafka_dir = self.state_dir / "kafka"
-        lib_dir = lib_dir or os.environ.get("CLINIC_KAFKA_LIB_DIR") or self.kafka_dir / "lib"
+        self.node_id, self.name, self.voters = node_id, name, voters
+        self.replicas, self.min_isr = replicas, min_isr
+        self.kafka_dir = self.state_dir / name
+        lib_dir = lib_dir or os.environ.get("CLINIC_KAFKA_LIB_DIR") or self.state_dir / "kafka" / "lib"
         self.lib_dir = Path(lib_dir).absolute()
         self.data_dir = self.kafka_dir / "data"
         self.properties = self.kafka_dir / "server.properties"
-        self.log_path = self.state_dir / "logs" / "kafka.log"
+        self.log_path = self.state_dir / "logs" / f"{name}.log"
         self._proc: subprocess.Popen | None = None
         self._archive_tmp: Path | None = None
         self._started_at = 0.0
@@ -150,22 +158,24 @@ class LocalKafka:
 
     # --- config and storage ---------------------------------------------------
 
-    def ensure_formatted(self) -> None:
+    def ensure_formatted(self, cluster_id: str | None = None, scram: Sequence[str] | None = None) -> None:
         """Write server.properties and format the KRaft log dir the first time, with every
         principal's SCRAM credential (StorageTool --add-scram, as salted hashes: no password
-        on a command line)."""
+        on a command line). A cluster's nodes are formatted with one cluster_id and the same
+        `scram` arguments (scram_arguments()); a single node makes its own."""
         self.kafka_dir.mkdir(parents=True, exist_ok=True)
         passwords = self.passwords()
         self._write_properties(passwords[BROKER_PRINCIPAL])
         fingerprint = self.kafka_dir / CREDENTIALS_FINGERPRINT
-        if (self.data_dir / "meta.properties").exists():
+        if self.formatted:
             self._check_credentials(fingerprint, passwords)
             return
-        cluster_id = _random_cluster_id()
+        cluster_id = cluster_id or _random_cluster_id()
         log.info("formatting Kafka log dir %s (cluster id %s)", self.data_dir, cluster_id)
-        scram = [arg for principal, password in sorted(passwords.items())
-                 for arg in ("--add-scram", scram_credential(principal, password))]
-        cmd = self._java_cmd("kafka.tools.StorageTool", "format", "--standalone",
+        scram = list(scram) if scram is not None else scram_arguments(passwords)
+        # A single node starts its own dynamic quorum; a cluster's nodes name the static voters.
+        quorum = () if self.voters else ("--standalone",)
+        cmd = self._java_cmd("kafka.tools.StorageTool", "format", *quorum,
                              "-t", cluster_id, "-c", str(self.properties), *scram)
         result = subprocess.run(cmd, capture_output=True, text=True, cwd=self.kafka_dir)
         if result.returncode != 0:
@@ -173,6 +183,15 @@ class LocalKafka:
             raise InfraError(f"formatting the Kafka log dir {self.data_dir} failed: {detail} "
                              f"(remove that dir to start over)")
         write_private(fingerprint, _credentials_fingerprint(passwords) + "\n")
+
+    @property
+    def process(self) -> subprocess.Popen | None:
+        """The broker process this object started last (None once stopped)."""
+        return self._proc
+
+    @property
+    def formatted(self) -> bool:
+        return (self.data_dir / "meta.properties").exists()
 
     def _check_credentials(self, fingerprint: Path, passwords: dict[str, str]) -> None:
         """The log dir holds the SCRAM credentials it was formatted with; the passwords under
@@ -190,7 +209,10 @@ class LocalKafka:
     def _write_properties(self, broker_password: str) -> None:
         template = string.Template(PROPERTIES_TEMPLATE.read_text())
         extra = f"BENCH://{self.host}:{self.plaintext_port}" if self.plaintext_port else ""
-        text = template.substitute(host=self.host, port=self.port,
+        quorum = (f"controller.quorum.voters={self.voters}" if self.voters
+                  else f"controller.quorum.bootstrap.servers={self.host}:{self.controller_port}")
+        text = template.substitute(host=self.host, port=self.port, node_id=self.node_id, quorum=quorum,
+                                   replicas=self.replicas, min_isr=self.min_isr,
                                    controller_port=self.controller_port, data_dir=self.data_dir,
                                    extra_listeners="," + extra if extra else "",
                                    extra_advertised="," + extra if extra else "",
@@ -214,7 +236,7 @@ class LocalKafka:
             _check_port_free(self.host, port, what)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as out:
-            out.write(f"=== starting Kafka on {self.bootstrap} at {time.ctime()} ===\n".encode())
+            out.write(f"=== starting Kafka node {self.node_id} on {self.bootstrap} at {time.ctime()} ===\n".encode())
             out.flush()
             self._log_offset = out.tell()
             # The child keeps its own copy of the descriptor; ours can close at once.
@@ -225,8 +247,21 @@ class LocalKafka:
                 preexec_fn=stop_with_parent(signal.SIGTERM),  # a controlled shutdown if we die
             )
         self._started_at = time.monotonic()
-        log.info("started Kafka (pid %d) on %s, log %s", self._proc.pid, self.bootstrap, self.log_path)
+        log.info("started Kafka node %d (pid %d) on %s, log %s", self.node_id, self._proc.pid,
+                 self.bootstrap, self.log_path)
         return self._proc
+
+    def wait_controller_listening(self, timeout: float = 60) -> None:
+        """Until this node's controller port accepts connections. A cluster's broker serves
+        only once a quorum of controllers has elected a leader, so each node is started on
+        this alone and the cluster is waited for as a whole (cluster.py)."""
+        deadline = time.monotonic() + timeout
+        while not _port_open(self.host, self.controller_port):
+            self._check_alive()
+            if time.monotonic() > deadline:
+                raise InfraError(f"Kafka node {self.node_id}'s controller port {self.controller_port} "
+                                 f"not open after {timeout:g}s; see {self.log_path}")
+            time.sleep(0.2)
 
     def wait_ready(self, timeout: float = 60) -> None:
         """Block until an admin client can list topics; InfraError if the broker dies or times out."""
@@ -443,6 +478,13 @@ def scram_credential(principal: str, password: str, iterations: int = SCRAM_ITER
     salted = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations)
     return (f"SCRAM-SHA-512=[name={principal},iterations={iterations},"
             f'salt="{base64.b64encode(salt).decode()}",saltedpassword="{base64.b64encode(salted).decode()}"]')
+
+
+def scram_arguments(passwords: dict[str, str]) -> list[str]:
+    """StorageTool's --add-scram arguments for every principal (random salts: a cluster's
+    nodes are all formatted with the one list)."""
+    return [arg for principal, password in sorted(passwords.items())
+            for arg in ("--add-scram", scram_credential(principal, password))]
 
 
 def _credentials_fingerprint(passwords: dict[str, str]) -> str:

@@ -1,7 +1,12 @@
 """The Kafka topics (`clinic kafka topics`, compose's one-shot, and the local runner):
 each of the topics and its dead-letter twin, made on any broker if missing, with the
 retention the settings ask for (also set on topics that exist with another); and, on a
-broker with SASL and an authorizer, each service principal's ACLs."""
+broker with SASL and an authorizer, each service principal's ACLs.
+
+Replication is the brokers' own defaults (default.replication.factor, min.insync.replicas):
+1 and 1 on the single local broker, 3 and 2 on the three-broker cluster (compose's, and
+CLINIC_KAFKA_BROKERS=3; docs/kafka-cluster.md), so one command serves both. Unclean leader
+election is off on every topic, whatever the broker says."""
 from __future__ import annotations
 
 import contextlib
@@ -25,6 +30,10 @@ PARTITIONS = 6
 # Every topic the services use, each followed by its dead-letter topic.
 ALL_TOPICS = tuple(name for topic in TOPICS for name in (topic, dlq_topic(topic)))
 DAY_MS = 24 * 3600 * 1000
+# CreateTopics' "the broker's default.replication.factor".
+BROKER_DEFAULT = -1
+# An out-of-sync replica never becomes leader: it would drop events already acknowledged.
+UNCLEAN_ELECTION = "unclean.leader.election.enable"
 
 
 class TopicError(RuntimeError):
@@ -64,38 +73,46 @@ def admin_client(bootstrap: str, security: Mapping[str, Any] | None = None, **co
 
 def ensure_topics(bootstrap: str, names: Sequence[str] = ALL_TOPICS, partitions: int = PARTITIONS, *,
                   security: Mapping[str, Any] | None = None, retention: Retention = Retention()) -> None:
-    """Create whichever of names do not exist yet, with their retention.ms; set it on those
-    that exist with another; then wait until they all have leaders."""
+    """Create whichever of names do not exist yet, with their retention.ms, unclean leader
+    election off and the broker's default replication; set those configs on topics that
+    exist with others; then wait until they all have leaders."""
     try:
         with admin_client(bootstrap, security) as admin:
             missing = sorted(set(names) - set(admin.list_topics()))
             if missing:
-                spec = {name: {"num_partitions": partitions, "replication_factor": 1,
-                               "configs": {"retention.ms": str(retention.ms(name))}} for name in missing}
+                spec = {name: {"num_partitions": partitions, "replication_factor": BROKER_DEFAULT,
+                               "configs": wanted_configs(name, retention)} for name in missing}
                 _raise_topic_errors(admin.create_topics(spec, raise_errors=False))
                 log.info("created Kafka topics: %s", ", ".join(missing))
             existing = sorted(set(names) - set(missing))
             if existing:
-                _align_retention(admin, existing, retention)
+                _align_configs(admin, existing, retention)
             admin.wait_for_topics(list(names), timeout_ms=30_000)
     except KafkaError as exc:
         raise TopicError(f"creating Kafka topics on {bootstrap} failed: {type(exc).__name__}: {exc}") from exc
 
 
-def _align_retention(admin: KafkaAdminClient, names: list[str], retention: Retention) -> None:
-    """retention.ms on topics made earlier (by hand, or before it was set, or with other
-    settings): altered, incrementally, where it differs."""
-    current = topic_configs(admin, names, ["retention.ms"])
-    differ = [name for name in names if current[name].get("retention.ms") != str(retention.ms(name))]
-    if not differ:
+def wanted_configs(name: str, retention: Retention) -> dict[str, str]:
+    """The topic-level configs every topic gets."""
+    return {"retention.ms": str(retention.ms(name)), UNCLEAN_ELECTION: "false"}
+
+
+def _align_configs(admin: KafkaAdminClient, names: list[str], retention: Retention) -> None:
+    """wanted_configs on topics made earlier (by hand, or before a config was set, or with
+    other settings): altered, incrementally, where they differ."""
+    current = topic_configs(admin, names, list(wanted_configs(names[0], retention)))
+    changes = {name: {key: value for key, value in wanted_configs(name, retention).items()
+                      if current[name].get(key) != value} for name in names}
+    changes = {name: change for name, change in changes.items() if change}
+    if not changes:
         return
-    resources = [ConfigResource(ConfigResourceType.TOPIC, name, {"retention.ms": str(retention.ms(name))})
-                 for name in differ]
+    resources = [ConfigResource(ConfigResourceType.TOPIC, name, change) for name, change in changes.items()]
     result = admin.alter_configs(resources, incremental=True)
     failed = {name: outcome for name, outcome in result.get("topic", {}).items() if outcome != "OK"}
     if failed:
-        raise TopicError(f"setting retention.ms failed: {failed}")
-    log.info("set retention.ms on existing Kafka topics: %s", ", ".join(differ))
+        raise TopicError(f"setting topic configs failed: {failed}")
+    log.info("set %s on existing Kafka topics: %s", ", ".join(sorted({k for c in changes.values() for k in c})),
+             ", ".join(changes))
 
 
 def topic_configs(admin: KafkaAdminClient, names: Sequence[str], keys: Sequence[str] | None = None
