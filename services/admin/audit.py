@@ -1,11 +1,14 @@
 """`clinic audit --patient MRN` / `--staff NAME`: who read or changed what, newest first,
 from the access audit (services/common/audit.py writes it; services/admin/sql/audit.sql
-makes it append-only for the services). Read as the admin, in a read-only transaction.
+makes it append-only for the services). Read as the admin, in a read-only transaction,
+from every database the services use: each holds the accesses of its own services (one
+database on the local stack; docs/database-per-service.md), merged newest first.
 
 `--patient` matches the MRN as compared (NFKC, trimmed, case-folded), so `mrn-0042` finds
 reads of `MRN-0042`. Rows that name the patient's MRN are found through an index; triage
 keeps no patient identity, so its decision reads are found through the patient's report
-ids (intake's reports with that MRN, referral's reports of referrals with that MRN key).
+ids (intake's reports with that MRN, referral's reports of referrals with that MRN key,
+each read from its own service's database first).
 """
 from __future__ import annotations
 
@@ -24,15 +27,15 @@ DEFAULT_LIMIT = 50
 _COLUMNS = ("a.at, a.staff_name, a.staff_role, a.action, a.record_type, a.record_ids::text[], a.patient_mrns,"
             " a.channel, a.background, host(a.client_addr), a.traceparent, a.endpoint")
 
-# The patient's report ids, for decision reads (which carry no MRN). Intake keeps the MRN
-# as typed: it is compared here as lower(NFKC(trim)), SQL's nearest to case folding.
-_PATIENT_REPORTS = """
-    SELECT r.report_id FROM intake.reports r
-     WHERE lower(normalize(btrim(r.patient->>'mrn'), NFKC)) = lower(normalize(%(key)s, NFKC))
-    UNION
-    SELECT rr.report_id FROM referral.referral_reports rr
-      JOIN referral.referrals f USING (referral_id)
-     WHERE f.patient_mrn_key = %(key)s"""
+# The patient's report ids, for decision reads (which carry no MRN), each from the database
+# of the service that has them. Intake keeps the MRN as typed: it is compared here as
+# lower(NFKC(trim)), SQL's nearest to case folding.
+_PATIENT_REPORTS = {
+    "intake": "SELECT r.report_id FROM intake.reports r"
+              " WHERE lower(normalize(btrim(r.patient->>'mrn'), NFKC)) = lower(normalize(%(key)s, NFKC))",
+    "referral": "SELECT rr.report_id FROM referral.referral_reports rr JOIN referral.referrals f USING (referral_id)"
+                " WHERE f.patient_mrn_key = %(key)s",
+}
 
 
 @dataclass(frozen=True)
@@ -55,28 +58,43 @@ def by_patient(settings: Settings, mrn: str, limit: int = DEFAULT_LIMIT) -> list
     key = mrn_key(mrn)
     if not key:
         raise CommandError("give an MRN")
-    return _query(settings, f"""
+    _check_limit(limit)
+    report_ids = [row[0] for service, query in _PATIENT_REPORTS.items()
+                  for row in _read(settings.admin_url(service), query, {"key": key})]
+    return _everywhere(settings, f"""
         SELECT {_COLUMNS} FROM audit.access a
          WHERE a.patient_keys @> ARRAY[%(key)s]
-            OR (a.record_type = 'decision' AND a.record_ids && ARRAY({_PATIENT_REPORTS}))
-         ORDER BY a.audit_id DESC LIMIT %(limit)s""", {"key": key, "limit": limit})
+            OR (a.record_type = 'decision' AND a.record_ids && %(reports)s::uuid[])
+         ORDER BY a.audit_id DESC LIMIT %(limit)s""", {"key": key, "reports": report_ids, "limit": limit})
 
 
 def by_staff(settings: Settings, name: str, limit: int = DEFAULT_LIMIT) -> list[Entry]:
-    return _query(settings, f"SELECT {_COLUMNS} FROM audit.access a WHERE a.staff_name = %(name)s"
-                            " ORDER BY a.audit_id DESC LIMIT %(limit)s", {"name": name, "limit": limit})
+    _check_limit(limit)
+    return _everywhere(settings, f"SELECT {_COLUMNS} FROM audit.access a WHERE a.staff_name = %(name)s"
+                                 " ORDER BY a.audit_id DESC LIMIT %(limit)s", {"name": name, "limit": limit})
 
 
-def _query(settings: Settings, query: str, params: dict) -> list[Entry]:
-    if params["limit"] < 1:
+def _check_limit(limit: int) -> None:
+    if limit < 1:
         raise CommandError("--limit must be at least 1")
-    with connect(settings.admin_database_url) as conn:
+
+
+def _everywhere(settings: Settings, query: str, params: dict) -> list[Entry]:
+    """The query's rows from every database, newest first, at most params["limit"]."""
+    found = [[Entry(*row) for row in _read(database.admin_url, query, params)] for database in settings.databases()]
+    if len(found) == 1:
+        return found[0]
+    return sorted((entry for entries in found for entry in entries), key=lambda entry: entry.at,
+                  reverse=True)[:params["limit"]]
+
+
+def _read(admin_url: str, query: str, params: dict) -> list[tuple]:
+    with connect(admin_url) as conn:
         conn.read_only = True
         try:
-            rows = conn.execute(query, params).fetchall()
+            return conn.execute(query, params).fetchall()
         except psycopg.errors.UndefinedTable:
             raise CommandError("no access audit in this database yet: run `clinic db bootstrap`") from None
-    return [Entry(*row) for row in rows]
 
 
 def _records(entry: Entry) -> str:

@@ -6,9 +6,9 @@ import psycopg
 
 from services.common import identity
 from services.common.auth import hash_secret, new_secret
-from services.common.db import connect
 from services.common.settings import Settings
 
+from . import identity_copies
 from .database import service_connection
 from .errors import CommandError
 
@@ -33,18 +33,17 @@ def kiosk_revoke(settings: Settings, name: str) -> None:
             raise CommandError(f"no active kiosk named {name!r}")
 
 
-# Staff identity is written only here, as the admin role: the service roles may only read it.
+# Staff identity is written only here, as the admin role (the service roles may only read
+# it), in every database the services use (identity_copies.py).
 def staff_add(settings: Settings, name: str, role: str) -> str:
     token = new_secret("staff")
-    with connect(settings.admin_database_url) as conn:
-        try:
-            identity.add_staff(conn, name, role, hash_secret(token))
-        except identity.StaffNameTaken:
-            raise CommandError(f"a staff member named {name!r} already exists") from None
+    try:
+        identity_copies.add_staff(settings, name, role, hash_secret(token))
+    except identity.StaffNameTaken:
+        raise CommandError(f"a staff member named {name!r} already exists") from None
     return token
 
 
 def staff_revoke(settings: Settings, name: str) -> None:
-    with connect(settings.admin_database_url) as conn:
-        if not identity.revoke_staff(conn, name):
-            raise CommandError(f"no active staff member named {name!r}")
+    if not identity_copies.revoke_staff(settings, name):
+        raise CommandError(f"no active staff member named {name!r}")

@@ -1,10 +1,15 @@
-"""The database's shape, as the admin: roles, schemas and grants (`clinic db bootstrap`,
+"""The databases' shape, as the admin: roles, schemas and grants (`clinic db bootstrap`,
 compose's one-shot, and the local runner of `make run` and the tests), then each
 service's migrations as its own role.
 
 The grants are what keeps patient data apart: each service role owns its schema and
-cannot read another's (sql/bootstrap.sql), all may only read staff identity
-(sql/identity.sql), and all may only append to the access audit (sql/audit.sql).
+cannot read another's (sql/bootstrap.sql, sql/service_schema.sql), all may only read staff
+identity (sql/identity.sql), and all may only append to the access audit (sql/audit.sql).
+
+One database holds all three schemas on the local stack; each service may have its own
+(its CLINIC_<SVC>_DATABASE_URL naming another server or database): each database is then
+made with its own services' roles and schemas, and a copy of identity and audit
+(docs/database-per-service.md).
 """
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ from psycopg import sql
 from services.common.db import apply_migrations, connect
 from services.common.settings import ADMIN_ROLE, SERVICES, Settings, db_password_setting
 
+from . import identity_copies
 from .errors import CommandError
 
 log = logging.getLogger(__name__)
@@ -28,12 +34,18 @@ BOOTSTRAP_LOCK_KEY = 0x636C696E69636273
 
 
 def bootstrap(settings: Settings) -> None:
-    """Roles, schemas and grants as the admin, then each service's migrations as its own role."""
-    maintenance = psycopg.conninfo.make_conninfo(settings.admin_database_url, dbname="postgres")
-    bootstrap_database(maintenance, settings.db_name, role_passwords(settings))
+    """Roles, schemas and grants of every database as its admin, then each service's
+    migrations as its own role, then staff identity made alike in every database."""
+    passwords = role_passwords(settings)
+    for database in settings.databases():
+        maintenance = psycopg.conninfo.make_conninfo(database.admin_url, dbname="postgres")
+        dbname = psycopg.conninfo.conninfo_to_dict(settings.role_url(database.services[0]))["dbname"]
+        bootstrap_database(maintenance, dbname, {role: passwords[role] for role in database.services})
     for service in SERVICES:
         with connect(settings.role_url(service)) as conn:
             apply_migrations(conn, service, f"services.{service}")
+    if copied := identity_copies.converge(settings):
+        log.warning("staff identity: %d rows were missing or behind in some database, now alike", copied)
 
 
 def role_passwords(settings: Settings) -> dict[str, str]:
@@ -56,8 +68,10 @@ def service_connection(settings: Settings, service: str) -> psycopg.Connection:
 
 
 def bootstrap_database(maintenance_url: str, dbname: str, role_passwords: dict[str, str]) -> None:
-    """Roles, database, schemas and grants, from a superuser connection to any database;
+    """Roles, database, schemas and grants, from a superuser connection to any database of
+    the server, for the services named in role_passwords (the ones this database holds);
     idempotent and safe to run concurrently."""
+    services = tuple(role_passwords)
     # autocommit: CREATE DATABASE cannot run inside a transaction block.
     with psycopg.connect(maintenance_url, autocommit=True) as conn:
         # Session-level lock, held until this connection closes, i.e. across
@@ -67,14 +81,27 @@ def bootstrap_database(maintenance_url: str, dbname: str, role_passwords: dict[s
         _ensure_database(conn, dbname)
         db_url = psycopg.conninfo.make_conninfo(maintenance_url, dbname=dbname)
         with psycopg.connect(db_url) as db, db.transaction():
-            db.execute((SQL_DIR / "bootstrap.sql").read_text())
-            db.execute((SQL_DIR / "identity.sql").read_text())
-            db.execute((SQL_DIR / "audit.sql").read_text())
-    log.info("bootstrapped database %s", dbname)
+            for statements in database_sql(services):
+                db.execute(statements)
+    log.info("bootstrapped database %s", dbname, extra={"services": list(services)})
+
+
+def database_sql(services: tuple[str, ...]) -> list[sql.Composed]:
+    """The bootstrap's SQL files, filled in for a database holding these services' schemas."""
+    roles = sql.SQL(", ").join(sql.Identifier(service) for service in services)
+
+    def read(name: str, **fields) -> sql.Composed:
+        return sql.SQL((SQL_DIR / name).read_text()).format(service_roles=roles, **fields)
+
+    schemas = [read("service_schema.sql", schema=sql.Identifier(service),
+                    others=sql.SQL(", ").join([sql.SQL("PUBLIC"), *(sql.Identifier(other) for other in services
+                                                                   if other != service)]))
+               for service in services]
+    return [read("bootstrap.sql"), *schemas, read("identity.sql"), read("audit.sql")]
 
 
 def _ensure_roles(conn: psycopg.Connection, role_passwords: dict[str, str]) -> None:
-    for role in SERVICES:
+    for role in role_passwords:
         exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
         verb = "ALTER" if exists else "CREATE"
         # Converge attributes too, in case the role was made by hand. Utility

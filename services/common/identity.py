@@ -3,7 +3,9 @@ their token hashes).
 
 Every service reads it, so that a revocation takes effect at once everywhere; only the
 administration commands write it, as the admin role (the service roles may only SELECT,
-see services/admin/sql/identity.sql).
+see services/admin/sql/identity.sql). When the services have databases of their own, each
+database holds a copy, written by the commands to all of them with the same staff ids
+(services/admin/identity_copies.py, docs/database-per-service.md).
 """
 from __future__ import annotations
 
@@ -50,12 +52,39 @@ def identify_staff(conn: psycopg.Connection, token_hash: str) -> tuple[StaffMemb
     return (StaffMember(*row[:3]), row[3]) if row else None
 
 
-def add_staff(conn: psycopg.Connection, name: str, role: str, token_hash: str) -> None:
+def add_staff(conn: psycopg.Connection, name: str, role: str, token_hash: str, staff_id: str) -> None:
+    """A new member; `staff_id` chosen by the caller, so that every copy has the same one."""
     try:
-        conn.execute("INSERT INTO identity.staff (name, role, token_hash) VALUES (%s, %s, %s)",
-                     (name, role, token_hash))
+        conn.execute("INSERT INTO identity.staff (staff_id, name, role, token_hash) VALUES (%s, %s, %s, %s)",
+                     (staff_id, name, role, token_hash))
     except psycopg.errors.UniqueViolation:
         raise StaffNameTaken(name) from None
+
+
+def name_taken(conn: psycopg.Connection, name: str) -> bool:
+    """Whether a member of that name exists, revoked or not (names are never reused)."""
+    return conn.execute("SELECT 1 FROM identity.staff WHERE name = %s", (name,)).fetchone() is not None
+
+
+STAFF_COLUMNS = ("staff_id", "name", "role", "token_hash", "created_at", "revoked_at")
+
+
+def all_staff(conn: psycopg.Connection) -> list[tuple]:
+    """Every member's row (STAFF_COLUMNS), to compare copies of the identity schema."""
+    return conn.execute(f"SELECT {', '.join(STAFF_COLUMNS)} FROM identity.staff ORDER BY staff_id").fetchall()
+
+
+def copy_staff(conn: psycopg.Connection, rows: list[tuple]) -> None:
+    """Make this copy hold `rows` (STAFF_COLUMNS): missing members added, and a revocation
+    kept wherever one copy has it (the earliest time wins; a revoked token never comes back)."""
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO identity.staff AS s (staff_id, name, role, token_hash, created_at, revoked_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (staff_id) DO UPDATE SET revoked_at = LEAST(s.revoked_at, EXCLUDED.revoked_at)"
+            "  WHERE EXCLUDED.revoked_at IS NOT NULL AND s.revoked_at IS DISTINCT FROM"
+            "        LEAST(s.revoked_at, EXCLUDED.revoked_at)",
+            rows)
 
 
 def revoke_staff(conn: psycopg.Connection, name: str) -> bool:

@@ -7,6 +7,8 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
 from .secret_sources import MissingSecret, read_secret
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -38,6 +40,18 @@ def kafka_password_setting(principal: str) -> str:
     return f"CLINIC_KAFKA_{principal.upper().replace('-', '_')}_PASSWORD"
 
 
+# What says where a database is: two services whose URLs agree on these share one database.
+DATABASE_PLACE = ("host", "hostaddr", "port", "dbname")
+
+
+@dataclass(frozen=True)
+class Database:
+    """One database and the services whose schemas it holds (all three on the local stack;
+    one each when every service has its own server, docs/database-per-service.md)."""
+    admin_url: str
+    services: tuple[str, ...]
+
+
 @dataclass(frozen=True)
 class Settings:
     service: str
@@ -51,6 +65,9 @@ class Settings:
     secret_key: str | None
     ports: dict[str, int]
     role_urls: dict[str, str]
+    # Each service's database as the admin (CLINIC_<SVC>_ADMIN_DATABASE_URL; by default
+    # the admin URL pointed at that service's database): bootstrap, identity, audit.
+    admin_urls: dict[str, str] = field(default_factory=dict)
     # host:port where a worker process serves /metrics (the APIs serve theirs themselves)
     metrics_bind: str | None = None
     # Proxies in front of the APIs whose X-Forwarded-For/-Proto/-Host are believed (Werkzeug's
@@ -112,6 +129,18 @@ class Settings:
         """Database URL of a service's role (the `clinic` command acts for each service)."""
         return self.role_urls[role]
 
+    def admin_url(self, service: str) -> str:
+        """The service's database as the admin."""
+        return self.admin_urls.get(service, self.admin_database_url)
+
+    def databases(self) -> tuple[Database, ...]:
+        """The distinct databases the services live in, in SERVICES order: one on the local
+        stack, up to three when services are moved to their own servers."""
+        places: dict[tuple, list[str]] = {}
+        for service in SERVICES:
+            places.setdefault(database_place(self.role_url(service)), []).append(service)
+        return tuple(Database(self.admin_url(services[0]), tuple(services)) for services in places.values())
+
     def require_secret_key(self) -> str:
         """The key that signs this service's cookies; the APIs refuse to start without one."""
         if not self.secret_key:
@@ -137,6 +166,25 @@ def _role_url(env, name: str, user: str, host: str, port: int, db: str, state_di
     password = read_secret(env, db_password_setting(name), state_dir)
     auth = quote(user, safe="") + (f":{quote(password, safe='')}" if password else "")
     return f"postgresql://{auth}@{host}:{port}/{quote(db, safe='')}"
+
+
+def database_place(url: str) -> tuple:
+    """(host, hostaddr, port, dbname) of a connection URL or key=value string."""
+    parts = conninfo_to_dict(url)
+    return tuple(parts.get(key) for key in DATABASE_PLACE)
+
+
+def _admin_url(env, service: str, admin_url: str, role_url: str) -> str:
+    """CLINIC_<SVC>_ADMIN_DATABASE_URL as given; else the admin URL itself when the service's
+    database is the admin URL's, or else the admin URL moved to the service's host, port and
+    database (the same admin login on every server, unless given per service)."""
+    if url := env.get(f"CLINIC_{service.upper()}_ADMIN_DATABASE_URL"):
+        return url
+    if database_place(admin_url) == database_place(role_url):
+        return admin_url
+    admin = {key: value for key, value in conninfo_to_dict(admin_url).items() if key not in DATABASE_PLACE}
+    place = {key: value for key, value in conninfo_to_dict(role_url).items() if key in DATABASE_PLACE}
+    return make_conninfo(**admin, **place)
 
 
 def _hops(raw: str) -> int:
@@ -208,6 +256,7 @@ def load(service: str | None = None, env: os._Environ | dict | None = None) -> S
                        if (password := read_secret(env, kafka_password_setting(principal), state_dir))}
     kafka_username = env.get("CLINIC_KAFKA_USERNAME") or (service if service in SERVICES else KAFKA_ADMIN_PRINCIPAL)
     smtp_host = env.get("CLINIC_SMTP_HOST", "").strip() or None
+    admin_database_url = _role_url(env, "admin", ADMIN_ROLE, host, port, db, state_dir)
     return Settings(
         service=service,
         state_dir=state_dir,
@@ -215,7 +264,7 @@ def load(service: str | None = None, env: os._Environ | dict | None = None) -> S
         pg_port=port,
         db_name=db,
         database_url=role_urls.get(service, env.get("CLINIC_DATABASE_URL", "")),
-        admin_database_url=_role_url(env, "admin", ADMIN_ROLE, host, port, db, state_dir),
+        admin_database_url=admin_database_url,
         kafka_bootstrap=env.get("CLINIC_KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
         secret_key=secret_key,
         ports={
@@ -224,6 +273,7 @@ def load(service: str | None = None, env: os._Environ | dict | None = None) -> S
             "referral": int(env.get("CLINIC_REFERRAL_PORT", "8003")),
         },
         role_urls=role_urls,
+        admin_urls={svc: _admin_url(env, svc, admin_database_url, url) for svc, url in role_urls.items()},
         metrics_bind=env.get("CLINIC_METRICS_BIND") or None,
         trusted_proxy_hops=_hops(env.get("CLINIC_TRUSTED_PROXY_HOPS", "0")),
         session_idle_minutes=float(env.get("CLINIC_SESSION_IDLE_MINUTES", "30")),

@@ -1,7 +1,8 @@
 -- The access audit: one row for every staff read or change of a referral, a report or a
 -- decision (services/common/audit.py writes them; `clinic audit` reads them). Run as
 -- clinic_admin after bootstrap.sql, in the bootstrap's transaction; converges, so running
--- it again is harmless.
+-- it again is harmless. Each database holds the accesses of its own services ({service_roles}):
+-- a row is written in the transaction of what it records; `clinic audit` reads every database.
 --
 -- Append-only for the services: the schema is the admin's, and each service role may only
 -- INSERT, and only the columns that describe the access. It may not SELECT, UPDATE, DELETE
@@ -28,8 +29,8 @@ CREATE TABLE IF NOT EXISTS audit.access (
                  CHECK (action IN ('read', 'list', 'reschedule', 'cancel', 'complete', 'contacted')),
     record_type  text NOT NULL CHECK (record_type IN ('referral', 'report', 'decision')),
     record_ids   uuid[] NOT NULL,                          -- a list request: every record it returned
-    patient_mrns text[] NOT NULL DEFAULT '{}',             -- as typed, where the service knows them
-    patient_keys text[] NOT NULL DEFAULT '{}',             -- the same, as compared (NFKC, trimmed, case-folded)
+    patient_mrns text[] NOT NULL DEFAULT '{{}}',             -- as typed, where the service knows them
+    patient_keys text[] NOT NULL DEFAULT '{{}}',             -- the same, as compared (NFKC, trimmed, case-folded)
     endpoint     text NOT NULL,                            -- e.g. 'GET /v1/referrals/<referral_id>'
     traceparent  text,
     client_addr  inet
@@ -66,8 +67,8 @@ CREATE OR REPLACE TRIGGER access_append_only BEFORE UPDATE OR DELETE ON audit.ac
 CREATE OR REPLACE TRIGGER access_no_truncate BEFORE TRUNCATE ON audit.access
     FOR EACH STATEMENT EXECUTE FUNCTION audit.refuse_change();
 
-GRANT USAGE ON SCHEMA audit TO intake, triage, referral;
-REVOKE ALL ON audit.access FROM PUBLIC, intake, triage, referral;
+GRANT USAGE ON SCHEMA audit TO {service_roles};
+REVOKE ALL ON audit.access FROM PUBLIC, {service_roles};
 GRANT INSERT (staff_id, staff_name, staff_role, channel, background, action, record_type, record_ids,
               patient_mrns, patient_keys, endpoint, traceparent, client_addr)
-    ON audit.access TO intake, triage, referral;
+    ON audit.access TO {service_roles};
