@@ -75,10 +75,15 @@ def _announce(conn: psycopg.Connection, change: ReferralChange, now: datetime, t
     with conn.cursor() as cur:
         outbox.add_event(cur, SCHEMA, topic=TOPIC_REFERRAL_EVENTS, key=view["report_id"], event=event,
                          traceparent=traceparent)
-    # Ids only: no patient data in logs. Logged before commit; a rollback makes it a retry.
+    log_change(view, event)
+    return has_messages
+
+
+def log_change(view: dict, event: dict) -> None:
+    """The line every announced change logs. Ids only: no patient data in logs. Logged
+    before commit; a rollback makes it a retry."""
     log.info("referral changed", extra={"referral_id": view["referral_id"], "event_type": event["type"],
                                         "sequence": view["sequence"], "status": view["status"]})
-    return has_messages
 
 
 def _apply(conn: psycopg.Connection, change: ReferralChange, now: datetime, traceparent: str,

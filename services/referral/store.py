@@ -210,6 +210,39 @@ def claim_free_slot(conn: psycopg.Connection, now: datetime, until: datetime) ->
     return Slot(*row) if row else None
 
 
+@dataclass(frozen=True)
+class Claim:
+    """One window's answer from claim_slots: `new_patient` and `has_messages` (None when not
+    asked), and the slot claimed for it (locked) with its provider's name and location, or None."""
+
+    new_patient: bool | None
+    has_messages: bool | None
+    slot: Slot | None
+    place: tuple[str, str] | None
+
+
+def claim_slots(conn: psycopg.Connection, now: datetime, untils: list[datetime], *,
+                report_ids: list[str] | None = None, patient_mrns: list[str] | None = None,
+                new_referral_ids: list[str] | None = None) -> list[Claim]:
+    """For each window [now, untils[i]] in order, the slot claim_free_slot would give it if
+    each earlier window had booked its own first (migrations/008, referral.claim_slots), in
+    one statement. With the windows' reports and MRNs, only new patients' windows are
+    claimed, and the first that is not new ends the list (its Claim says so). With the ids
+    the new referrals will have: whether a patient message names each already."""
+    keys = None if patient_mrns is None else [mrn_key(m) for m in patient_mrns]
+    rows = conn.execute(
+        "SELECT new_patient, has_messages, claimed_slot_id::text, claimed_provider_id::text, claimed_start,"
+        " claimed_end, provider_name, provider_location"
+        " FROM referral.claim_slots(%b, %b::timestamptz[], %b::uuid[], %b::text[], %b::uuid[]) ORDER BY ordinal",
+        (now, untils, report_ids, keys, new_referral_ids)).fetchall()
+    claims = []
+    for new_patient, has_messages, slot_id, provider_id, start, end, name, location in rows:
+        found = slot_id is not None
+        claims.append(Claim(new_patient, has_messages, Slot(slot_id, provider_id, start, end) if found else None,
+                            (name, location) if found else None))
+    return claims
+
+
 def claim_waitlisted_for(conn: psycopg.Connection, slot: Slot, now: datetime) -> list[Referral]:
     """Lock the first waitlisted referral (urgent, then oldest) whose window holds the slot.
 
@@ -305,6 +338,49 @@ def _save_change(conn: psycopg.Connection, change: ReferralChange, *, created: b
               e.from_slot_id, e.to_slot_id) for i, e in enumerate(entries)],
         )
     return version
+
+
+def save_created(conn: psycopg.Connection, created: list[tuple[ReferralChange, str, dict[str, str]]]) -> None:
+    """Store new referrals with their reports and history, as save_change(change, created=True,
+    patient_name=..., care_levels=...) would one by one, in three statements whatever their
+    number. `created`: (change, patient name, care level of each report). The unique indexes
+    refuse what they refuse one by one (a UniqueViolation voids the transaction)."""
+    if not created:
+        return
+    referrals = [change.referral for change, _name, _levels in created]
+    links = [(r.referral_id, report_id, position, levels[report_id], change.history[-1].at)
+             for (change, _name, levels), r in zip(created, referrals)
+             for position, report_id in enumerate(r.report_ids)]
+    entries = [(sequence, entry) for change, _name, _levels in created
+               for sequence, entry in enumerate(change.history, start=1)]
+    conn.execute(
+        "INSERT INTO referral.referrals (referral_id, patient_mrn, patient_mrn_key, patient_birth_date,"
+        " possible_duplicate_of, possible_duplicate_mrn, patient_display_name, priority, status, slot_id,"
+        " created_at, window_ends_at, version, updated_at)"
+        " SELECT * FROM unnest(%b::uuid[], %b::text[], %b::text[], %b::date[], %b::uuid[], %b::text[], %b::text[],"
+        "  %b::text[], %b::text[], %b::uuid[], %b::timestamptz[], %b::timestamptz[], %b::integer[], %b::timestamptz[])",
+        ([r.referral_id for r in referrals], [r.patient_mrn for r in referrals],
+         [mrn_key(r.patient_mrn) for r in referrals], [r.patient_birth_date for r in referrals],
+         [r.possible_duplicate_of for r in referrals], [r.possible_duplicate_mrn for r in referrals],
+         [name for _change, name, _levels in created], [r.priority for r in referrals],
+         [r.status for r in referrals], [r.slot_id for r in referrals], [r.created_at for r in referrals],
+         [r.window_ends_at for r in referrals], [len(change.history) for change, _name, _levels in created],
+         [change.history[-1].at for change, _name, _levels in created]))
+    conn.execute(
+        "INSERT INTO referral.referral_reports (report_id, referral_id, position, care_level, linked_at)"
+        " SELECT report_id, referral_id, position, care_level, linked_at"
+        " FROM unnest(%b::uuid[], %b::uuid[], %b::integer[], %b::text[], %b::timestamptz[])"
+        "  AS v (referral_id, report_id, position, care_level, linked_at)",
+        tuple(list(column) for column in zip(*links)))
+    conn.execute(
+        "INSERT INTO referral.referral_history (referral_id, sequence, at, actor, action, from_status,"
+        " to_status, reason, from_slot_id, to_slot_id)"
+        " SELECT * FROM unnest(%b::uuid[], %b::integer[], %b::timestamptz[], %b::text[], %b::text[], %b::text[],"
+        "  %b::text[], %b::text[], %b::uuid[], %b::uuid[])",
+        ([e.referral_id for _s, e in entries], [sequence for sequence, _e in entries], [e.at for _s, e in entries],
+         [e.actor for _s, e in entries], [e.action for _s, e in entries], [e.from_status for _s, e in entries],
+         [e.to_status for _s, e in entries], [e.reason for _s, e in entries],
+         [e.from_slot_id for _s, e in entries], [e.to_slot_id for _s, e in entries]))
 
 
 # -- read views -------------------------------------------------------------------------

@@ -8,11 +8,11 @@ from functools import partial
 from services.common import envelope
 from services.common import settings as settings_module
 from services.common.db import pipelined
-from services.common.inbox import Delivery, PoisonEvent
+from services.common.inbox import BatchHandler, Delivery, PoisonEvent
 from services.common.settings import TOPIC_DECISIONS, TOPIC_PATIENT_MESSAGES
 from services.common.worker import run_worker
 
-from . import booking, contact, contact_store
+from . import booking, contact, contact_store, decision_batch
 from .domain import DEFAULT_WINDOWS
 from . import store
 from .events import DEFAULT_MAX_WINDOW_DAYS, parse_decision, parse_patient_message
@@ -46,10 +46,16 @@ def on_patient_message(conn, event: dict, delivery: Delivery) -> None:
                           "referral_id") from None
 
 
+def decisions_handler(max_window_days: int = DEFAULT_MAX_WINDOW_DAYS) -> BatchHandler:
+    """A poll's decisions checked one by one, then applied a run at a time (decision_batch):
+    what on_decision does to each, in order, with new patients booked together."""
+    return BatchHandler(prepare=partial(decision_batch.prepare, max_window_days=max_window_days),
+                        write=decision_batch.write)
+
+
 def handlers(max_window_days: int = DEFAULT_MAX_WINDOW_DAYS) -> dict:
     """What the worker consumes: topic -> handler."""
-    return {TOPIC_DECISIONS: partial(on_decision, max_window_days=max_window_days),
-            TOPIC_PATIENT_MESSAGES: on_patient_message}
+    return {TOPIC_DECISIONS: decisions_handler(max_window_days), TOPIC_PATIENT_MESSAGES: on_patient_message}
 
 
 def main() -> None:

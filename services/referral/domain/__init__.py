@@ -42,6 +42,7 @@ from .model import (
     Slot,
 )
 from .patients import PatientMatch, is_same_patient, match_patient, mrn_key
+from .runs import first_meetings
 from .transitions import cancel, complete, place_in_slot, reschedule
 from .windows import DEFAULT_WINDOWS, Windows, is_breached, priority_for, slot_in_window, window_end
 
@@ -75,6 +76,7 @@ __all__ = [
     "choose_slot",
     "complete",
     "create_referral",
+    "first_meetings",
     "is_breached",
     "is_same_patient",
     "match_patient",
