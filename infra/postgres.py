@@ -423,11 +423,11 @@ def _last_line(path: Path) -> str:
 
 @contextlib.contextmanager
 def running_postgres(state_dir: Path | None = None, port: int | None = None,
-                     bootstrap: bool = True) -> Iterator[LocalPostgres]:
+                     bootstrap: bool = True, dbname: str = DEFAULT_DB) -> Iterator[LocalPostgres]:
     """A started (and by default bootstrapped) server, stopped on exit.
 
     Without state_dir a temporary one is used and deleted afterwards; without
-    port a free one is picked. For test fixtures:
+    port a free one is picked; `dbname`: the database its URLs name. For test fixtures:
 
         with running_postgres() as pg:
             yield pg
@@ -437,7 +437,7 @@ def running_postgres(state_dir: Path | None = None, port: int | None = None,
             tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="clinic-pg-"))
             os.chmod(tmp, 0o711)  # mkdtemp's 0700 would stop a non-root server user
             state_dir = Path(tmp)
-        pg = LocalPostgres(state_dir, port if port is not None else free_port())
+        pg = LocalPostgres(state_dir, port if port is not None else free_port(), dbname=dbname)
         pg.ensure_initialized()
         proc = pg.start()
         stack.callback(pg.stop, proc)
