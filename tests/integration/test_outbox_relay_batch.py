@@ -66,7 +66,7 @@ def conn(pg, settings_for):
         admin.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
         admin.execute(f"CREATE SCHEMA {SCHEMA}")
         admin.execute(f"CREATE TABLE {SCHEMA}.outbox (LIKE intake.outbox INCLUDING ALL)")
-        with psycopg.connect(pg.admin_url()) as c:
+        with psycopg.connect(pg.admin_url(), autocommit=True) as c:  # as the relay's own
             yield c
         admin.execute(f"DROP SCHEMA {SCHEMA} CASCADE")
 
@@ -133,12 +133,16 @@ def test_only_the_marking_transaction_skips_waiting_for_the_wal_flush(conn):
     assert relay_with(producer).publish_batch(conn) == 1
     assert during == ["off"]
     assert conn.execute("SHOW synchronous_commit").fetchone()[0] == "on"
-    conn.rollback()
 
 
 def test_an_empty_look_ends_its_transaction(conn):
     assert relay_with(StandInProducer()).publish_batch(conn) == 0
     assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+
+
+def test_a_batch_needs_a_connection_in_autocommit(pg):
+    with psycopg.connect(pg.admin_url()) as conn, pytest.raises(ValueError, match="autocommit"):
+        relay_with(StandInProducer()).publish_batch(conn)
 
 
 def test_a_full_batch_takes_batch_size_rows_and_leaves_the_rest(conn):
