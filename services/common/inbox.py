@@ -29,6 +29,7 @@ SAVEPOINT with its inbox row (_apply_each), as below.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -175,6 +176,7 @@ class InboxConsumer:
         self._lag_shown: set[TopicPartition] = set()
         # Offsets committed asynchronously and not yet acknowledged (see _commit).
         self._uncommitted: dict[TopicPartition, OffsetAndMetadata] = {}
+        self._conn: psycopg.Connection | None = None  # the batches' connection (_batch_connection)
 
     # -- lifecycle -------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -189,11 +191,32 @@ class InboxConsumer:
                     self._process_poll(batches, stop)
                 self._forget_lag(keep=self._consumer.assignment() or set())
         finally:
+            self._release_connection()
             self._forget_lag(keep=set())
             self._commit_before_close()
             self._consumer.close(autocommit=False)
             if self._dlq_producer is not None:
                 self._dlq_producer.close(timeout=5)
+
+    @contextlib.contextmanager
+    def _batch_connection(self):
+        """The connection the batches are applied on, kept from one poll to the next: a pool
+        checkout per poll cost a round trip (the pool's check of the connection), on every
+        hop of an event's path (issue 15). Given back to the pool on any error (the pool
+        drops it if broken; the next checkout is checked, as after a database restart) and
+        when the consumer stops. Other steps (a retry, a dead letter) check out their own."""
+        if self._conn is None:
+            self._conn = self.pool.getconn()
+        try:
+            yield self._conn
+        except BaseException:
+            self._release_connection()
+            raise
+
+    def _release_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            self.pool.putconn(conn)
 
     # -- one poll's messages ------------------------------------------------------------
     def _process_poll(self, batches: dict[TopicPartition, list], stop: threading.Event) -> None:
@@ -258,7 +281,7 @@ class InboxConsumer:
                 except Exception as exc:
                     raise _NotWhole() from exc
         try:
-            with self.pool.connection() as conn, conn.transaction():
+            with self._batch_connection() as conn, conn.transaction():
                 new = self._insert_inbox_rows(conn, items)
                 run: list = []
                 run_handler: BatchHandler | None = None
@@ -321,7 +344,7 @@ class InboxConsumer:
         applied: list[tuple[_Item, str]] = []
         crash: BaseException | None = None
         try:
-            with self.pool.connection() as conn, conn.transaction():
+            with self._batch_connection() as conn, conn.transaction():
                 known = self._known_event_ids(conn, [i.event["id"] for i in items if i.event is not None])
                 for index, item in enumerate(items):
                     if item.tp in result.halted:

@@ -123,6 +123,7 @@ def _run(settings, group: str, handler, stop_when) -> dict:
     finally:
         stop.set()
         thread.join(timeout=30)
+        outcome["checkouts"] = pool.get_stats().get("requests_num", 0)
         pool.close()
     return outcome
 
@@ -359,3 +360,27 @@ def test_poison_from_a_batch_handler_is_parked_and_the_others_are_applied_once(t
     assert sorted(effects) == ["a", "b"] and all(len(t) == 1 for t in effects.values())
     assert [m.value for m in _parked(triage_settings, key, group)] == [envelope.encode(events["poison"])]
     assert events["poison"]["id"] not in _inbox(triage_conn, list(events.values()))
+
+
+def test_the_batches_keep_their_connection_from_poll_to_poll(triage_settings, triage_conn, effects_table):
+    """No pool checkout per poll (each cost the pool's check, a round trip, on every hop of an
+    event's path): two polls' batches, one checkout."""
+    key, group = f"batch-session-{uuid.uuid4()}", _group()
+    first, second = _event("first"), _event("second")
+    _start_at_end(triage_settings, group)
+    produce(triage_settings.kafka_bootstrap, TOPIC_REPORTS, [(key, envelope.encode(first))])
+    sessions: dict[str, int] = {}
+    recorder = Recorder(on_call=lambda conn, kind: sessions.setdefault(kind, conn.info.backend_pid))
+
+    def second_after_first() -> bool:
+        applied = _effects(triage_conn, [first, second])
+        if "first" in applied and "second" not in recorder.calls and "sent" not in sessions:
+            sessions["sent"] = 1  # the second event comes after the first one's batch: another poll
+            produce(triage_settings.kafka_bootstrap, TOPIC_REPORTS, [(key, envelope.encode(second))])
+        return sorted(applied) == ["first", "second"]
+
+    outcome = _run(triage_settings, group, recorder, stop_when=second_after_first)
+
+    assert recorder.calls == ["first", "second"]
+    assert sessions["first"] == sessions["second"]
+    assert outcome["checkouts"] == 1
