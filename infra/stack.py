@@ -2,9 +2,11 @@
 
     python -m infra.stack
 
-Starts PostgreSQL, a single-node Kafka broker, the local message sink (where
+Starts PostgreSQL, a single-node Kafka broker (CLINIC_KAFKA_BROKERS=3: a three-broker
+cluster, infra/kafka/cluster.py, docs/kafka-cluster.md), the local message sink (where
 the patient messages of the demo land: infra/message_sink.py) and, for each
-service, its API (gunicorn) and its worker (`clinic worker <svc>`); waits until every API
+service, its API (gunicorn) and its worker (`clinic worker <svc>`; CLINIC_WORKER_REPLICAS=N:
+N of them in the service's consumer group, sharing its topics' partitions); waits until every API
 answers /readyz; seeds the demo data once (unless CLINIC_DEMO=0); prints where
 everything is; then supervises (infra/supervisor.py): a child that dies is
 restarted with backoff. Ctrl-C or SIGTERM stops the services and workers,
@@ -29,11 +31,12 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from infra.kafka.cluster import LocalKafkaCluster
 from infra.kafka.runner import LocalKafka
 from infra.kafka.runner import check_java
 from infra.kafka.runner import marker as jars_marker
@@ -44,7 +47,7 @@ from infra.proxy.runner import DEFAULT_HTTP_PORT as PROXY_HTTP_PORT
 from infra.proxy.runner import DEFAULT_HTTPS_PORT as PROXY_HTTPS_PORT
 from infra.proxy.runner import LocalProxy, nginx_binary
 from infra.supervisor import ManagedProcess, ShutdownRequested, StartError, Supervisor, spawn
-from services.admin.topics import Retention, TopicError
+from services.admin.topics import PARTITIONS, Retention, TopicError
 from infra.local_secrets import ensure_local_secret, write_private
 from services.common import settings as settings_module
 from services.common.secret_sources import local_secrets_dir, read_secret
@@ -81,6 +84,10 @@ API_GRACE, KAFKA_GRACE, PG_GRACE = 12.0, 15.0, 6.0
 PROXY_GRACE = 5.0  # nginx's graceful stop (QUIT) waits for requests in flight
 SINK_GRACE = 5.0  # the sink stops in well under a second
 SHUTDOWN_BUDGET = 30.0
+# CLINIC_KAFKA_BROKERS: one broker, or the three-broker cluster (replication factor 3 needs 3).
+KAFKA_BROKER_CHOICES = (1, 3)
+# Worker replica n (n >= 2) of a service serves its metrics on the first replica's port + 10(n-1).
+METRICS_PORT_STRIDE = 10
 
 
 class PreflightError(Exception):
@@ -104,6 +111,10 @@ class StackConfig:
     proxy_http_port: int = PROXY_HTTP_PORT
     mail_sink_port: int = DEFAULT_MAIL_SINK_PORT
     sms_sink_port: int = DEFAULT_SMS_SINK_PORT
+    # CLINIC_KAFKA_BROKERS: node n on kafka_port + 2(n-1), its controller on the next port.
+    kafka_brokers: int = 1
+    # CLINIC_WORKER_REPLICAS: worker processes per service, one consumer group each.
+    worker_replicas: int = 1
 
     @property
     def logs_dir(self) -> Path:
@@ -111,7 +122,11 @@ class StackConfig:
 
     @property
     def kafka_bootstrap(self) -> str:
-        return f"{self.host}:{self.kafka_port}"
+        """Every broker's address: clients find the cluster through whichever is up."""
+        return self.kafka().bootstrap
+
+    def worker_metrics_port(self, svc: str, replica: int) -> int:
+        return self.worker_metrics_ports[svc] + METRICS_PORT_STRIDE * (replica - 1)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> StackConfig:
@@ -135,18 +150,38 @@ class StackConfig:
             proxy_http_port=_port_from_env(env, "CLINIC_PROXY_HTTP_PORT", PROXY_HTTP_PORT),
             mail_sink_port=_port_from_env(env, "CLINIC_MAIL_SINK_PORT", DEFAULT_MAIL_SINK_PORT),
             sms_sink_port=_port_from_env(env, "CLINIC_SMS_SINK_PORT", DEFAULT_SMS_SINK_PORT),
+            kafka_brokers=_count_from_env(env, "CLINIC_KAFKA_BROKERS", KAFKA_BROKER_CHOICES),
+            worker_replicas=_count_from_env(env, "CLINIC_WORKER_REPLICAS", range(1, PARTITIONS + 1)),
         )
 
     def proxy(self) -> LocalProxy:
         return LocalProxy(self.state_dir, self.host, self.proxy_https_port, self.proxy_http_port,
                           upstreams={svc: f"{self.host}:{port}" for svc, port in self.api_ports.items()})
 
-    def kafka(self) -> LocalKafka:
+    def kafka(self) -> LocalKafka | LocalKafkaCluster:
+        if self.kafka_brokers > 1:
+            return LocalKafkaCluster.on_port_range(self.state_dir, self.kafka_port, self.kafka_brokers,
+                                                   self.host, lib_dir=self.kafka_lib_dir)
         return LocalKafka(self.state_dir, self.kafka_port, self.host, lib_dir=self.kafka_lib_dir)
+
+    def kafka_nodes(self) -> list[LocalKafka]:
+        kafka = self.kafka()
+        return kafka.nodes if isinstance(kafka, LocalKafkaCluster) else [kafka]
 
     def message_sink(self) -> LocalMessageSink:
         return LocalMessageSink(self.state_dir, self.mail_sink_port, self.sms_sink_port,
                                 token_file=local_secrets_dir(self.state_dir) / SMS_SINK_TOKEN, host=self.host)
+
+
+def _count_from_env(env: Mapping[str, str], name: str, allowed: Sequence[int]) -> int:
+    raw = env.get(name, "").strip() or "1"
+    if not raw.isdigit() or int(raw) not in allowed:
+        choices = " or ".join(map(str, allowed)) if len(allowed) <= 2 else f"{allowed[0]} to {allowed[-1]}"
+        why = {"CLINIC_KAFKA_BROKERS": "one broker, or the three-broker cluster",
+               "CLINIC_WORKER_REPLICAS": f"each topic has {PARTITIONS} partitions: a replica beyond that "
+                                         "would get none (docs/kafka-cluster.md)"}[name]
+        raise PreflightError(f"{name}={raw!r}: set it to {choices} ({why})")
+    return int(raw)
 
 
 def _port_from_env(env: Mapping[str, str], name: str, default: int) -> int:
@@ -242,27 +277,27 @@ def preflight(config: StackConfig) -> None:
     _check_clinic_command()
 
 
-def _ports(config: StackConfig, controller_port: int) -> list[tuple[int, str, str]]:
+def _ports(config: StackConfig) -> list[tuple[int, str, str]]:
     """(port, what, environment variable) for every port the stack listens on."""
     ports = [(config.api_ports[svc], f"{svc} API", f"CLINIC_{svc.upper()}_PORT") for svc in SERVICES]
-    ports += [(config.worker_metrics_ports[svc], f"{svc} worker metrics", f"CLINIC_{svc.upper()}_WORKER_METRICS_PORT")
-              for svc in SERVICES]
+    ports += [(config.worker_metrics_port(svc, n), f"{svc} worker {worker_name(svc, n)} metrics",
+               f"CLINIC_{svc.upper()}_WORKER_METRICS_PORT")
+              for svc in SERVICES for n in range(1, config.worker_replicas + 1)]
     ports += [(config.mail_sink_port, "the message sink (SMTP)", "CLINIC_MAIL_SINK_PORT"),
               (config.sms_sink_port, "the message sink (SMS gateway)", "CLINIC_SMS_SINK_PORT")]
     if config.tls_proxy:
         ports += [(config.proxy_https_port, "the TLS proxy (HTTPS)", "CLINIC_PROXY_HTTPS_PORT"),
                   (config.proxy_http_port, "the TLS proxy (HTTP)", "CLINIC_PROXY_HTTP_PORT")]
-    return ports + [
-        (config.kafka_port, "Kafka", "CLINIC_KAFKA_PORT"),
-        (controller_port, "the Kafka controller", "CLINIC_KAFKA_PORT"),
-        (config.pg_port, "PostgreSQL", "CLINIC_PG_PORT"),
-    ]
+    for node in config.kafka_nodes():
+        what = "Kafka" if config.kafka_brokers == 1 else f"Kafka node {node.node_id}"
+        ports += [(node.port, what, "CLINIC_KAFKA_PORT"),
+                  (node.controller_port, f"the controller of {what}", "CLINIC_KAFKA_PORT")]
+    return ports + [(config.pg_port, "PostgreSQL", "CLINIC_PG_PORT")]
 
 
 def _check_ports(config: StackConfig) -> None:
-    controller_port = config.kafka().controller_port
     seen: dict[int, str] = {}
-    for port, what, variable in _ports(config, controller_port):
+    for port, what, variable in _ports(config):
         if port in seen:
             raise PreflightError(f"{what} and {seen[port]} would both use port {port}; "
                                  f"set {variable} to another port")
@@ -285,7 +320,7 @@ def _port_free(host: str, port: int) -> bool:
 
 
 def _check_mvn(config: StackConfig) -> None:
-    if jars_marker(config.kafka().lib_dir) != pom_hash() and shutil.which("mvn") is None:
+    if jars_marker(config.kafka_nodes()[0].lib_dir) != pom_hash() and shutil.which("mvn") is None:
         raise PreflightError("mvn not found on PATH; it fetches the Kafka jars once (apt-get install maven)")
 
 
@@ -327,8 +362,16 @@ def start_all(sup: Supervisor, config: StackConfig, pg: LocalPostgres, kafka: Lo
 
     kafka.ensure_jars()
     kafka.ensure_formatted()
-    sup.start(ManagedProcess("kafka", kafka.start, ready_fn=kafka.wait_ready, stop_fn=kafka.stop,
-                             tier=1, grace=KAFKA_GRACE, log_path=config.logs_dir / "kafka.log"))
+    if isinstance(kafka, LocalKafkaCluster):
+        # A node's broker serves only once a quorum of controllers is up: each is started
+        # on its controller port alone, then the cluster is waited for as a whole.
+        for node in kafka.nodes:
+            sup.start(ManagedProcess(node.name, node.start, ready_fn=node.wait_controller_listening,
+                                     stop_fn=node.stop, tier=1, grace=KAFKA_GRACE, log_path=node.log_path))
+        kafka.wait_ready()
+    else:
+        sup.start(ManagedProcess("kafka", kafka.start, ready_fn=kafka.wait_ready, stop_fn=kafka.stop,
+                                 tier=1, grace=KAFKA_GRACE, log_path=config.logs_dir / "kafka.log"))
     # Topics with the retention the settings ask for, and each service principal's ACLs.
     kafka.ensure_topics(retention=Retention.from_settings(settings_module.load(env=os.environ)))
 
@@ -347,9 +390,10 @@ def start_all(sup: Supervisor, config: StackConfig, pg: LocalPostgres, kafka: Lo
         # The API's gunicorn workers add up their metrics in a folder of its own
         # (emptied by services/common/gunicorn_conf.py at its start); the worker serves its own.
         api_env = {**env, "PROMETHEUS_MULTIPROC_DIR": str(config.state_dir / "metrics" / f"{svc}-api")}
-        worker_env = {**env, "CLINIC_METRICS_BIND": f"{config.host}:{config.worker_metrics_ports[svc]}"}
         services.append(_service_process(config, f"{svc}-api", api_argv(svc), api_env))
-        services.append(_service_process(config, f"{svc}-worker", worker_argv(svc), worker_env))
+        for n in range(1, config.worker_replicas + 1):
+            worker_env = {**env, "CLINIC_METRICS_BIND": f"{config.host}:{config.worker_metrics_port(svc, n)}"}
+            services.append(_service_process(config, worker_name(svc, n), worker_argv(svc), worker_env))
     for mp in services:
         sup.start(mp)
     wait_until_ready(sup, config, services)
@@ -367,6 +411,12 @@ def start_all(sup: Supervisor, config: StackConfig, pg: LocalPostgres, kafka: Lo
 def api_argv(svc: str) -> list[str]:
     return [sys.executable, "-m", "gunicorn", "--config", "python:services.common.gunicorn_conf",
             f"services.{svc}.app:create_app()"]
+
+
+def worker_name(svc: str, replica: int) -> str:
+    """intake-worker, then intake-worker-2, -3...: the first keeps the name (and log) it
+    has without replicas."""
+    return f"{svc}-worker" if replica == 1 else f"{svc}-worker-{replica}"
 
 
 def worker_argv(svc: str) -> list[str]:
@@ -538,9 +588,10 @@ def summary(config: StackConfig, credentials: str | None, environ: Mapping[str, 
         f"  queue page     {url('referral', '/queue')}",
         "  OpenAPI        " + "  ".join(url(svc, "/openapi.json") for svc in SERVICES),
         "  API metrics    " + "  ".join(url(svc, "/metrics") for svc in SERVICES),
-        "  worker metrics " + "  ".join(f"http://{config.host}:{config.worker_metrics_ports[svc]}/metrics"
-                                        for svc in SERVICES),
-        f"  Kafka          {config.kafka_bootstrap}",
+        "  worker metrics " + "  ".join(f"http://{config.host}:{config.worker_metrics_port(svc, n)}/metrics"
+                                        for svc in SERVICES for n in range(1, config.worker_replicas + 1)),
+        f"  Kafka          {config.kafka_bootstrap}"
+        + (f" ({config.kafka_brokers} brokers, every topic on 3 of them)" if config.kafka_brokers > 1 else ""),
         f"  PostgreSQL     {config.host}:{config.pg_port}, database clinic",
         *_patient_message_lines(config, environ),
         f"  logs           {config.logs_dir}/",

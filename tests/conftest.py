@@ -11,7 +11,7 @@ import pytest
 
 from services.common import settings as settings_module
 from tests.kafka_support import remember_admin
-from tests.live_stack import kafka_lib_dir
+from tests.live_stack import kafka_brokers, kafka_lib_dir
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -37,10 +37,18 @@ def pg(infra_dir):
 
 @pytest.fixture(scope="session")
 def kafka(infra_dir):
+    """The session's broker; with CLINIC_KAFKA_BROKERS=3, a three-broker cluster instead
+    (infra/kafka/cluster.py: every topic on 3 replicas, min.insync.replicas=2), which every
+    test using this fixture then runs against (docs/kafka-cluster.md)."""
+    from infra.kafka.cluster import LocalKafkaCluster
     from infra.kafka.runner import LocalKafka
     from infra.postgres import free_port
 
-    broker = LocalKafka(infra_dir, port=free_port(), controller_port=free_port(), lib_dir=kafka_lib_dir())
+    if kafka_brokers() == 3:
+        ports = [free_port() for _ in range(6)]
+        broker = LocalKafkaCluster(infra_dir, ports[:3], ports[3:], lib_dir=kafka_lib_dir())
+    else:
+        broker = LocalKafka(infra_dir, port=free_port(), controller_port=free_port(), lib_dir=kafka_lib_dir())
     # SASL/SCRAM and ACLs as in `make run`: the services' settings (stack_env) find their
     # principals' passwords in infra_dir/secrets; tests' own clients act as clinic-admin
     # (tests/kafka_support.py); test workers use groups under their service's prefix.

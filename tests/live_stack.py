@@ -18,6 +18,11 @@ from services.common import settings as settings_module
 REPO = Path(__file__).resolve().parents[1]
 
 
+def kafka_brokers() -> int:
+    """CLINIC_KAFKA_BROKERS of the test run: 1 (the default) or 3 (the cluster; docs/kafka-cluster.md)."""
+    return int(os.environ.get("CLINIC_KAFKA_BROKERS") or 1)
+
+
 def kafka_lib_dir() -> Path:
     # Jars are cached under the repo's state folder and shared by every run (make run too).
     return Path(os.environ.get("CLINIC_KAFKA_LIB_DIR", REPO / ".state" / "kafka" / "lib"))
@@ -111,25 +116,28 @@ def free_port_pair() -> int:
         return port
 
 
-def stack_ports(tls_proxy: bool = False) -> dict[str, str]:
-    """A free port for every listener of one stack, no two alike (nor the Kafka controller's,
-    the broker's port + 1): picked one by one, free ports could repeat."""
+def stack_ports(tls_proxy: bool = False, brokers: int = 1, worker_replicas: int = 1) -> dict[str, str]:
+    """A free port for every listener of one stack, no two alike (nor the Kafka controllers',
+    each broker's port + 1; nor the other brokers', the ports after; nor the worker
+    replicas', the first's + 10(n-1): infra/stack.py): picked one by one, free ports could repeat."""
     from infra.postgres import free_port
+    from infra.stack import METRICS_PORT_STRIDE
 
     taken: set[int] = set()
 
-    def pick(pair: bool = False) -> str:
+    def pick(offsets: tuple[int, ...] = (0,)) -> str:
         while True:
-            port = free_port_pair() if pair else free_port()
-            span = {port, port + 1} if pair else {port}
-            if not span & taken:
+            port = free_port_pair() if len(offsets) > 1 else free_port()
+            span = {port + offset for offset in offsets}
+            if not span & taken and all(_port_free(p) for p in span):
                 taken.update(span)
                 return str(port)
 
-    ports = {"CLINIC_KAFKA_PORT": pick(pair=True), "CLINIC_PG_PORT": pick()}
+    ports = {"CLINIC_KAFKA_PORT": pick(tuple(range(2 * brokers))), "CLINIC_PG_PORT": pick()}
+    metrics = tuple(METRICS_PORT_STRIDE * n for n in range(worker_replicas))
     for svc in settings_module.SERVICES:
         ports[f"CLINIC_{svc.upper()}_PORT"] = pick()
-        ports[f"CLINIC_{svc.upper()}_WORKER_METRICS_PORT"] = pick()
+        ports[f"CLINIC_{svc.upper()}_WORKER_METRICS_PORT"] = pick(metrics)
     ports["CLINIC_MAIL_SINK_PORT"] = pick()  # the message sink's (infra/message_sink.py)
     ports["CLINIC_SMS_SINK_PORT"] = pick()
     if tls_proxy:
@@ -138,7 +146,22 @@ def stack_ports(tls_proxy: bool = False) -> dict[str, str]:
     return ports
 
 
-def stack_env(state_dir: Path, tls_proxy: bool = False) -> dict[str, str]:
+def _port_free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def stack_env(state_dir: Path, tls_proxy: bool = False, brokers: int | None = None,
+              worker_replicas: int = 1) -> dict[str, str]:
+    """brokers: CLINIC_KAFKA_BROKERS (default: the test run's, kafka_brokers());
+    worker_replicas: CLINIC_WORKER_REPLICAS."""
+    brokers = kafka_brokers() if brokers is None else brokers
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("CLINIC_")},
         "CLINIC_STATE_DIR": str(state_dir),
@@ -148,21 +171,24 @@ def stack_env(state_dir: Path, tls_proxy: bool = False) -> dict[str, str]:
         "CLINIC_AUTH_FAILURES_PER_ADDRESS": "100000", "CLINIC_AUTH_FAILURES_PER_CREDENTIAL": "100000",
         "CLINIC_KIOSK_REPORTS_PER_HOUR": "100000",
         "CLINIC_KAFKA_LIB_DIR": str(kafka_lib_dir()),
-        **stack_ports(tls_proxy),
+        "CLINIC_KAFKA_BROKERS": str(brokers),
+        "CLINIC_WORKER_REPLICAS": str(worker_replicas),
+        **stack_ports(tls_proxy, brokers, worker_replicas),
     }
     if tls_proxy:  # the stack starts the proxy last (infra/proxy) and tells the APIs to trust it
         env["CLINIC_TLS_PROXY"] = "1"
     # No secret given: the stack makes its own (random, under state_dir/secrets/), and the
     # tests' `clinic` calls find them there, as a developer's do.
-    env["CLINIC_KAFKA_BOOTSTRAP"] = f"127.0.0.1:{env['CLINIC_KAFKA_PORT']}"
+    base = int(env["CLINIC_KAFKA_PORT"])
+    env["CLINIC_KAFKA_BOOTSTRAP"] = ",".join(f"127.0.0.1:{base + 2 * n}" for n in range(brokers))
     return env
 
 
 @contextlib.contextmanager
 def running_stack(prefix: str, keep: bool = False, ready_timeout: float = 300,
-                  tls_proxy: bool = False) -> Iterator[LiveStack]:
+                  tls_proxy: bool = False, brokers: int | None = None, worker_replicas: int = 1) -> Iterator[LiveStack]:
     state_dir = Path(tempfile.mkdtemp(prefix=prefix))
-    stack = LiveStack(state_dir, stack_env(state_dir, tls_proxy))
+    stack = LiveStack(state_dir, stack_env(state_dir, tls_proxy, brokers, worker_replicas))
     try:
         with open(state_dir / "stack-console.log", "wb") as console:
             stack.proc = subprocess.Popen([sys.executable, "-m", "infra.stack"], env=stack.env, cwd=REPO,

@@ -35,12 +35,15 @@ class BrokerUnreachable(Exception):
 
 
 def _port_open(bootstrap: str) -> bool:
-    host, _, port = bootstrap.rpartition(":")
-    try:
-        with socket.create_connection((host, int(port)), timeout=1):
-            return True
-    except OSError:
-        return False
+    """Any of the brokers (CLINIC_KAFKA_BROKERS=3: a comma-separated list) listens."""
+    for address in bootstrap.split(","):
+        host, _, port = address.rpartition(":")
+        try:
+            with socket.create_connection((host, int(port)), timeout=1):
+                return True
+        except OSError:
+            continue
+    return False
 
 
 @contextlib.contextmanager

@@ -74,13 +74,18 @@ def alive(pid: int) -> bool:
 class StackProcesses:
     """Roles -> processes of the stack whose supervisor is `supervisor_pid`."""
 
-    def __init__(self, supervisor_pid: int, state_dir: Path):
+    def __init__(self, supervisor_pid: int, state_dir: Path, brokers: int = 1, worker_replicas: int = 1):
         self.supervisor_pid = supervisor_pid
         self.state_dir = Path(state_dir)
+        # How many processes a whole stack has of these roles (CLINIC_KAFKA_BROKERS,
+        # CLINIC_WORKER_REPLICAS); one of every other.
+        self.want = {"kafka": brokers, **{f"{svc}-worker": worker_replicas for svc in SERVICES}}
 
     @classmethod
     def of(cls, stack) -> StackProcesses:
-        return cls(int((Path(stack.state_dir) / "stack.lock").read_text().split()[0]), stack.state_dir)
+        env = stack.env
+        return cls(int((Path(stack.state_dir) / "stack.lock").read_text().split()[0]), stack.state_dir,
+                   int(env.get("CLINIC_KAFKA_BROKERS") or 1), int(env.get("CLINIC_WORKER_REPLICAS") or 1))
 
     def snapshot(self) -> dict[str, list[Proc]]:
         """{"postgres": [...], "kafka": [...], "intake-api": [master], "intake-api-workers": [...],
@@ -115,11 +120,12 @@ class StackProcesses:
         return found[0] if found else None
 
     def missing(self) -> list[str]:
-        """Roles not (fully) running: every role one process, each API GUNICORN_WORKERS workers."""
+        """Roles not (fully) running: every role one process (Kafka its brokers, a worker its
+        replicas), each API GUNICORN_WORKERS workers."""
         snap = self.snapshot()
         gaps = []
         for role, procs in snap.items():
-            want = GUNICORN_WORKERS if role.endswith("-api-workers") else 1
+            want = GUNICORN_WORKERS if role.endswith("-api-workers") else self.want.get(role, 1)
             if len(procs) != want:
                 gaps.append(f"{role}: {len(procs)}/{want}")
         return gaps
