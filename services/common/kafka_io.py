@@ -44,13 +44,16 @@ def client_security(settings: Settings, principal: str | None = None) -> dict[st
     return sasl_config(username, password) if username and password else {}
 
 
-def make_producer(bootstrap: str, client_id: str, security: Mapping[str, Any] | None = None) -> KafkaProducer:
+def make_producer(bootstrap: str, client_id: str, security: Mapping[str, Any] | None = None,
+                  linger_ms: int = 5) -> KafkaProducer:
+    """`linger_ms`: how long a batch may wait for more records before it is sent; a caller
+    that flushes after its sends (the relay) may give a long one."""
     return KafkaProducer(
         bootstrap_servers=bootstrap,
         client_id=client_id,
         acks="all",
         enable_idempotence=True,  # broker drops retried duplicates within a session
-        linger_ms=5,
+        linger_ms=linger_ms,
         # The relay sends up to 500 events and flushes: in batches of 16 KB (the default) a
         # third of its time went to waking the sender thread for each new batch (issue 15).
         batch_size=256 * 1024,

@@ -29,6 +29,10 @@ IDLE_WAIT_S = 1.0  # fallback poll when a NOTIFY was missed (e.g. while reconnec
 # were lost), then deleted so that the table does not grow forever.
 KEEP_SENT = "7 days"
 PURGE_EVERY_S = 600.0
+# Every batch is flushed as soon as its rows are handed to the producer, so the linger is
+# never waited: a long one only keeps the sender thread from sending (and waking for) part
+# batches while the rest are still being added, each time fighting the relay for the GIL.
+RELAY_LINGER_MS = 1_000
 
 
 def outbox_channel(schema: str) -> str:
@@ -117,7 +121,8 @@ class OutboxRelay:
 
     def producer(self):
         if self._producer is None:
-            self._producer = make_producer(self.kafka_bootstrap, self.client_id, self.kafka_security)
+            self._producer = make_producer(self.kafka_bootstrap, self.client_id, self.kafka_security,
+                                           linger_ms=RELAY_LINGER_MS)
         return self._producer
 
     def publish_batch(self, conn: psycopg.Connection) -> int:
