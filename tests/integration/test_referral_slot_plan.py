@@ -130,9 +130,12 @@ def test_counting_a_providers_free_slots_reads_only_free_ones(many_held):
         plan = explain(conn, slot_store.COUNT_FREE, (provider_id, start))
 
     scans = slot_scans(plan)
-    assert len(scans) == 1 and scans[0]["Node Type"] in ("Index Scan", "Index Only Scan", "Bitmap Index Scan"), plan
+    assert len(scans) == 1 and scans[0]["Node Type"] in ("Index Scan", "Index Only Scan", "Bitmap Heap Scan"), plan
+    # A bitmap scan (the planner's call too, with other tests' slots in the table) names its
+    # index in the Bitmap Index Scan under it.
+    index_scan = scans[0]["Plans"][0] if scans[0]["Node Type"] == "Bitmap Heap Scan" else scans[0]
     # Either index of free slots (after `start`, only this provider has slots: a tie).
-    assert scans[0]["Index Name"] in FREE_INDEXES and scans[0].get("Rows Removed by Filter", 0) == 0
+    assert index_scan["Index Name"] in FREE_INDEXES and scans[0].get("Rows Removed by Filter", 0) == 0, plan
     assert slot_store.count_free(conn, provider_id, since=start) == SLOTS - HELD
 
 
