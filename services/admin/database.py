@@ -20,7 +20,8 @@ import psycopg
 from psycopg import sql
 
 from services.common.db import apply_migrations, connect
-from services.common.settings import ADMIN_ROLE, SERVICES, Settings, db_password_setting
+from services.common.settings import (ADMIN_ROLE, DATABASE_PLACE, SERVICES, Settings, database_place,
+                                      db_password_setting)
 
 from . import identity_copies
 from .errors import CommandError
@@ -39,7 +40,7 @@ def bootstrap(settings: Settings) -> None:
     passwords = role_passwords(settings)
     for database in settings.databases():
         maintenance = psycopg.conninfo.make_conninfo(database.admin_url, dbname="postgres")
-        dbname = psycopg.conninfo.conninfo_to_dict(settings.role_url(database.services[0]))["dbname"]
+        dbname = database_place(settings.role_url(database.services[0]))[DATABASE_PLACE.index("dbname")]
         bootstrap_database(maintenance, dbname, {role: passwords[role] for role in database.services})
     for service in SERVICES:
         with connect(settings.role_url(service)) as conn:

@@ -171,6 +171,7 @@ def _role_url(env, name: str, user: str, host: str, port: int, db: str, state_di
 def database_place(url: str) -> tuple:
     """(host, hostaddr, port, dbname) of a connection URL or key=value string."""
     parts = conninfo_to_dict(url)
+    parts.setdefault("dbname", parts.get("user"))  # as libpq: no database named, the user's
     return tuple(parts.get(key) for key in DATABASE_PLACE)
 
 

@@ -64,6 +64,14 @@ def test_two_services_sharing_a_database_are_made_together(tmp_path):
     assert [d.services for d in settings.databases()] == [("intake",), ("triage", "referral")]
 
 
+def test_a_url_without_a_database_names_its_users_as_libpq_does(tmp_path):
+    settings = load(env={"CLINIC_STATE_DIR": str(tmp_path),
+                         "CLINIC_INTAKE_DATABASE_URL": "postgresql://intake:i@db:5432",
+                         "CLINIC_TRIAGE_DATABASE_URL": "postgresql://triage:t@db:5432",
+                         "CLINIC_REFERRAL_DATABASE_URL": "postgresql://referral:r@db:5432/triage"})
+    assert [d.services for d in settings.databases()] == [("intake",), ("triage", "referral")]
+
+
 # -- three servers -------------------------------------------------------------------------
 class SplitStack:
     def __init__(self, servers: dict, env: dict[str, str]):
