@@ -251,6 +251,23 @@ def test_bootstrap_makes_the_identity_copies_alike_again(split):
     assert (states[kept], states[revoked]) == (False, True)
 
 
+def test_bootstrap_refuses_to_merge_two_different_members_of_one_name(split):
+    name = f"twice-{uuid.uuid4().hex[:8]}"
+    for service in ("intake", "referral"):  # as two databases made by two different `clinic`s would
+        with split.admin(service) as conn:
+            conn.execute("INSERT INTO identity.staff (name, role, token_hash) VALUES (%s, 'scheduler', %s)",
+                         (name, uuid.uuid4().hex))
+    try:
+        refused = split.clinic("db", "bootstrap", check=False)
+        assert refused.returncode == 1 and "a different staff member under a name or token" in refused.stderr, \
+            refused.stderr
+        assert [name in {row[1] for row in rows} for rows in split.staff_copies().values()] == [True, False, True]
+    finally:
+        for service in ("intake", "referral"):
+            with split.admin(service) as conn:
+                conn.execute("DELETE FROM identity.staff WHERE name = %s", (name,))
+
+
 def test_staff_commands_with_one_database_out_of_reach(split):
     name = f"partial-{uuid.uuid4().hex[:8]}"
     token = split.clinic("staff", "add", name, "--role", "scheduler").stdout.strip()
