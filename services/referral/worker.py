@@ -24,8 +24,10 @@ IDENTITY_PURGE = (store.pseudonymise_batch, "referral.referrals")
 
 def on_decision(conn, event: dict, delivery: Delivery, *, now: datetime | None = None,
                 max_window_days: int = DEFAULT_MAX_WINDOW_DAYS) -> None:
-    """Runs in the inbox transaction; any error rolls it back and the event is retried (a
-    PoisonEvent: dead-lettered). `max_window_days`: CLINIC_REFERRAL_MAX_WINDOW_DAYS."""
+    """One decision on its own, in the inbox transaction; any error rolls it back and the event
+    is retried (a PoisonEvent: dead-lettered). `max_window_days`: CLINIC_REFERRAL_MAX_WINDOW_DAYS.
+    The worker consumes decisions through decisions_handler, which does the same a run at a
+    time (tests/integration/test_referral_decision_batch.py compares the two)."""
     decision = parse_decision(event, DEFAULT_WINDOWS, max_window_days)
     if decision.care_level == "self_care":
         return  # no referral, and (since issue 13) no patient identity in the event either

@@ -23,7 +23,7 @@ from tests.referral_support import add_slots, decide, decision_event, mrn, new_p
 
 from services.common.inbox import Delivery
 from services.common.settings import TOPIC_DECISIONS
-from services.referral import booking, decision_batch, store
+from services.referral import booking, decision_batch
 
 pytestmark = pytest.mark.integration
 
