@@ -255,7 +255,8 @@ def broker_down(ctx: Ctx, seconds: float) -> Phase:
     phase = Phase(f"Kafka down {seconds:g}s")
     phase.killed.append("kafka")
     before = kafka_probe.committed_offsets(ctx.bootstrap)
-    port = int(ctx.bootstrap.rsplit(":", 1)[1])
+    # The first broker (with CLINIC_KAFKA_BROKERS=3, node 1, which procs.kill takes first).
+    port = int(ctx.bootstrap.split(",")[0].rsplit(":", 1)[1])
     t0 = time.monotonic()
     wall0 = time.time()
     holder = kill_and_hold(ctx, "kafka", port)

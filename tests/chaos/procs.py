@@ -106,6 +106,8 @@ class StackProcesses:
                         roles[f"{svc}-api-workers"] += children_of(child.pid, procs)
             elif len(argv) >= 3 and argv[-2] == "worker" and argv[-1] in SERVICES:
                 roles[f"{argv[-1]}-worker"].append(child)
+        # Brokers in node order (their properties file: <state>/kafka[-n]/server.properties).
+        roles["kafka"].sort(key=lambda proc: proc.argv[-1])
         return roles
 
     @staticmethod
