@@ -32,8 +32,10 @@ APIS = ("intake", "triage", "referral")
 ROLES = tuple(svc.upper() for svc in APIS)
 WORKERS = tuple(f"{svc}-worker" for svc in APIS)
 ONE_SHOTS = ("migrate", "topics")
-WITH_HEALTHCHECK = ("postgres", "kafka", *APIS, "proxy", "prometheus")
-LONG_RUNNING = ("postgres", "kafka", *APIS, *WORKERS, "proxy", "prometheus")
+# The three Kafka brokers (docker-compose.yml; node 1 keeps the name `kafka`).
+BROKERS = ("kafka", "kafka-2", "kafka-3")
+WITH_HEALTHCHECK = ("postgres", *BROKERS, *APIS, "proxy", "prometheus")
+LONG_RUNNING = ("postgres", *BROKERS, *APIS, *WORKERS, "proxy", "prometheus")
 
 # Figures for the summary at the end of the run: phase -> seconds, container -> memory,
 # service -> seconds after `up -d` began until it was healthy (one-shots: exited 0).
@@ -55,7 +57,7 @@ class ComposeStack:
     cannot do (inspect a container's health and restart count, SIGKILL its process)."""
 
     def __init__(self):
-        ports = {name: free_port() for name in ("PROXY_HTTPS", "PROXY_HTTP", "PG", "KAFKA")}
+        ports = {name: free_port() for name in ("PROXY_HTTPS", "PROXY_HTTP", "PG", "KAFKA", "KAFKA_2", "KAFKA_3")}
         self.tls_dir = Path(tempfile.mkdtemp(prefix="clinic-compose-tls-"))
         cert, key = self.tls_dir / "cert.pem", self.tls_dir / "key.pem"
         # A self-signed pair for the proxy, as an operator's certificate would be given.
@@ -84,7 +86,8 @@ class ComposeStack:
         self.https_url = f"https://127.0.0.1:{ports['PROXY_HTTPS']}"
         self.http_url = f"http://127.0.0.1:{ports['PROXY_HTTP']}"
         self.base_url = {svc: self.https_url for svc in APIS}
-        self.kafka_bootstrap = f"127.0.0.1:{ports['KAFKA']}"
+        # Every broker's host port: a client on the host reaches the cluster through any.
+        self.kafka_bootstrap = ",".join(f"127.0.0.1:{ports[name]}" for name in ("KAFKA", "KAFKA_2", "KAFKA_3"))
 
     def kafka_security(self, principal: str = "clinic-admin") -> dict:
         """kafka-python settings that authenticate to the stack's broker as `principal`."""

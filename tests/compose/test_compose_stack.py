@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from services.common.settings import TOPICS
-from tests.compose.conftest import APIS, MEMORY, PHASES, PROJECT, WITH_HEALTHCHECK, health
+from tests.compose.conftest import APIS, BROKERS, MEMORY, PHASES, PROJECT, WITH_HEALTHCHECK, health
 from tests.e2e.flow_helpers import FINAL_STATUSES, SELF_CARE, SPECIALIST, URGENT, report_body, submit, wait_for_report
 
 # Image builds are not in here; the stack's start is (a cold Kafka and PostgreSQL init).
@@ -47,7 +47,7 @@ def test_every_container_is_healthy_and_every_api_ready(stack):
             raise
         assert ready.status_code == 200, ready.text
         assert ready.json()["status"] == "ready"
-    for service in ("postgres", "kafka", *APIS):
+    for service in ("postgres", *BROKERS, *APIS):
         assert stack.container(service)["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
 
 
@@ -220,7 +220,7 @@ def test_the_proxy_is_the_only_way_in(stack):
     assert set(host_ports(replicas["proxy"][0])) == {"443/tcp", "80/tcp"}, "the proxy publishes HTTPS and HTTP"
     # PostgreSQL and Kafka: on the host's loopback alone, and only because the tests add
     # infra/containers/compose.host-access.yml (docker-compose.yml publishes neither).
-    for service in ("postgres", "kafka"):
+    for service in ("postgres", *BROKERS):
         bound = host_ports(replicas[service][0])
         assert bound and all(b["HostIp"] == "127.0.0.1" for bindings in bound.values() for b in bindings), bound
 

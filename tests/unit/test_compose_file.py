@@ -55,8 +55,11 @@ TLS_FILES = {"tls_cert": "CLINIC_TLS_CERT_FILE", "tls_key": "CLINIC_TLS_KEY_FILE
 COMPOSE_SECRETS = {*DB_PASSWORDS.values(), *SECRET_KEYS.values(), *KAFKA_PASSWORDS.values(), *TLS_FILES.values()}
 # Host-side choices of the compose file alone, documented in its header too: the
 # infrastructure images (public ones by default, infra/containers/ builds local ones) and
-# Kafka's host port (the same name `make run` reads, infra/stack.py).
-COMPOSE_HOST_SETTINGS = {"CLINIC_POSTGRES_IMAGE", "CLINIC_KAFKA_IMAGE", "CLINIC_PROXY_IMAGE", "CLINIC_KAFKA_PORT"}
+# the three Kafka brokers' host ports (the first: the name `make run` reads, infra/stack.py).
+BROKERS = ("kafka", "kafka-2", "kafka-3")
+BROKER_PORT_SETTINGS = {"kafka": "CLINIC_KAFKA_PORT", "kafka-2": "CLINIC_KAFKA_2_PORT", "kafka-3": "CLINIC_KAFKA_3_PORT"}
+BROKER_HOST_PORTS = {"kafka": "9092", "kafka-2": "9094", "kafka-3": "9096"}  # make run's layout
+COMPOSE_HOST_SETTINGS = {"CLINIC_POSTGRES_IMAGE", "CLINIC_KAFKA_IMAGE", "CLINIC_PROXY_IMAGE", *BROKER_PORT_SETTINGS.values()}
 # The patient messages' settings (services/common/settings.py), passed to the intake worker by
 # name for ops to set; each optional (empty is unset: the service's own default applies).
 # Two of them are secrets: passed the same way, never with a default of their own.
@@ -341,7 +344,7 @@ def test_interpolated_host_variables_are_settings_or_documented_secrets(compose)
 @pytest.mark.parametrize("name", OUR_CONTAINERS)
 def test_common_settings_point_inside_the_compose_network(services, name):
     env = environment(services[name])
-    assert env["CLINIC_KAFKA_BOOTSTRAP"] == "kafka:9092"
+    assert env["CLINIC_KAFKA_BOOTSTRAP"] == "kafka:9092,kafka-2:9092,kafka-3:9092", "every broker"
     assert (env["CLINIC_PG_HOST"], str(env["CLINIC_PG_PORT"]), env["CLINIC_DB_NAME"]) == (
         "postgres", "5432", "clinic",
     )
@@ -419,7 +422,7 @@ def test_bootstrap_takes_role_passwords_from_the_role_urls(tmp_path):
 
 
 def test_restart_policies(services):
-    for name in (*SERVICES, *WORKERS, "postgres", "kafka"):
+    for name in (*SERVICES, *WORKERS, "postgres", *BROKERS):
         assert services[name]["restart"] == "unless-stopped", name
     for name in ONE_SHOTS:
         assert services[name]["restart"] == "no", name
@@ -436,22 +439,23 @@ def test_api_healthcheck_asks_readyz_without_curl(services, svc):
 def test_infrastructure_healthchecks(services):
     pg = " ".join(services["postgres"]["healthcheck"]["test"])
     assert "pg_isready" in pg and "-h 127.0.0.1" in pg
-    kafka = " ".join(services["kafka"]["healthcheck"]["test"])
-    assert "/opt/kafka/bin/kafka-topics.sh --bootstrap-server localhost:9092" in kafka
-    assert "--command-config /tmp/clinic-admin.properties" in kafka, "as clinic-admin (the entrypoint writes it)"
+    for broker in BROKERS:
+        kafka = " ".join(services[broker]["healthcheck"]["test"])
+        assert "/opt/kafka/bin/kafka-topics.sh --bootstrap-server localhost:9092" in kafka
+        assert "--command-config /tmp/clinic-admin.properties" in kafka, "as clinic-admin (the entrypoint writes it)"
 
 
 def test_start_order(services):
     runtime = {
         "postgres": "service_healthy",
-        "kafka": "service_healthy",
+        **dict.fromkeys(BROKERS, "service_healthy"),
         "migrate": "service_completed_successfully",
         "topics": "service_completed_successfully",
     }
     for name in (*SERVICES, *WORKERS):
         assert depends_on(services[name]) == runtime, name
     assert depends_on(services["migrate"]) == {"postgres": "service_healthy"}
-    assert depends_on(services["topics"]) == {"kafka": "service_healthy"}
+    assert depends_on(services["topics"]) == dict.fromkeys(BROKERS, "service_healthy"), "RF 3 needs the three"
 
 
 def test_dependency_conditions_can_be_met(services):
@@ -480,52 +484,57 @@ def test_postgres(compose, services, host_access):
         "with the host-access file: local-only, on the default CLINIC_PG_PORT"
 
 
-def test_kafka_is_a_single_kraft_node(compose, services, host_access):
-    kafka = services["kafka"]
+@pytest.mark.parametrize("node", [1, 2, 3])
+def test_kafka_is_a_three_node_kraft_cluster(compose, services, host_access, node):
+    name = BROKERS[node - 1]
+    kafka = services[name]
     assert variables_in(kafka["image"]) == {"CLINIC_KAFKA_IMAGE"}, kafka["image"]
     repository, _, tag = interpolate(kafka["image"]).partition(":")
     assert repository == "apache/kafka" and tag.split(".")[0] == "4", kafka["image"]
     env = {key: str(interpolate(value)) for key, value in kafka["environment"].items()}
-    assert env["CLUSTER_ID"], "the image refuses to start in KRaft mode without one"
+    assert env["CLUSTER_ID"] == str(services["kafka"]["environment"]["CLUSTER_ID"]), "one cluster id"
+    assert env["KAFKA_NODE_ID"] == str(node) and kafka["hostname"] == name
     assert set(env["KAFKA_PROCESS_ROLES"].split(",")) == {"broker", "controller"}
 
     listeners = dict(reversed(entry.split("://")) for entry in env["KAFKA_LISTENERS"].split(","))
-    listeners = {name: int(addr.rpartition(":")[2]) for addr, name in listeners.items()}
+    listeners = {listener: int(addr.rpartition(":")[2]) for addr, listener in listeners.items()}
     assert env["KAFKA_CONTROLLER_LISTENER_NAMES"] == "CONTROLLER" and "CONTROLLER" in listeners
-    assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == f"{env['KAFKA_NODE_ID']}@kafka:{listeners['CONTROLLER']}"
+    assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == ",".join(
+        f"{n}@{host}:{listeners['CONTROLLER']}" for n, host in enumerate(BROKERS, 1))
     protocols = dict(entry.split(":") for entry in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(","))
     assert set(protocols) == set(listeners)
 
     advertised = dict(entry.split("://") for entry in env["KAFKA_ADVERTISED_LISTENERS"].split(","))
     assert "CONTROLLER" not in advertised
     assert set(advertised) <= set(listeners)
-    internal = [name for name, addr in advertised.items() if addr == "kafka:9092"]
-    assert internal and listeners[internal[0]] == 9092, "containers use kafka:9092"
+    internal = [listener for listener, addr in advertised.items() if addr == f"{name}:9092"]
+    assert internal and listeners[internal[0]] == 9092, f"containers use {name}:9092"
     assert env["KAFKA_INTER_BROKER_LISTENER_NAME"] == internal[0]
     # The host listener: advertised by docker-compose.yml, published (on the host's loopback)
     # by the host-access file only.
     assert not published(kafka), "docker-compose.yml publishes the proxy's ports alone"
-    host_ports = host_access["services"]["kafka"]["ports"]
-    host = [name for name, addr in advertised.items() if addr == "127.0.0.1:9092"]
-    assert host and published({"ports": host_ports}) == [("127.0.0.1", "9092", str(listeners[host[0]]))]
-    # One host port, advertised and published alike, whatever CLINIC_KAFKA_PORT says.
+    host_ports = host_access["services"][name]["ports"]
+    port = BROKER_HOST_PORTS[name]
+    host = [listener for listener, addr in advertised.items() if addr == f"127.0.0.1:{port}"]
+    assert host and published({"ports": host_ports}) == [("127.0.0.1", port, str(listeners[host[0]]))]
+    # One host port per broker, advertised and published alike, whatever its setting says.
     raw_advertised = kafka["environment"]["KAFKA_ADVERTISED_LISTENERS"]
-    assert variables_in(raw_advertised) == variables_in(host_ports) == {"CLINIC_KAFKA_PORT"}
+    assert variables_in(raw_advertised) == variables_in(host_ports) == {BROKER_PORT_SETTINGS[name]}
 
-    for key in (
-        "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR",
-        "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR",
-        "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR",
-        "KAFKA_SHARE_COORDINATOR_STATE_TOPIC_REPLICATION_FACTOR",
-        "KAFKA_SHARE_COORDINATOR_STATE_TOPIC_MIN_ISR",
-        "KAFKA_DEFAULT_REPLICATION_FACTOR",
-    ):
-        assert env[key] == "1", key
+    # Every topic, the internal ones too, on the three; writes acknowledged by two.
+    for key in ("KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR", "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR",
+                "KAFKA_SHARE_COORDINATOR_STATE_TOPIC_REPLICATION_FACTOR", "KAFKA_DEFAULT_REPLICATION_FACTOR"):
+        assert env[key] == "3", key
+    for key in ("KAFKA_TRANSACTION_STATE_LOG_MIN_ISR", "KAFKA_SHARE_COORDINATOR_STATE_TOPIC_MIN_ISR",
+                "KAFKA_MIN_INSYNC_REPLICAS"):
+        assert env[key] == "2", key
+    assert env["KAFKA_UNCLEAN_LEADER_ELECTION_ENABLE"] == "false"
     assert env["KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS"] == "0"
     assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
 
     volume, _, path = kafka["volumes"][0].partition(":")
     assert path == env["KAFKA_LOG_DIRS"] and volume in compose["volumes"]
+    assert len({services[b]["volumes"][0] for b in BROKERS}) == 3, "a volume each"
 
 
 def test_topics_match_infra_kafka(services):
@@ -630,10 +639,11 @@ if shutil.which("docker-compose"):
         alone = config(COMPOSE_FILE)
         assert {name for name, svc in alone.items() if svc.get("ports")} == {"proxy"}
         merged = config(COMPOSE_FILE, HOST_ACCESS_FILE)
-        assert {name for name, svc in merged.items() if svc.get("ports")} == {"proxy", "postgres", "kafka"}
+        assert {name for name, svc in merged.items() if svc.get("ports")} == {"proxy", "postgres", *BROKERS}
         assert merged["postgres"]["ports"] == ["127.0.0.1:55432:5432/tcp"]
-        assert merged["kafka"]["ports"] == ["127.0.0.1:9092:19092/tcp"]
-        for name in ("postgres", "kafka"):
+        for broker, port in BROKER_HOST_PORTS.items():
+            assert merged[broker]["ports"] == [f"127.0.0.1:{port}:19092/tcp"], broker
+        for name in ("postgres", *BROKERS):
             assert set(merged[name]["networks"]) == {"backend", "edge"}, name
         # Nothing else changes (docker-compose prints a merge with `{}` for null and lists reordered).
         def normal(value):
@@ -643,8 +653,8 @@ if shutil.which("docker-compose"):
                 return sorted((normal(item) for item in value), key=repr)
             return {} if value is None else value
 
-        assert normal({name: svc for name, svc in merged.items() if name not in ("postgres", "kafka")}) == normal(
-            {name: svc for name, svc in alone.items() if name not in ("postgres", "kafka")})
+        assert normal({name: svc for name, svc in merged.items() if name not in ("postgres", *BROKERS)}) == normal(
+            {name: svc for name, svc in alone.items() if name not in ("postgres", *BROKERS)})
 
     @pytest.mark.parametrize("missing", sorted(COMPOSE_SECRETS))
     def test_docker_compose_refuses_to_start_without_each_secret(missing):
@@ -783,13 +793,13 @@ def test_host_access_file_publishes_postgres_and_kafka_on_the_loopback_only(host
     on 127.0.0.1 and the `edge` network they need (a port cannot be published on an internal
     network alone); its variables are documented in both files' headers."""
     assert set(host_access) == {"services"}
-    assert set(host_access["services"]) == {"postgres", "kafka"}
+    assert set(host_access["services"]) == {"postgres", *BROKERS}
     for name, svc in host_access["services"].items():
         assert set(svc) == {"networks", "ports"}, name
         assert svc["networks"] == ["backend", "edge"], name
         assert [ip for ip, _, _ in published(svc)] == ["127.0.0.1"], f"{name}: the host's loopback only"
     used = variables_in(host_access)
-    assert used == {"CLINIC_PG_PORT", "CLINIC_KAFKA_PORT"}
+    assert used == {"CLINIC_PG_PORT", *BROKER_PORT_SETTINGS.values()}
     header = COMPOSE_FILE.read_text().split("\nx-", 1)[0]
     assert {v for v in used if v not in header or v not in HOST_ACCESS_FILE.read_text().split("\nservices:")[0]} == set()
     assert "compose.host-access.yml" in header and "compose.host-access.yml" in COMPOSE_DOC.read_text()
