@@ -66,6 +66,28 @@ def test_a_message_sink_port_in_use_is_named_with_its_variable(tmp_path, variabl
     assert_one_line_error(result, f"port {port} ({what})", "already in use", variable)
 
 
+@pytest.mark.parametrize(("variable", "value", "why"), [
+    ("CLINIC_KAFKA_BROKERS", "2", "1 or 3"),  # replication factor 3 needs three
+    ("CLINIC_WORKER_REPLICAS", "7", "6 partitions"),  # a seventh replica would get none
+    ("CLINIC_WORKER_REPLICAS", "two", "1 to 6"),
+])
+def test_a_broker_or_replica_count_it_cannot_run_is_refused(tmp_path, variable, value, why):
+    result = run_stack(stack_env(tmp_path, **{variable: value}))
+
+    assert_one_line_error(result, f"{variable}={value!r}", why)
+
+
+def test_with_three_brokers_a_port_of_the_second_is_named(tmp_path):
+    """Node n listens on CLINIC_KAFKA_PORT + 2(n-1), its controller on the next port."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLINIC_")}
+    env.update(CLINIC_STATE_DIR=str(tmp_path), CLINIC_KAFKA_BROKERS="3", **stack_ports(brokers=3))
+    second = int(env["CLINIC_KAFKA_PORT"]) + 2
+    with socket.create_server(("127.0.0.1", second)):
+        result = run_stack(env)
+
+    assert_one_line_error(result, f"port {second} (Kafka node 2)", "already in use", "CLINIC_KAFKA_PORT")
+
+
 def test_a_second_stack_on_the_same_state_folder_is_refused(tmp_path):
     # The first `make run` is represented by its lock, held here the way it holds it.
     with open(tmp_path / "stack.lock", "w") as lock:
