@@ -9,6 +9,7 @@ from datetime import datetime
 
 import pytest
 
+from tests.app_support import role_conn
 from tests.intake_support import (
     error_of,
     kiosk_report_ids,
@@ -19,6 +20,7 @@ from tests.intake_support import (
     table_counts,
 )
 
+from services.common import outbox
 from services.common.settings import TOPIC_REPORTS
 
 pytestmark = pytest.mark.integration
@@ -81,6 +83,20 @@ def test_a_report_is_accepted_with_its_event_in_one_transaction(client, kiosk, i
     flat = json.dumps(event)
     assert "phone" not in flat and body["patient"]["phone"] not in flat
     assert flat.count(body["patient"]["birth_date"]) == 1 and flat.count("birth_date") == 1
+
+
+def test_an_accepted_report_wakes_the_outbox_relay_after_its_commit(client, kiosk, intake_settings):
+    # The NOTIFY goes in a transaction of its own after the report's (services/intake/store.py,
+    # wake_relay): when it arrives, the report's event is there for the relay to read.
+    with role_conn(intake_settings) as listener:
+        listener.execute(f"LISTEN {outbox.outbox_channel('intake')}")
+        response = post(client, kiosk.headers, report_body())
+        assert response.status_code == 202, response.get_json()
+        woken = list(listener.notifies(timeout=5, stop_after=1))
+        assert [n.channel for n in woken] == [outbox.outbox_channel("intake")]
+        events = listener.execute("SELECT count(*) FROM intake.outbox WHERE key = %s",
+                                  (response.get_json()["report_id"],)).fetchone()[0]
+    assert events == 1
 
 
 def test_text_is_normalised_before_it_is_stored(client, kiosk, intake_conn):
