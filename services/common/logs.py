@@ -107,5 +107,12 @@ def configure_logging(service: str, level: str = "INFO") -> None:
             for own in logger.handlers:
                 install_error_text_filter(own)
     root.setLevel(level)
+    # What no line of ours shows (ServiceJsonFormatter writes time, level, logger, message,
+    # service and the extras) is not gathered for every record: the caller's file, line and
+    # function (a walk up the stack), the process's name. The logging HOWTO's "Optimization"
+    # knobs; the access line alone made that 2% of an API worker's time. (No caller of ours
+    # asks for stack_info, which would need the caller.)
+    logging._srcfile = None
+    logging.logMultiprocessing = False
     # kafka-python is chatty at INFO about every (re)connection.
     logging.getLogger("kafka").setLevel(logging.WARNING)
