@@ -148,42 +148,75 @@ def test_crashed_worker_and_broker_come_back_and_nothing_is_lost_or_doubled(stac
     assert dead.count("no dead letters") == len(TOPICS), dead
 
 
-def triage_group_members(stack) -> list[set[int]]:
-    """The partitions each member of the triage workers' consumer group holds."""
+def group_members(stack, group: str) -> dict[str, set[tuple[str, int]]]:
+    """member id -> the (topic, partition) pairs it holds, of a stable consumer group ({} while
+    it rebalances)."""
     from kafka.admin import KafkaAdminClient
 
     admin = KafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap, client_id="compose-test",
                              **stack.kafka_security())
     try:
-        group = admin.describe_groups(["clinic-triage"])["clinic-triage"]
+        described = admin.describe_groups([group])[group]
     finally:
         admin.close()
-    if group["group_state"] != "Stable":
-        return []
-    return [{p for assigned in member["member_assignment"]["assigned_partitions"] for p in assigned["partitions"]}
-            for member in group["members"]]
+    if described["group_state"] != "Stable":
+        return {}
+    return {member["member_id"]: {(assigned["topic"], p) for assigned in member["member_assignment"]["assigned_partitions"]
+                                  for p in assigned["partitions"]}
+            for member in described["members"]}
 
 
-def test_a_worker_scales_out_and_the_replicas_share_its_partitions(stack, credentials):
-    """`up -d --no-deps --scale triage-worker=2 triage-worker` (docs/compose.md): a second
-    worker joins the consumer group, the two split the topic's partitions, reports flow."""
-    started = time.monotonic()
-    stack.compose("up", "-d", "--no-build", "--no-deps", "--scale", "triage-worker=2", "triage-worker")
-    assert len(stack.replicas()["triage-worker"]) == 2
-    deadline = time.monotonic() + 120
+def wait_shared(stack, service: str, members: int, timeout: float = 120) -> dict[str, set]:
+    """The service's group once its `members` members split every partition of what it
+    consumes, none idle, none held twice."""
+    from services.admin.topics import CONSUMES
+
+    # 6 partitions a topic: KAFKA_NUM_PARTITIONS in docker-compose.yml (docs/conventions.md).
+    want = {(topic, p) for topic in CONSUMES[service] for p in range(6)}
+    deadline = time.monotonic() + timeout
     while True:
-        members = triage_group_members(stack)
-        # 6 partitions: KAFKA_NUM_PARTITIONS in docker-compose.yml (docs/conventions.md).
-        if len(members) == 2 and all(members) and set().union(*members) == set(range(6)):
-            break
-        assert time.monotonic() < deadline, f"the two triage workers do not share the partitions: {members}"
+        found = group_members(stack, f"clinic-{service}")
+        held = [pair for pairs in found.values() for pair in pairs]
+        if len(found) == members and all(found.values()) and sorted(held) == sorted(want):
+            return found
+        assert time.monotonic() < deadline, f"the {service} workers do not share the partitions: {found}"
         time.sleep(1)
-    assert not members[0] & members[1], members
+
+
+def test_each_worker_scales_out_and_a_killed_replicas_partitions_move(stack, credentials):
+    """`up -d --no-deps --scale <svc>-worker=2 ...` (docs/compose.md): a second replica of
+    each worker joins its consumer group and the two split its partitions; a triage replica
+    SIGKILLed (the restart policy brings it back) leaves the group and its partitions go to
+    live members; reports flow."""
+    started = time.monotonic()
+    workers = [f"{svc}-worker" for svc in APIS]
+    stack.compose("up", "-d", "--no-build", "--no-deps", *(arg for w in workers for arg in ("--scale", f"{w}=2")),
+                  *workers)
+    replicas = stack.replicas()
+    assert all(len(replicas[w]) == 2 for w in workers), {w: len(replicas[w]) for w in workers}
+    for svc in APIS:
+        wait_shared(stack, svc, 2)
+    PHASES["scale every worker to 2, partitions shared"] = time.monotonic() - started
+
+    before = wait_shared(stack, "triage", 2)
+    victim = replicas["triage-worker"][0]
+    os.kill(victim["State"]["Pid"], signal.SIGKILL)
+    killed = time.monotonic()
+    deadline = killed + 180
+    while True:
+        after = wait_shared(stack, "triage", 2, timeout=max(1.0, deadline - time.monotonic()))
+        if set(after) != set(before):
+            break
+        assert time.monotonic() < deadline, "the killed replica's member never left the group"
+        time.sleep(1)
+    assert len(set(after) & set(before)) == 1, "the survivor stays, the dead member is gone"
+    PHASES["SIGKILL of a triage replica until its partitions moved"] = time.monotonic() - killed
+
     intake = stack.base_url["intake"]
     ids = [submit(intake, credentials["kiosk"], report_body(**URGENT)).json()["report_id"] for _ in range(6)]
     for report_id in ids:
         assert wait_for_report(intake, credentials["kiosk"], report_id, timeout=120)["care_level"] == "urgent"
-    PHASES["scale triage-worker to 2, 6 reports final"] = time.monotonic() - started
+    PHASES["scaled workers, 6 reports final"] = time.monotonic() - killed
 
 
 def test_the_broker_wants_sasl_and_enforces_acls(stack):
@@ -213,7 +246,7 @@ def test_the_proxy_is_the_only_way_in(stack):
     redirect = requests.get(f"{stack.http_url}/queue", allow_redirects=False, timeout=5)
     assert redirect.status_code == 308 and redirect.headers["Location"].startswith("https://"), redirect.headers
     assert requests.get(f"{stack.https_url}/metrics", timeout=5).status_code == 404
-    replicas = stack.replicas()  # the triage worker is scaled to two by now
+    replicas = stack.replicas()  # every worker is scaled to two by now
     for service in (*APIS, *(f"{svc}-worker" for svc in APIS)):
         for info in replicas[service]:
             assert not host_ports(info), f"{service} publishes a port: {host_ports(info)}"
@@ -233,7 +266,7 @@ def try_connect(stack, service: str, address: str, port: int) -> str:
             "    print('connected')\n"
             "except OSError as e:\n"
             "    print(errno.errorcode.get(e.errno,repr(e)))\n")
-    container = stack.replicas()[service][0]["Id"]  # the triage worker is scaled to two by now
+    container = stack.replicas()[service][0]["Id"]  # the workers are scaled to two by now
     result = subprocess.run(["podman", "exec", container, "python", "-c", code],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr

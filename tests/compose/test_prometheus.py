@@ -2,8 +2,8 @@
 alerting rule of alerts.yml and evaluates them without error, and it scrapes every API and every
 worker replica over `backend`, with no port of its own published.
 
-Run by `make compose-test` only (see conftest.py), after test_compose_stack.py (the triage
-worker is scaled to two replicas by then: both must be targets)."""
+Run by `make compose-test` only (see conftest.py), after test_compose_stack.py (every
+worker is scaled to two replicas by then: each must be a target)."""
 from __future__ import annotations
 
 import json
@@ -51,7 +51,7 @@ def test_prometheus_scrapes_every_api_and_worker_replica(stack):
     assert not any((replicas["prometheus"][0]["HostConfig"].get("PortBindings") or {}).values()), \
         "Prometheus publishes no port"
     want = {("clinic-api", svc) for svc in APIS} | {("clinic-worker", w) for w in WORKERS}
-    expected = len(APIS) + sum(len(replicas[w]) for w in WORKERS)  # the triage worker: 2 by now
+    expected = len(APIS) + sum(len(replicas[w]) for w in WORKERS)  # every worker: 2 by now
     deadline = time.monotonic() + 90  # DNS refresh and scrape interval: 15 s each
     while True:
         targets = prometheus_api(stack, "/api/v1/targets?state=active")["activeTargets"]
