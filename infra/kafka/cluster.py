@@ -19,9 +19,10 @@ from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from infra.kafka.runner import LocalKafka, _random_cluster_id, scram_arguments
+from infra.kafka.runner import LocalKafka, random_cluster_id, scram_arguments
 from infra.postgres import InfraError
 from services.admin.topics import ALL_TOPICS, Retention, admin_client, ensure_acls, ensure_topics
+from services.common.settings import KAFKA_ADMIN_PRINCIPAL
 
 REPLICAS, MIN_ISR = 3, 2
 
@@ -57,14 +58,10 @@ class LocalKafkaCluster:
         """Every broker: a client finds the cluster through whichever is up."""
         return ",".join(node.bootstrap for node in self.nodes)
 
-    @property
-    def port(self) -> int:
-        return self.nodes[0].port
-
     def passwords(self) -> dict[str, str]:
         return self.nodes[0].passwords()  # one state folder: the nodes share <state>/secrets
 
-    def client_security(self, principal: str = "clinic-admin") -> dict:
+    def client_security(self, principal: str = KAFKA_ADMIN_PRINCIPAL) -> dict:
         return self.nodes[0].client_security(principal)
 
     def ensure_jars(self) -> None:
@@ -73,7 +70,7 @@ class LocalKafkaCluster:
     def ensure_formatted(self) -> None:
         """Each node's properties, and the log dirs not formatted yet formatted with one
         cluster id (the formatted nodes' own, if any) and the same SCRAM credentials."""
-        cluster_id = self._cluster_id() or _random_cluster_id()
+        cluster_id = self._cluster_id() or random_cluster_id()
         passwords = self.passwords()
         scram = scram_arguments(passwords)
         # Side by side: each format is a JVM start of its own (~4 s on two busy cores).

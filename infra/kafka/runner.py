@@ -170,7 +170,7 @@ class LocalKafka:
         if self.formatted:
             self._check_credentials(fingerprint, passwords)
             return
-        cluster_id = cluster_id or _random_cluster_id()
+        cluster_id = cluster_id or random_cluster_id()
         log.info("formatting Kafka log dir %s (cluster id %s)", self.data_dir, cluster_id)
         scram = list(scram) if scram is not None else scram_arguments(passwords)
         # A single node starts its own dynamic quorum; a cluster's nodes name the static voters.
@@ -495,7 +495,7 @@ def _credentials_fingerprint(passwords: dict[str, str]) -> str:
 # --- small helpers ------------------------------------------------------------------
 
 
-def _random_cluster_id() -> str:
+def random_cluster_id() -> str:
     """A Kafka-style id: 16 random bytes, URL-safe base64 without padding.
 
     Like Kafka's Uuid.randomUuid, never one starting with '-', which a command
