@@ -219,8 +219,11 @@ def kill_and_hold(ctx: Ctx, role: str, port: int, timeout: float = 15.0) -> Port
     while not holder.try_take():
         if time.monotonic() > deadline:
             raise AssertionError(f"could not take {role}'s port {port} within {timeout:g}s")
-        current = ctx.procs.one(role)
-        if current is not None and current.pid != victim.pid:
+        # A restart of the same process: with three brokers, of the same node (its
+        # properties file, the last argument), not one of the other two.
+        current = next((proc for proc in ctx.procs.snapshot()[role]
+                        if proc.pid != victim.pid and (role != "kafka" or proc.argv[-1] == victim.argv[-1])), None)
+        if current is not None:
             os.kill(current.pid, signal.SIGKILL)
             victim = current
         time.sleep(0.02)
