@@ -1,7 +1,6 @@
 """Intake's SQL: kiosks, reports with their outbox event, and the status view."""
 from __future__ import annotations
 
-import logging
 import uuid
 from dataclasses import dataclass
 
@@ -17,8 +16,6 @@ from . import events, retention
 from .messages import store as message_store
 
 SCHEMA = "intake"
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -70,7 +67,7 @@ def accept_report(conn: psycopg.Connection, *, kiosk: Kiosk, body: dict, body_ha
     INSERTs and COMMIT (issue 15). The event's `submitted_at` is the row's, set by the
     database (jsonb_set) as it is inserted.
 
-    The relay is woken (NOTIFY) after that commit, not in it (wake_relay)."""
+    The relay is woken (NOTIFY) after that commit, not in it: by the caller (wake_relay)."""
     patient = body["patient"]
     clinical = events.clinical_sections(body)
     report_id = str(uuid.uuid4())
@@ -88,7 +85,6 @@ def accept_report(conn: psycopg.Connection, *, kiosk: Kiosk, body: dict, body_ha
          event["id"], TOPIC_REPORTS, report_id, Jsonb(event), traceparent),
     ).fetchone()
     if row is not None:
-        wake_relay(conn)
         return Accepted(report_id, created=True)
     # Same kiosk, same key: a retry (same body) or a mistake (another body).
     existing_id, existing_hash = conn.execute(
@@ -101,21 +97,19 @@ def accept_report(conn: psycopg.Connection, *, kiosk: Kiosk, body: dict, body_ha
 # A NOTIFY holds a database-wide lock from its transaction's commit until the commit's WAL
 # flush, so reports announced in their own transactions committed one at a time, each waiting
 # for a flush of its own (half of the POST backends' time waiting on that lock under the bench,
-# issue 15). Sent after the report's commit, in a transaction of its own that does not wait for
-# its flush (set_config(..., true): that transaction only), the reports' commits share flushes
-# again. The wake-up is only that: a lost one (a crash, an error) costs the relay its fallback poll.
+# issue 15). Sent after the reports' commits (services/intake/api/relay_waker.py), in a
+# transaction of its own that does not wait for its flush (set_config(..., true): that
+# transaction only), the reports' commits share flushes again. The wake-up is only that: a lost
+# one (a crash, an error) costs the relay its fallback poll.
 _WAKE_QUICK_SQL = "SELECT set_config('synchronous_commit', 'off', true), pg_notify(%s, '')"
 
 
 def wake_relay(conn: psycopg.Connection) -> None:
-    """NOTIFY intake's outbox relay that events were committed. On an autocommit connection (the
-    API's) in a transaction of its own, not waiting for its WAL flush; else in the caller's
-    transaction, delivered when it commits. A failure is logged, never raised: the report is stored."""
-    try:
-        conn.execute(_WAKE_QUICK_SQL if conn.autocommit else "SELECT pg_notify(%s, '')",
-                     (outbox.outbox_channel(SCHEMA),))
-    except psycopg.Error as exc:
-        log.warning("outbox relay not woken", extra={"error": type(exc).__name__})
+    """NOTIFY intake's outbox relay that events were committed. On an autocommit connection in a
+    transaction of its own, not waiting for its WAL flush; else in the caller's transaction,
+    delivered when it commits."""
+    conn.execute(_WAKE_QUICK_SQL if conn.autocommit else "SELECT pg_notify(%s, '')",
+                 (outbox.outbox_channel(SCHEMA),))
 
 
 @dataclass(frozen=True)
