@@ -8,7 +8,6 @@ from services.common import settings as settings_module
 from services.common.errors import error_response
 from services.common.web import MAX_BODY_BYTES, build_app
 
-from .api.relay_waker import RelayWaker
 from .api.reports import blp as reports_blp
 from .kiosk_page import kiosk_blp
 
@@ -26,7 +25,6 @@ def create_app(settings: settings_module.Settings | None = None) -> Flask:
         "Kiosks send hip-pain symptom reports (`POST /v1/reports`, kiosk key as a bearer token) and "
         "follow their outcome (`GET /v1/reports/{report_id}`). Every error answer has the same shape "
         "(`Error`); a 422 names every failing field by its path.")}
-    app.extensions["clinic_relay_waker"] = RelayWaker(settings.database_url)  # its thread starts at first use
     app.register_error_handler(RequestEntityTooLarge, _too_large)
     app.extensions["clinic_api"].register_blueprint(reports_blp)
     app.register_blueprint(kiosk_blp)  # plain pages, kept out of the OpenAPI document

@@ -65,9 +65,7 @@ def accept_report(conn: psycopg.Connection, *, kiosk: Kiosk, body: dict, body_ha
     """Store the report and its event atomically (nothing is acknowledged before commit): one
     statement, so on the API's autocommit connection one round trip instead of BEGIN, two
     INSERTs and COMMIT (issue 15). The event's `submitted_at` is the row's, set by the
-    database (jsonb_set) as it is inserted.
-
-    The relay is woken (NOTIFY) after that commit, not in it: by the caller (wake_relay)."""
+    database (jsonb_set) as it is inserted."""
     patient = body["patient"]
     clinical = events.clinical_sections(body)
     report_id = str(uuid.uuid4())
@@ -80,9 +78,9 @@ def accept_report(conn: psycopg.Connection, *, kiosk: Kiosk, body: dict, body_ha
         " announced AS (INSERT INTO intake.outbox (event_id, topic, key, payload, traceparent)"
         "   SELECT %s, %s, %s, jsonb_set(%s::jsonb, '{data,submitted_at}', to_jsonb(report.submitted_at)), %s"
         "   FROM report)"
-        " SELECT true FROM report",
+        " SELECT pg_notify(%s, '') FROM report",
         (report_id, kiosk.kiosk_id, idempotency_key, body_hash, Jsonb(patient), Jsonb(clinical),
-         event["id"], TOPIC_REPORTS, report_id, Jsonb(event), traceparent),
+         event["id"], TOPIC_REPORTS, report_id, Jsonb(event), traceparent, outbox.outbox_channel(SCHEMA)),
     ).fetchone()
     if row is not None:
         return Accepted(report_id, created=True)
@@ -92,24 +90,6 @@ def accept_report(conn: psycopg.Connection, *, kiosk: Kiosk, body: dict, body_ha
         (kiosk.kiosk_id, idempotency_key),
     ).fetchone()
     return Accepted(existing_id, created=False, conflict=existing_hash != body_hash)
-
-
-# A NOTIFY holds a database-wide lock from its transaction's commit until the commit's WAL
-# flush, so reports announced in their own transactions committed one at a time, each waiting
-# for a flush of its own (half of the POST backends' time waiting on that lock under the bench,
-# issue 15). Sent after the reports' commits (services/intake/api/relay_waker.py), in a
-# transaction of its own that does not wait for its flush (set_config(..., true): that
-# transaction only), the reports' commits share flushes again. The wake-up is only that: a lost
-# one (a crash, an error) costs the relay its fallback poll.
-_WAKE_QUICK_SQL = "SELECT set_config('synchronous_commit', 'off', true), pg_notify(%s, '')"
-
-
-def wake_relay(conn: psycopg.Connection) -> None:
-    """NOTIFY intake's outbox relay that events were committed. On an autocommit connection in a
-    transaction of its own, not waiting for its WAL flush; else in the caller's transaction,
-    delivered when it commits."""
-    conn.execute(_WAKE_QUICK_SQL if conn.autocommit else "SELECT pg_notify(%s, '')",
-                 (outbox.outbox_channel(SCHEMA),))
 
 
 @dataclass(frozen=True)

@@ -85,9 +85,9 @@ def test_a_report_is_accepted_with_its_event_in_one_transaction(client, kiosk, i
     assert flat.count(body["patient"]["birth_date"]) == 1 and flat.count("birth_date") == 1
 
 
-def test_an_accepted_report_wakes_the_outbox_relay_after_its_commit(client, kiosk, intake_settings):
-    # The NOTIFY goes in a transaction of its own after the report's (services/intake/store.py,
-    # wake_relay): when it arrives, the report's event is there for the relay to read.
+def test_an_accepted_report_wakes_the_outbox_relay_once_its_event_is_committed(client, kiosk, intake_settings):
+    # NOTIFY is delivered at the commit of the report's transaction (services/intake/store.py):
+    # when it arrives, the report's event is there for the relay to read.
     with role_conn(intake_settings) as listener:
         listener.execute(f"LISTEN {outbox.outbox_channel('intake')}")
         response = post(client, kiosk.headers, report_body())

@@ -278,8 +278,6 @@ def submit_report(report):
     kiosk = current_kiosk()
     accepted = store.accept_report(request_connection(_pool()), kiosk=kiosk, body=body,
                                    body_hash=_body_hash(body), idempotency_key=key, traceparent=traceparent)
-    if accepted.created:
-        current_app.extensions["clinic_relay_waker"].wake()
     if accepted.conflict:
         raise ApiError(409, "idempotency_conflict",
                        "This Idempotency-Key was already used with a different report.")
