@@ -6,6 +6,7 @@ Gunicorn reads the module-level names below; nothing else runs at import.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -64,9 +65,10 @@ class JsonLogger(Logger):
 
     def setup(self, cfg):
         super().setup(cfg)
-        from services.common.logs import ServiceJsonFormatter  # here: nothing app-side at import
+        from services.common.logs import ErrorTextFilter, ServiceJsonFormatter  # here: nothing app-side at import
 
-        formatter = ServiceJsonFormatter(os.environ.get("CLINIC_SERVICE", "gunicorn"))
+        self._formatter = formatter = ServiceJsonFormatter(os.environ.get("CLINIC_SERVICE", "gunicorn"))
+        self._no_op_filter = ErrorTextFilter
         for handler in (*self.error_log.handlers, *self.access_log.handlers):
             handler.setFormatter(formatter)
 
@@ -74,7 +76,36 @@ class JsonLogger(Logger):
         if not self.access_log_enabled:
             return
         fields = _access_fields(resp, environ, request_time)
+        message = f"{fields['method']} {fields['path']} {fields['status']}"
+        handlers = self._plain_access_handlers()
+        if handlers:
+            line = self._formatter.plain_line(self.access_log.name, "INFO", message, fields)
+            if line is not None:
+                _write(handlers, line, lambda: self._record(message, fields))
+                return
         self.access_log.info("%s %s %s", fields["method"], fields["path"], fields["status"], extra=fields)
+
+    def _plain_access_handlers(self) -> list[logging.Handler]:
+        """The access log's handlers when its line can be written without logging's per-record
+        machinery (a LogRecord, filters, handle()), which was most of the line's cost and
+        does nothing for it: INFO enabled, plain stream handlers with the formatter setup gave them
+        and no filter but ErrorTextFilter (a no-op for plain values). Else [], the generic way.
+        Looked at per line: configure_logging adds filters after setup, a reload replaces handlers."""
+        log = self.access_log
+        if log.disabled or log.filters or not log.isEnabledFor(logging.INFO):
+            return []
+        for handler in log.handlers:
+            if (type(handler) is not logging.StreamHandler or handler.formatter is not self._formatter
+                    or handler.level > logging.INFO):
+                return []
+            for f in handler.filters:
+                if type(f) is not self._no_op_filter:
+                    return []
+        return log.handlers
+
+    def _record(self, message: str, fields: dict) -> logging.LogRecord:
+        return self.access_log.makeRecord(self.access_log.name, logging.INFO, "(access)", 0, "%s", (message,),
+                                          None, extra=fields)
 
 
 def _access_fields(resp, environ, request_time) -> dict:
@@ -94,6 +125,21 @@ def _access_fields(resp, environ, request_time) -> dict:
     if added:
         fields.update(added)
     return fields
+
+
+def _write(handlers, line: str, record) -> None:
+    """What StreamHandler.emit does with a formatted line, under the handler's lock as handle() takes it."""
+    for handler in handlers:
+        handler.acquire()
+        try:
+            handler.stream.write(line + handler.terminator)
+            handler.flush()
+        except RecursionError:
+            raise
+        except Exception:
+            handler.handleError(record())  # as emit does: logging.raiseExceptions says whether to print
+        finally:
+            handler.release()
 
 
 def _trace_id(traceparent: str) -> str | None:
