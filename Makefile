@@ -48,7 +48,7 @@ bench-parts: $(STAMP)
 	$(PY) tests/bench/bench_messages.py
 	$(PY) tests/bench/bench_waitlist_message.py
 
-## chaos: the full fault suite (100,000 reports or 30 minutes, every fault in turn, again and again)
+## chaos: the full fault suite (100,000 reports or 30 minutes, every fault in turn, again and again), on one broker, then on three (docs/kafka-cluster.md)
 chaos: $(STAMP)
 	$(PY) -m tests.chaos --reports 100000 --minutes 30
 

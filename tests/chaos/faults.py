@@ -32,7 +32,7 @@ import requests
 from . import kafka_probe
 from .kafka_probe import GROUPS, Poison
 from .load import Kiosk, LoadDriver
-from .procs import SERVICES, StackProcesses, environ_of
+from .procs import SERVICES, Proc, StackProcesses, environ_of
 
 FINAL = {"referred", "waitlisted", "closed"}
 
@@ -48,6 +48,7 @@ class Phase:
     failures: list[str] = field(default_factory=list)
     poisons: list[Poison] = field(default_factory=list)
     killed: list[str] = field(default_factory=list)  # supervisor roles whose restart we expect
+    figures: dict[str, str] = field(default_factory=dict)  # a broker fault's, for the broker table
 
 
 @dataclass
@@ -210,12 +211,15 @@ class PortHolder:
             self.sock = None
 
 
-def kill_and_hold(ctx: Ctx, role: str, port: int, timeout: float = 15.0) -> PortHolder:
-    """SIGKILL the role's process and take its port before the supervisor restarts it
-    (killing any restart that got there first)."""
+def kill_and_hold(ctx: Ctx, role: str, port: int, timeout: float = 15.0, victim: Proc | None = None) -> PortHolder:
+    """SIGKILL the role's process (its first, or `victim`) and take its port before the
+    supervisor restarts it (killing any restart that got there first)."""
     holder = PortHolder(port)
     deadline = time.monotonic() + timeout
-    victim = ctx.procs.kill(role)
+    if victim is None:
+        victim = ctx.procs.kill(role)
+    else:
+        os.kill(victim.pid, signal.SIGKILL)
     while not holder.try_take():
         if time.monotonic() > deadline:
             raise AssertionError(f"could not take {role}'s port {port} within {timeout:g}s")
@@ -292,6 +296,12 @@ def broker_down(ctx: Ctx, seconds: float) -> Phase:
         ctx.driver.resume()
     phase.details.append(f"outboxes drained and lag zero for {', '.join(GROUPS)} {lag_zero - t_ready:.1f}s "
                          f"after the broker was ready")
+    # The same figures as the cluster's broker faults (tests/chaos/cluster_faults.py), to print beside them.
+    sent, p50, p99, final_during = report_to_final(ctx, wall0, wall0 + (t_ready - t0), ctx.recover_timeout)
+    phase.figures.update({"down": f"{t_ready - t0:.1f}s", "new leaders in": "- (no other broker)",
+                          "acked while down": str(acked_during), "outbox peak": str(max_unsent),
+                          "final p50 / p99": f"{p50:.1f}s / {p99:.1f}s" if sent else "-",
+                          "final while down": f"{final_during}/{sent}"})
     after = kafka_probe.committed_offsets(ctx.bootstrap)
     regressed = [(g, tp, offset, after.get(g, {}).get(tp)) for g, offsets in before.items()
                  for tp, offset in offsets.items() if after.get(g, {}).get(tp, -1) < offset]
@@ -301,6 +311,37 @@ def broker_down(ctx: Ctx, seconds: float) -> Phase:
         phase.details.append("consumers resumed from their committed offsets (none went back)")
     phase.canary_s = canary(ctx)
     return phase
+
+
+# -- report-to-final while a broker is down -----------------------------------------------------
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered) + 0.5) - 1))]
+
+
+def report_to_final(ctx: Ctx, wall0: float, wall1: float, timeout: float) -> tuple[int, float, float, int]:
+    """Reports first sent in [wall0, wall1] and acknowledged: wait until each is final; their
+    count, p50 and p99 of submitted_at -> final (the decision for self care, else the referral's
+    arrival, both in the intake's status view), and how many became final before wall1
+    (still while the broker was down)."""
+    ids = [s.report_id for s in list(ctx.driver.submissions) if s.acked and wall0 <= s.first_attempt <= wall1]
+    if not ids:
+        return 0, float("nan"), float("nan"), 0
+    query = ("SELECT extract(epoch FROM submitted_at), extract(epoch FROM CASE WHEN care_level = 'self_care'"
+             " THEN decided_at ELSE updated_at END) FROM intake.reports WHERE report_id = ANY(%s::uuid[])"
+             " AND (care_level = 'self_care' OR referral IS NOT NULL)")
+    rows: list = []
+
+    def all_final():
+        nonlocal rows
+        with psycopg.connect(ctx.admin_url, connect_timeout=3) as conn:
+            rows = conn.execute(query, (ids,)).fetchall()
+        return len(rows) == len(ids)
+
+    wait_until(f"the {len(ids)} reports sent while a broker was down to be final", all_final, timeout, 1.0)
+    took = [float(final) - float(submitted) for submitted, final in rows]
+    during = sum(1 for _submitted, final in rows if float(final) <= wall1)
+    return len(ids), percentile(took, 0.5), percentile(took, 0.99), during
 
 
 def _outbox_unsent(admin_url: str) -> int:

@@ -50,6 +50,27 @@ def rows(phases: list[Phase], verdict: Verdict, dead_letters) -> list[Row]:
     return table
 
 
+FIGURES = ("down", "new leaders in", "acked while down", "outbox peak", "final p50 / p99", "final while down")
+
+
+def broker_table(labelled: list[tuple[str, Phase]]) -> list[str]:
+    """The broker faults' figures, one row each (one broker's and the cluster's side by side when
+    both ran): how long down, partitions' new leaders, reports acknowledged meanwhile, the intake
+    outbox's peak, report-to-final of the reports sent meanwhile, how many of them were final
+    before the broker was back."""
+    rows = [(label, *(phase.figures.get(k, "-") for k in FIGURES)) for label, phase in labelled if phase.figures]
+    if not rows:
+        return []
+    cells = [("broker fault", *FIGURES)] + rows
+    widths = [max(len(str(row[i])) for row in cells) for i in range(len(cells[0]))]
+
+    def line(row):
+        return "| " + " | ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)
+                                 for i, (c, w) in enumerate(zip(row, widths))) + " |"
+
+    return [line(cells[0]), "|" + "|".join("-" * (w + 2) for w in widths) + "|"] + [line(r) for r in rows]
+
+
 def render(phases: list[Phase], verdict: Verdict, dead_letters, title: str) -> str:
     table = rows(phases, verdict, dead_letters)
     headers = ("fault", "sent", "acked", "lost", "doubled", "dead-lettered", "retried", "poison parked",
@@ -68,6 +89,10 @@ def render(phases: list[Phase], verdict: Verdict, dead_letters, title: str) -> s
            line(headers), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
     out += [line(row) for row in cells[1:]]
     out.append("")
+    brokers = broker_table([(phase.name, phase) for phase in phases])
+    if brokers:
+        out += ["Broker faults (report-to-final: of the reports first sent while a broker was down; final while down: "
+                "how many of them were final before it was back)"] + brokers + [""]
     for phase in phases:
         for text in phase.details:
             out.append(f"- {phase.name}: {text}")

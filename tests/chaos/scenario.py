@@ -25,7 +25,7 @@ from services.common.kafka_io import make_producer
 from tests.kafka_support import admin_security
 from services.common.settings import TOPIC_REPORTS, dlq_topic
 
-from . import checker, faults, kafka_probe, report
+from . import checker, cluster_faults, faults, kafka_probe, report
 from .faults import Ctx, Phase
 from .load import Kiosk, LoadDriver, ReportFactory
 from .procs import SERVICES, StackProcesses
@@ -52,16 +52,26 @@ class Profile:
     max_backlog: int | None = None
     drain_timeout: float = 300.0
     seed: int = 6
+    # With three brokers (CLINIC_KAFKA_BROKERS=3): the cluster faults (tests/chaos/cluster_faults.py)
+    leader_hold_s: float = 0.0   # the leaders' broker kept down at least this long (and until new leaders)
+    cluster_down_s: float = 60.0  # one broker held down
+    cluster_only: bool = False   # only the cluster faults (the short cluster variant in make test)
 
 
 SHORT = Profile("short", rate=2.5, threads=4, broker_down_s=6, db_down_s=5, warmup_s=6, gap_s=1,
                 recover_timeout=150, slots=120)
 
 
+# The short cluster variant (tests/e2e/test_chaos_cluster_short.py): the three cluster faults only,
+# the hold-down short, a few hundred reports.
+CLUSTER_SHORT = Profile("cluster short", rate=3, threads=4, broker_down_s=6, db_down_s=5, warmup_s=6, gap_s=1,
+                        recover_timeout=150, slots=120, leader_hold_s=0, cluster_down_s=15, cluster_only=True)
+
+
 def full_profile(reports: int, minutes: float, rate: float = 60.0, threads: int = 24) -> Profile:
     return Profile("full", rate=rate, threads=threads, broker_down_s=30, db_down_s=30, warmup_s=30, gap_s=45,
                    recover_timeout=300, slots=2000, max_reports=reports, minutes=minutes, api_sample=500,
-                   max_backlog=max(2000, int(rate * 60)), drain_timeout=1800)
+                   max_backlog=max(2000, int(rate * 60)), drain_timeout=1800, leader_hold_s=15, cluster_down_s=60)
 
 
 @dataclass
@@ -141,9 +151,21 @@ def fault_plan(ctx: Ctx, profile: Profile, inject) -> list[tuple[str, Callable[[
         ("scale out", lambda: faults.scale_out(ctx, profile.scale_service, profile.extra_workers, inject)),
         ("postgres down", lambda: faults.database_down(ctx, profile.db_down_s, inject)),
     ]
+    cluster = []
+    if int(ctx.stack.env.get("CLINIC_KAFKA_BROKERS") or 1) == 3:
+        # Held down: the broker up longest, whose supervisor backoff is reset (a node killed or
+        # restarted less than 60 s before would come back later than the fault's hold).
+        cluster = [
+            ("leaders' broker SIGKILL", lambda: cluster_faults.leader_kill(ctx, profile.leader_hold_s)),
+            ("rolling restart", lambda: cluster_faults.rolling_restart(ctx)),
+            (f"broker down {profile.cluster_down_s:g}s",
+             lambda: cluster_faults.broker_held_down(ctx, profile.cluster_down_s)),
+        ]
+    if profile.cluster_only:
+        return cluster
     if profile.minutes:
-        return outages + service_kills + infra_kills
-    return infra_kills + service_kills + outages
+        return outages + cluster + service_kills + infra_kills
+    return infra_kills + service_kills + outages + cluster
 
 
 def run_suite(stack, profile: Profile, say: Callable[[str], None] = _log) -> Result:
