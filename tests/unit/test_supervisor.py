@@ -321,6 +321,11 @@ from pathlib import Path
 from infra.lifeline import stop_with_parent
 from infra.postgres import run_as
 from infra.supervisor import spawn
+# A suite started as a background job without job control (`(cmd &)`) inherits SIGINT
+# ignored, and an ignored signal stays ignored across exec: `sleep` would never die of it.
+# PostgreSQL, the real child, installs its own SIGINT handler (fast shutdown) whatever it
+# inherited; the stand-in gets the default disposition a terminal gives.
+signal.signal(signal.SIGINT, signal.SIG_DFL)
 sleeper = ["sleep", "120"]  # a binary any user may run
 if sys.argv[2] == "spawn":
     child = spawn(sleeper, Path(sys.argv[1]))
