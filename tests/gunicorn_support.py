@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ from pathlib import Path
 import requests
 
 from infra.postgres import free_port
+from tests.process_support import stop
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -46,9 +46,4 @@ def running_gunicorn(service: str, stack_env: dict[str, str], log_path: Path, *,
             time.sleep(0.2)
         yield url
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)

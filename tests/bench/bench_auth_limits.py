@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -32,6 +31,10 @@ from pathlib import Path
 import requests
 
 REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:  # run as a script
+    sys.path.insert(0, str(REPO))
+
+from tests.process_support import stop  # noqa: E402
 
 
 def pct(values, q):
@@ -63,15 +66,6 @@ def start_intake(code_dir: Path, env: dict[str, str], log_path: Path) -> tuple[s
         if time.monotonic() > deadline:
             raise RuntimeError("gunicorn not up")
         time.sleep(0.2)
-
-
-def stop(proc: subprocess.Popen) -> None:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 def post_p50(url: str, key: str, n: int) -> tuple[float, float]:

@@ -41,7 +41,6 @@ import http.client
 import json
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -55,6 +54,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:  # run as a script: `python tests/bench/bench_intake_post.py`
     sys.path.insert(0, str(REPO))
+
+from tests.process_support import stop  # noqa: E402
 
 WARM_UP_PER_CLIENT = 10
 BARE_SCHEMA = "bench_bare"
@@ -116,12 +117,7 @@ def _running_bare(admin_url: str, workers: int, threads: int, log_path: Path) ->
         _wait_listening(proc, port, log_path)
         yield f"http://127.0.0.1:{port}"
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
 
 
 def _wait_listening(proc: subprocess.Popen, port: int, log_path: Path) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,7 @@ from infra.postgres import free_port, running_postgres
 from services.common.settings import SERVICES, load
 from tests.gunicorn_support import running_gunicorn
 from tests.live_stack import free_port_pair, kafka_lib_dir
+from tests.process_support import stop
 
 from .flow_helpers import URGENT, report_body, submit, wait_for_report
 
@@ -113,12 +113,7 @@ def _worker(service: str, env: dict[str, str], log_path: Path):
     try:
         yield proc
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
 
 
 @pytest.fixture(scope="module")

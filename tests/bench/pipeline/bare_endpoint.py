@@ -21,6 +21,8 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+from tests.process_support import stop
+
 SCHEMA_SQL = """
 CREATE SCHEMA IF NOT EXISTS bench_bare;
 CREATE TABLE IF NOT EXISTS bench_bare.reports (
@@ -113,9 +115,4 @@ def running_bare_endpoint(admin_url: str, log_dir: Path) -> Iterator[str]:
         _wait_healthy(url, proc, log)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
