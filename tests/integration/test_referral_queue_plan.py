@@ -4,8 +4,6 @@ that is rolled back, so the shared database is left as it was. Run with -s to se
 from __future__ import annotations
 
 import json
-from datetime import timedelta
-
 import psycopg
 import pytest
 
@@ -50,11 +48,15 @@ def big_queue(referral_settings):
             " WHERE r.referral_id = p.referral_id AND substr(p.patient_mrn, 6)::int % 50 = 0")
         conn.execute("ANALYZE referral.referrals")
         conn.execute("ANALYZE referral.referral_reports")
-        middle = conn.execute(
-            "SELECT priority_rank, created_at, referral_id::text FROM referral.referrals"
-            " WHERE patient_mrn = 'PLAN-100000'").fetchone()  # urgent, waitlisted, flagged: in every case
-        yield conn, middle
+        yield conn, cursor_at(conn, 100_000)
         conn.rollback()
+
+
+def cursor_at(conn, i: int):
+    """The queue cursor of generated row i; for i a multiple of 100 the row is urgent,
+    waitlisted and flagged, so it is in the result of every case."""
+    return conn.execute("SELECT priority_rank, created_at, referral_id::text FROM referral.referrals"
+                        " WHERE patient_mrn = %s", (f"PLAN-{i}",)).fetchone()
 
 
 def explain(conn, filters: store.QueueFilter, after=None, limit: int = 50) -> dict:
@@ -112,12 +114,13 @@ def test_a_report_filter_goes_through_the_report_index(big_queue):
 
 
 def test_pages_cost_the_same_at_any_depth(big_queue):
+    """The whole query (joins included) reads no more on a deep page than near the front;
+    its time is the queue benchmark's business, not a test's."""
     conn, middle = big_queue
-    first = explain(conn, store.QueueFilter(status="waitlisted"))
+    shallow = explain(conn, store.QueueFilter(status="waitlisted"), after=cursor_at(conn, 100))
     deep = explain(conn, store.QueueFilter(status="waitlisted"), after=middle)
-    buffers = [p["Plan"]["Shared Hit Blocks"] + p["Plan"].get("Shared Read Blocks", 0) for p in (first, deep)]
-    assert buffers[1] < buffers[0] * 3 + 50, buffers
-    assert timedelta(milliseconds=deep["Execution Time"]) < timedelta(milliseconds=100)
+    buffers = [p["Plan"]["Shared Hit Blocks"] + p["Plan"].get("Shared Read Blocks", 0) for p in (shallow, deep)]
+    assert buffers[1] <= buffers[0] + 10, buffers
 
 
 def _queue_scan_blocks(plan: dict) -> int:
@@ -133,7 +136,11 @@ def test_a_deep_page_starts_at_the_cursor_in_the_index(big_queue, case):
     > (...)) is not used to position the scan, which made deep pages of a priority filter
     read the whole urgent part of the index in front of them."""
     conn, middle = big_queue
-    first = _queue_scan_blocks(explain(conn, CASES[case]))
+    # Compared with a page that starts near the front of the same generated rows, so both
+    # walk the same shape of index and heap (the queue's real first page holds whatever rows
+    # earlier tests left, packed differently); walking every earlier entry would cost
+    # thousands of blocks more.
+    shallow = _queue_scan_blocks(explain(conn, CASES[case], after=cursor_at(conn, 100)))
     deep = _queue_scan_blocks(explain(conn, CASES[case], after=middle))
-    print(f"\n{case}: index blocks first page {first}, deep page {deep}")
-    assert deep <= first + 10, (first, deep)
+    print(f"\n{case}: index blocks shallow page {shallow}, deep page {deep}")
+    assert deep <= shallow + 10, (shallow, deep)
