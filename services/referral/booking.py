@@ -71,7 +71,7 @@ def _announce(conn: psycopg.Connection, change: ReferralChange, now: datetime, t
     has_messages = False
     if view is None:
         view, has_messages = store.changed_referral_view(conn, change.referral.referral_id, now)
-    event = events.referral_event(events.event_type(change), view, events.linked_report_id(change))
+    event = events.change_event(change, view)
     with conn.cursor() as cur:
         outbox.add_event(cur, SCHEMA, topic=TOPIC_REFERRAL_EVENTS, key=view["report_id"], event=event,
                          traceparent=traceparent)

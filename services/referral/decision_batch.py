@@ -120,8 +120,7 @@ def _announce(conn: psycopg.Connection, changes: list[ReferralChange], views: li
               traceparents: list[str]) -> None:
     """The changes' events into the outbox in their order, in one statement (booking._announce's
     event and log line for each)."""
-    announced = [events.referral_event(events.event_type(c), v, events.linked_report_id(c))
-                 for c, v in zip(changes, views)]
+    announced = [events.change_event(c, v) for c, v in zip(changes, views)]
     conn.execute(
         f"WITH added AS (INSERT INTO {booking.SCHEMA}.outbox (event_id, topic, key, payload, traceparent)"
         "  SELECT event_id, %s, key, payload, traceparent"

@@ -12,6 +12,8 @@ list of every linked report (which grew with each link); instead `report_count`,
 report a change linked (`linked_report_id`, on referral.linked and on a raise a link caused).
 The intake service keeps only the newest snapshot per referral (by `sequence`) and learns
 which reports belong to it from these two ids, so events may arrive late or twice without harm.
+Each also names, in the extension attribute `fhirchanged` (issue 17), the resources of the FHIR
+R4 interface the change altered, so that an integration can follow changes without polling.
 """
 from __future__ import annotations
 
@@ -278,6 +280,42 @@ def snapshot_data(view: dict, linked_report_id: str | None = None) -> dict:
     return data
 
 
-def referral_event(type_: str, view: dict, linked_report_id: str | None = None) -> dict:
-    return envelope.new_event(type=type_, source=EVENT_SOURCE, subject=view["referral_id"],
-                              data=snapshot_data(view, linked_report_id))
+# -- out: the FHIR resources a change alters (issue 17) ---------------------------------------
+# A CloudEvents extension attribute (its name: lowercase letters; its value: a string, as the
+# CloudEvents type system has no lists): the relative references of the FHIR R4 interface
+# (/fhir/R4/<reference>), space-separated, at most four. `subject` stays the referral id, which
+# consumers check against data.referral_id; consumers that do not know the attribute ignore it.
+FHIR_CHANGED = "fhirchanged"
+
+
+def service_request_reference(referral_id: str) -> str:
+    return f"ServiceRequest/{referral_id}"
+
+
+def fhir_changed(change: ReferralChange) -> tuple[str, ...]:
+    """What the change alters, in this order: the ServiceRequest (every change: its status,
+    priority, reports or version); the Appointment (its id is the referral's) when the booking
+    changed: a slot taken or freed, or the status of a referral that holds a slot (completed);
+    then the Slot it took and the Slot it freed (busy/free). Nothing else: providers, schedules
+    and patients do not change with a referral."""
+    referral = change.referral
+    references = [service_request_reference(referral.referral_id)]
+    status_changed = any(entry.from_status != entry.to_status for entry in change.history)
+    if change.booked_slot_id or change.freed_slot_id or (status_changed and referral.slot_id):
+        references.append(f"Appointment/{referral.referral_id}")
+    references += [f"Slot/{slot_id}" for slot_id in (change.booked_slot_id, change.freed_slot_id) if slot_id]
+    return tuple(references)
+
+
+def change_event(change: ReferralChange, view: dict) -> dict:
+    """The event that announces `change`; `view`: the referral after it (store.referral_view)."""
+    return referral_event(event_type(change), view, linked_report_id(change), fhir=fhir_changed(change))
+
+
+def referral_event(type_: str, view: dict, linked_report_id: str | None = None,
+                   fhir: tuple[str, ...] | None = None) -> dict:
+    """`fhir`: fhir_changed's references; without a change to read them from, the ServiceRequest."""
+    event = envelope.new_event(type=type_, source=EVENT_SOURCE, subject=view["referral_id"],
+                               data=snapshot_data(view, linked_report_id))
+    event[FHIR_CHANGED] = " ".join(fhir or (service_request_reference(view["referral_id"]),))
+    return event

@@ -9,7 +9,7 @@ import pytest
 
 from services.common.envelope import new_event
 from services.common.inbox import PoisonEvent
-from services.referral import events
+from services.referral import domain, events
 from services.referral.domain import (
     DEFAULT_WINDOWS,
     HistoryEntry,
@@ -137,3 +137,69 @@ def test_a_linked_events_size_does_not_grow_with_the_links(capsys):
     with capsys.disabled():
         print(f"\nreferral.linked event: {one} bytes at 1 link, {many} bytes at 600 links")
     assert many - one <= 4 and many < 1024
+
+
+# -- the FHIR resources a change alters (issue 17) ------------------------------------------
+def _slot(slot_id: str, hours: int, booked_by: str | None = None) -> domain.Slot:
+    return domain.Slot(slot_id=slot_id, provider_id="p1", start=NOW + timedelta(hours=hours),
+                       end=NOW + timedelta(hours=hours, minutes=30), booked_by=booked_by)
+
+
+def _created(*free: domain.Slot, level: str = "specialist") -> ReferralChange:
+    plan = domain.on_new_decision(None, level, "a", NOW)
+    return domain.create_referral(plan, referral_id="r1", patient_mrn="M", free_slots=free)
+
+
+def _linked(referral: Referral, level: str) -> ReferralChange:
+    return domain.on_new_decision(referral, level, "b", NOW).change
+
+
+BOOKED = _created(_slot("s1", 3)).referral
+WAITLISTED = _created().referral
+ROUTINE_BOOKED = _created(_slot("s1", 200)).referral
+
+
+# Each change the policy makes, from its own functions, and the references its event names.
+@pytest.mark.parametrize(("change", "kind", "expected"), [
+    (_created(_slot("s1", 3)), "referral.booked", ["ServiceRequest/r1", "Appointment/r1", "Slot/s1"]),
+    (_created(), "referral.waitlisted", ["ServiceRequest/r1"]),
+    (domain.reschedule(WAITLISTED, _slot("s2", 5), NOW, actor="x"), "referral.booked",
+     ["ServiceRequest/r1", "Appointment/r1", "Slot/s2"]),
+    (domain.offer_free_slot(_slot("s2", 5), [WAITLISTED], NOW), "referral.booked",
+     ["ServiceRequest/r1", "Appointment/r1", "Slot/s2"]),
+    (domain.reschedule(BOOKED, _slot("s2", 5), NOW, actor="x"), "referral.rescheduled",
+     ["ServiceRequest/r1", "Appointment/r1", "Slot/s2", "Slot/s1"]),
+    (domain.place_within_window(_linked(ROUTINE_BOOKED, "urgent").referral, _slot("s1", 200, "r1"),
+                                [_slot("s2", 5)], NOW), "referral.rescheduled",
+     ["ServiceRequest/r1", "Appointment/r1", "Slot/s2", "Slot/s1"]),
+    (domain.cancel(BOOKED, "moved away", now=NOW, actor="x"), "referral.cancelled",
+     ["ServiceRequest/r1", "Appointment/r1", "Slot/s1"]),
+    (domain.cancel(WAITLISTED, "moved away", now=NOW, actor="x"), "referral.cancelled", ["ServiceRequest/r1"]),
+    (domain.complete(BOOKED, now=NOW, actor="x"), "referral.completed", ["ServiceRequest/r1", "Appointment/r1"]),
+    (_linked(BOOKED, "specialist"), "referral.linked", ["ServiceRequest/r1"]),
+    (_linked(ROUTINE_BOOKED, "urgent"), "referral.priority_raised", ["ServiceRequest/r1"]),
+], ids=["created booked", "created waitlisted", "booked by hand", "booked from the waitlist", "moved by hand",
+        "moved into the raised window", "cancelled booked", "cancelled waitlisted", "completed", "linked",
+        "raised"])
+def test_each_change_names_the_fhir_resources_it_alters(change, kind, expected):
+    event = events.change_event(change, view(list(change.referral.report_ids)))
+    assert event["type"] == kind
+    assert event["fhirchanged"].split(" ") == expected
+    assert event["subject"] == "r1"  # unchanged: consumers check it against data.referral_id
+
+
+def test_an_event_built_without_a_change_names_its_service_request():
+    assert events.referral_event("referral.booked", view(["a"]))["fhirchanged"] == "ServiceRequest/r1"
+
+
+def test_the_fhir_attribute_is_a_cloudevents_extension_of_bounded_size():
+    """CloudEvents: an extension attribute's name is lowercase letters and digits (at most 20),
+    its value a string; at most four references of UUIDs, whatever the referral's history."""
+    rid, old, new = (str(uuid.UUID(int=n)) for n in (1, 2, 3))
+    referral = Referral(referral_id=rid, patient_mrn="M", priority="urgent", status="booked", created_at=NOW,
+                        window_ends_at=NOW + timedelta(days=2), slot_id=old, report_ids=("a",))
+    event = events.change_event(domain.reschedule(referral, _slot(new, 5), NOW, actor="x"), view(["a"]))
+    name = events.FHIR_CHANGED
+    assert name.isascii() and name.isalnum() and name.islower() and len(name) <= 20
+    assert isinstance(event[name], str) and len(event[name]) <= 4 * len("ServiceRequest/") + 4 * 36 + 3
+    assert event[name] == f"ServiceRequest/{rid} Appointment/{rid} Slot/{new} Slot/{old}"
