@@ -127,6 +127,34 @@ def outbox_events(conn, referral_id: str) -> list[tuple[str, str, dict, str]]:
     return [(payload["type"], key, payload["data"], tp) for payload, key, tp in rows]
 
 
+def fhir_changes(conn, referral_id: str) -> list[tuple[str, list[str]]]:
+    """(type, the FHIR references of its `fhirchanged` attribute) of the referral's events, in order."""
+    rows = conn.execute("SELECT payload FROM referral.outbox WHERE payload->>'subject' = %s ORDER BY id",
+                        (referral_id,)).fetchall()
+    return [(payload["type"], payload["fhirchanged"].split(" ")) for (payload,) in rows]
+
+
+def fhir_as_the_snapshot_says(event: dict) -> list[str]:
+    """An event's FHIR references (issue 17), checked against what its type and snapshot say:
+    the ServiceRequest always; a booking names its Appointment and the Slot its snapshot holds
+    (a move, also the Slot it left); a cancellation its Appointment and Slot only when it freed
+    one; a completion its Appointment; a link or a raise nothing else."""
+    references = event["fhirchanged"].split(" ")
+    data, kind = event["data"], event["type"]
+    request, appointment = f"ServiceRequest/{data['referral_id']}", f"Appointment/{data['referral_id']}"
+    held = data["appointment"] and f"Slot/{data['appointment']['slot_id']}"
+    if kind == "referral.rescheduled":
+        assert references[:3] == [request, appointment, held] and len(references) == 4, references
+        assert references[3].startswith("Slot/") and references[3] != held, references
+    elif kind == "referral.cancelled":
+        assert references == [request] or (len(references) == 3 and references[:2] == [request, appointment]
+                                           and references[2].startswith("Slot/")), references
+    else:
+        assert references == {"referral.booked": [request, appointment, held],
+                              "referral.completed": [request, appointment]}.get(kind, [request]), references
+    return references
+
+
 # -- patient messages (docs/patient-messages.md), as intake publishes them -------------------
 def patient_message_event(referral_id: str, *, status: str = "sent", channel: str = "email",
                           change: str = "booked", revision: int = 1, at: datetime | None = None,

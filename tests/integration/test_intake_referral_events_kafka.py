@@ -1,8 +1,8 @@
 """Issue 15 over real Kafka: the intake worker reads a backlog of referral events of both forms
 (published before the upgrade, every report in `report_ids`; since, the first report, a count
-and the report a change linked) from clinic.referral-events.v1, as it would at the upgrade, and
-every report of the referral ends with the newest snapshot; the patient is told on the newest
-report's contact details."""
+and the report a change linked; since issue 17, also `fhirchanged`, the FHIR resources changed)
+from clinic.referral-events.v1, as it would at the upgrade, and every report of the referral
+ends with the newest snapshot; the patient is told on the newest report's contact details."""
 from __future__ import annotations
 
 import time
@@ -69,6 +69,11 @@ def test_a_backlog_of_both_forms_on_the_topic_reaches_every_report(client, kiosk
     for same_booking in (old_linked, new_linked, replayed):
         same_booking["data"]["appointment"] = old_booked["data"]["appointment"]
     assert "report_ids" in old_linked["data"] and "report_ids" not in new_linked["data"]
+    # Issue 17: events since name the FHIR resources they change (an extension attribute intake
+    # does not read); those from before have none, whichever form their data has.
+    for before in (old_booked, old_linked, new_linked, replayed):
+        del before["fhirchanged"]
+    assert new_waitlisted["fhirchanged"] == f"ServiceRequest/{referral_id}"
     publish(intake_settings, [old_booked, old_linked, new_linked, new_waitlisted, replayed], key=first)
 
     with WorkerThread(intake_settings, migrations_package="services.intake", handlers=worker.HANDLERS,

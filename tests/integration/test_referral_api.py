@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.app_support import flask_app
-from tests.referral_support import add_slots, decide, mrn, new_provider, referral_for_report, staff_token
+from tests.referral_support import (add_slots, decide, fhir_changes, mrn, new_provider, referral_for_report,
+                                    staff_token)
 
 from services.referral import slot_store
 from services.referral.app import create_app
@@ -207,7 +208,11 @@ def test_a_new_slot_goes_to_the_waitlist_in_the_same_request(client, admin, prov
     assert soon < now
     slot = response.get_json()
     assert slot["free"] is False
-    assert slot["referral_id"] == referral_for_report(ref_conn, report_id)["referral_id"]
+    referral_id = referral_for_report(ref_conn, report_id)["referral_id"]
+    assert slot["referral_id"] == referral_id
+    assert fhir_changes(ref_conn, referral_id) == [  # issue 17
+        ("referral.waitlisted", [f"ServiceRequest/{referral_id}"]),
+        ("referral.booked", [f"ServiceRequest/{referral_id}", f"Appointment/{referral_id}", f"Slot/{slot['slot_id']}"])]
 
 
 def test_a_week_of_slots_in_one_call(client, admin, provider, now):
@@ -419,6 +424,11 @@ def test_reschedule_books_a_waitlisted_referral_and_moves_a_booked_one(client, s
     assert body["appointment"]["slot_id"] == slots[1]
     assert body["history"][-1]["action"] == "moved"
     assert slot_store.slot_views(ref_conn, [slots[0]])[0]["free"] is True
+    # issue 17: the booking names the slot it took; the move the one it took, then the one it freed
+    request, appointment = f"ServiceRequest/{referral_id}", f"Appointment/{referral_id}"
+    assert fhir_changes(ref_conn, referral_id) == [
+        ("referral.waitlisted", [request]), ("referral.booked", [request, appointment, f"Slot/{slots[0]}"]),
+        ("referral.rescheduled", [request, appointment, f"Slot/{slots[1]}", f"Slot/{slots[0]}"])]
 
 
 def test_reschedule_conflicts_and_errors(client, scheduler, provider, ref_conn, now):
@@ -447,6 +457,8 @@ def test_reschedule_conflicts_and_errors(client, scheduler, provider, ref_conn, 
     assert response.status_code == 409 and response.get_json()["error"]["code"] == "slot_in_past"
 
     client.post(f"/v1/referrals/{other}/cancel", headers=scheduler, json={"reason": "moved away"})
+    # issue 17: a waitlisted referral had no appointment: its cancellation changes its request only
+    assert fhir_changes(ref_conn, other)[-1] == ("referral.cancelled", [f"ServiceRequest/{other}"])
     response = reschedule(other, past)
     assert response.status_code == 409
     assert response.get_json()["error"] == {"code": "invalid_transition",
@@ -470,6 +482,12 @@ def test_cancel_needs_a_reason_and_frees_the_slot_for_the_waitlist(client, sched
 
     given = client.get(f"/v1/referrals/{waiting}", headers=scheduler).get_json()
     assert (given["status"], given["appointment"]["slot_id"]) == ("booked", slot)
+    # issue 17: the cancellation frees the slot, which the waiting referral's booking takes
+    assert fhir_changes(ref_conn, holder)[-1] == (
+        "referral.cancelled", [f"ServiceRequest/{holder}", f"Appointment/{holder}", f"Slot/{slot}"])
+    assert fhir_changes(ref_conn, waiting) == [
+        ("referral.waitlisted", [f"ServiceRequest/{waiting}"]),
+        ("referral.booked", [f"ServiceRequest/{waiting}", f"Appointment/{waiting}", f"Slot/{slot}"])]
 
     again = client.post(url, headers=scheduler, json={"reason": "twice"})
     assert again.status_code == 409 and again.get_json()["error"]["code"] == "invalid_transition"
@@ -484,6 +502,9 @@ def test_complete_only_a_booked_referral(client, admin, scheduler, provider, ref
     assert response.status_code == 200
     assert response.get_json()["status"] == "completed"
     assert response.get_json()["appointment"] is not None  # the slot stays as a record
+    # issue 17: the appointment's status changes with the referral's; the slot stays busy
+    assert fhir_changes(ref_conn, booked)[-1] == (
+        "referral.completed", [f"ServiceRequest/{booked}", f"Appointment/{booked}"])
 
     for referral_id in (booked, waiting):
         response = client.post(f"/v1/referrals/{referral_id}/complete", headers=scheduler)

@@ -81,6 +81,9 @@ def test_a_decision_on_kafka_becomes_a_referral_and_an_event(referral_settings, 
     assert (published["data"]["report_id"], published["data"]["report_count"], published["data"]["sequence"]) == (
         report_id, 1, 1)
     assert "report_ids" not in published["data"] and "linked_report_id" not in published["data"]  # issue 15
+    rid = referral["referral_id"]  # issue 17: the FHIR resources the booking or waitlisting changed
+    assert published["fhirchanged"].split(" ") == [f"ServiceRequest/{rid}"] + (
+        [f"Appointment/{rid}", f"Slot/{referral['slot_id']}"] if referral["status"] == "booked" else [])
     header = dict(message.headers)["traceparent"].decode()
     assert envelope.trace_id(header) == envelope.trace_id(traceparent)  # one trace through the services
 
