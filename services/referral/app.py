@@ -14,6 +14,7 @@ from .api.contact import blp as contact_blp
 from .api.providers import blp as providers_blp
 from .api.referrals import blp as referrals_blp
 from .api.slots import blp as slots_blp
+from .fhir import api as fhir_api
 
 
 def _argument_errors(exc: UnprocessableEntity):
@@ -33,4 +34,5 @@ def create_app(settings: settings_module.Settings | None = None) -> Flask:
         api.register_blueprint(blueprint)
     app.register_error_handler(UnprocessableEntity, _argument_errors)
     page.init_app(app)
+    fhir_api.init_app(app)  # /fhir/R4: read-only FHIR (docs/fhir.md)
     return app
