@@ -31,7 +31,8 @@ class Clinic:
     """now; one provider with four slots (three taken); five referrals:
     a: urgent, booked into slots[0], two reports   b: cancelled (had slots[1])
     c: urgent, completed in slots[2]               d: routine, booked into slots[1] when b left it
-    e: routine, waitlisted                         slots[3]: free, after every window"""
+    e: routine, waitlisted                         slots[3]: free, after every window
+    b2: urgent, waitlisted: b's patient again (same MRN), after b was cancelled"""
 
     now: datetime
     provider: dict
@@ -60,7 +61,8 @@ def build_clinic(settings) -> Clinic:
                          traceparent=new_traceparent())
         reports["d"] = [decide(conn, "specialist", mrns["d"], now + timedelta(minutes=5))]
         reports["e"] = [decide(conn, "specialist", mrns["e"], now + timedelta(minutes=6))]
-        for name in "de":
+        reports["b2"] = [decide(conn, "urgent", mrns["b"], now + timedelta(minutes=7))]
+        for name in ("d", "e", "b2"):
             referrals[name] = referral_for_report(conn, reports[name][0])["referral_id"]
     return Clinic(now, provider, slots, mrns, referrals, reports)
 

@@ -31,7 +31,8 @@ from .search import FORMAT, JSON_FORMATS, Search, SearchError, parse_search, pre
 PREFIX = "/fhir/R4"
 bp = Blueprint("fhir", __name__, url_prefix=PREFIX)
 
-ACCEPTED = ("application/fhir+json", "application/json", "application/json+fhir")
+# Accept values this server satisfies; their parameters (fhirVersion=4.0, charset) are not compared.
+ACCEPTED = ("application/fhir+json", "application/json", "application/json+fhir", "application/*", "*/*")
 
 
 def init_app(app: Flask) -> None:
@@ -53,7 +54,9 @@ def _negotiate() -> None:
     formats = request.args.getlist(FORMAT)
     if formats and any(f not in JSON_FORMATS for f in formats):
         raise ApiError(406, "not_acceptable", "This server answers JSON only (_format=json).")
-    if not formats and request.accept_mimetypes and request.accept_mimetypes.best_match(ACCEPTED) is None:
+    accept = request.accept_mimetypes
+    if not formats and accept and not any(quality > 0 and value.split(";")[0].strip().lower() in ACCEPTED
+                                          for value, quality in accept):
         raise ApiError(406, "not_acceptable", f"This server answers {MEDIA_TYPE} only (Accept).")
 
 
