@@ -71,6 +71,19 @@ MATRIX: dict[tuple[str, str, str], tuple[int, ...]] = {
     ("referral", "POST", "/queue/sign-in"): (403, 403, 403, 403, 403, 403),
     ("referral", "POST", "/queue/sign-out"): (303, 303, 303, 303, 303, 303),
     ("referral", "GET", "/queue/static/<path:filename>"): (200, 200, 200, 200, 200, 200),
+    # Read-only FHIR (docs/fhir.md): staff as /v1; its CapabilityStatement public as /openapi.json.
+    ("referral", "GET", "/fhir/R4/metadata"): (200, 200, 200, 200, 200, 200),
+    ("referral", "GET", "/fhir/R4/ServiceRequest"): (401, 401, 401, 200, 200, 401),
+    ("referral", "GET", "/fhir/R4/ServiceRequest/<referral_id>"): (401, 401, 401, 404, 404, 401),
+    ("referral", "GET", "/fhir/R4/ServiceRequest/<referral_id>/_history"): (401, 401, 401, 404, 404, 401),
+    ("referral", "GET", "/fhir/R4/Appointment"): (401, 401, 401, 200, 200, 401),
+    ("referral", "GET", "/fhir/R4/Appointment/<referral_id>"): (401, 401, 401, 404, 404, 401),
+    ("referral", "GET", "/fhir/R4/Patient/<referral_id>"): (401, 401, 401, 404, 404, 401),
+    ("referral", "GET", "/fhir/R4/Slot"): (401, 401, 401, 200, 200, 401),
+    ("referral", "GET", "/fhir/R4/Slot/<slot_id>"): (401, 401, 401, 404, 404, 401),
+    ("referral", "GET", "/fhir/R4/Schedule/<provider_id>"): (401, 401, 401, 404, 404, 401),
+    ("referral", "GET", "/fhir/R4/HealthcareService/<provider_id>"): (401, 401, 401, 404, 404, 401),
+    ("referral", "GET", "/fhir/R4/Location/<provider_id>"): (401, 401, 401, 404, 404, 401),
 }
 
 STATIC_FILES = {"intake": "kiosk.js", "referral": "queue.js"}
@@ -148,7 +161,7 @@ _slot_hour = iter(range(10_000))
 def request_for(service: str, method: str, rule: str, report_id: str, provider_id: str) -> tuple[str, dict | None]:
     """The path to call and a body an allowed caller would have accepted."""
     path = (rule.replace("<report_id>", report_id if service == "intake" else UNKNOWN)
-            .replace("<referral_id>", UNKNOWN)
+            .replace("<referral_id>", UNKNOWN).replace("<provider_id>", UNKNOWN).replace("<slot_id>", UNKNOWN)
             .replace("<path:filename>", STATIC_FILES.get(service, "")))
     start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=900, hours=next(_slot_hour))
     bodies = {
