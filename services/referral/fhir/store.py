@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 import psycopg
@@ -117,9 +119,21 @@ def _bounds(column: str, bounds: list[DateBound]) -> tuple[list[sql.Composable],
     return ([sql.SQL(f"{column} {b.op} %s") for b in bounds], [b.at for b in bounds])
 
 
-def _page(conn, query: sql.Composable, params: list, count: int, key_of) -> tuple[list, tuple | None]:
-    rows = conn.execute(query, [*params, count + 1]).fetchall()
-    return rows[:count], (key_of(rows[count - 1]) if len(rows) > count else None)
+@dataclass(frozen=True)
+class Query:
+    """A search page's SQL (one row more than the page, to tell whether a next page exists),
+    its parameters, and how to read the page order's key off a row."""
+
+    sql: sql.Composable
+    params: list
+    count: int
+    key_of: Callable[[tuple], tuple]
+
+
+def _page(conn: psycopg.Connection, query: Query) -> tuple[list, tuple | None]:
+    rows = conn.execute(query.sql, query.params).fetchall()
+    count = query.count
+    return rows[:count], (query.key_of(rows[count - 1]) if len(rows) > count else None)
 
 
 def service_request_order(search: Search) -> str:
@@ -131,6 +145,11 @@ def service_requests(conn: psycopg.Connection, search: Search, after: tuple | No
                      ) -> tuple[list[ReferralRecord], tuple | None]:
     """A page of referrals and the key to continue after (service_request_order's order:
     (priority rank, created_at, id) or (updated_at, id))."""
+    rows, next_key = _page(conn, service_request_query(search, after))
+    return [_referral(row) for row in rows], next_key
+
+
+def service_request_query(search: Search, after: tuple | None) -> Query:
     where: list[sql.Composable] = []
     params: list = []
     statuses = search.one("status")
@@ -179,14 +198,18 @@ def service_requests(conn: psycopg.Connection, search: Search, after: tuple | No
             return (0 if row[3] == URGENT else 1, row[5], row[0])
     query = sql.SQL("SELECT {columns} FROM referral.referrals r {where} ORDER BY {order} LIMIT %s").format(
         columns=sql.SQL(_REFERRAL), where=_where(where), order=sql.SQL(order))
-    rows, next_key = _page(conn, query, params, search.count, key_of)
-    return [_referral(row) for row in rows], next_key
+    return Query(query, [*params, search.count + 1], search.count, key_of)
 
 
 def appointments(conn: psycopg.Connection, search: Search, after: tuple | None
                  ) -> tuple[list[Booking], tuple | None]:
     """A page of bookings in start order (start, slot id). By patient: that referral's booking,
     cancelled or not; else the slots booked and completed referrals hold (slots_booked_by_start)."""
+    rows, next_key = _page(conn, appointment_query(search, after))
+    return [_booking(row) for row in rows], next_key
+
+
+def appointment_query(search: Search, after: tuple | None) -> Query:
     where: list[sql.Composable] = []
     params: list = []
     clauses, values = _bounds("s.start_at", search.bounds("date"))
@@ -196,10 +219,10 @@ def appointments(conn: psycopg.Connection, search: Search, after: tuple | None
     where += clauses
     params += values
     if referral_id := search.one("patient"):
+        # one referral, one booking at most: a single page
         query = sql.SQL(_BOOKINGS + "{also} LIMIT %s").format(
             also=sql.SQL("").join(sql.SQL(" AND ") + clause for clause in where))
-        rows, next_key = _page(conn, query, [referral_id, *params], search.count, lambda row: None)
-        return [_booking(row) for row in rows], None
+        return Query(query, [referral_id, *params, search.count + 1], search.count, lambda row: None)
     if after is not None:
         where.append(sql.SQL("(s.start_at, s.slot_id) > (%s, %s)"))
         params += after
@@ -208,12 +231,16 @@ def appointments(conn: psycopg.Connection, search: Search, after: tuple | None
         " JOIN referral.referrals r ON r.slot_id = s.slot_id JOIN referral.providers p ON p.provider_id = s.provider_id"
         " {where} ORDER BY s.start_at, s.slot_id LIMIT %s").format(
         where=_where([sql.SQL("s.booked"), *where]))  # slots_booked_by_start's predicate
-    rows, next_key = _page(conn, query, params, search.count, lambda row: (row[13], row[11]))
-    return [_booking(row) for row in rows], next_key
+    return Query(query, [*params, search.count + 1], search.count, lambda row: (row[13], row[11]))
 
 
 def slots(conn: psycopg.Connection, search: Search, after: tuple | None) -> tuple[list[SlotRecord], tuple | None]:
     """A page of slots in start order (start, slot id)."""
+    rows, next_key = _page(conn, slot_query(search, after))
+    return [_slot(row) for row in rows], next_key
+
+
+def slot_query(search: Search, after: tuple | None) -> Query:
     where: list[sql.Composable] = []
     params: list = []
     if provider_id := search.one("schedule"):
@@ -231,8 +258,7 @@ def slots(conn: psycopg.Connection, search: Search, after: tuple | None) -> tupl
         params += after
     query = sql.SQL(f"SELECT {_SLOT} FROM referral.slots s {{where}} ORDER BY s.start_at, s.slot_id LIMIT %s"
                     ).format(where=_where(where))
-    rows, next_key = _page(conn, query, params, search.count, lambda row: (row[2], row[0]))
-    return [_slot(row) for row in rows], next_key
+    return Query(query, [*params, search.count + 1], search.count, lambda row: (row[2], row[0]))
 
 
 def _where(clauses: list[sql.Composable]) -> sql.Composable:
