@@ -322,3 +322,23 @@ def test_unknown_routes_and_methods_are_outcomes(client, staff, clinic):
     write = client.put(f"{BASE}/ServiceRequest/{clinic.referrals['a']}", headers=staff, json={})
     assert write.status_code == 405 and outcome(valid(write.get_json()))[0] == "not-supported"
     assert "GET" in write.headers["Allow"]
+
+
+def test_too_many_failed_attempts_is_a_429_outcome(referral_settings):
+    """The failed-authentication limiter turns a 401 into a 429 after the view has answered
+    (services/common/auth.py's after-request hook): still an OperationOutcome, Retry-After kept."""
+    import dataclasses
+
+    strict = dataclasses.replace(referral_settings, auth_failures_per_address=2)
+    address = f"10.99.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}"
+    with flask_app(create_app, strict) as limited:
+        client = limited.test_client()
+        statuses = []
+        for attempt in range(4):
+            response = client.get(f"{BASE}/Slot", environ_base={"REMOTE_ADDR": address},
+                                  headers={"Authorization": f"Bearer staff_wrong-{attempt}-{uuid.uuid4().hex}"})
+            statuses.append(response.status_code)
+            assert response.content_type == FHIR_JSON
+        assert statuses[0] == 401 and statuses[-1] == 429, statuses
+        assert outcome(valid(response.get_json()))[0] == "throttled"
+        assert int(response.headers["Retry-After"]) > 0
