@@ -27,7 +27,8 @@ def test_the_pipeline_benchmark_writes_its_table_and_picture(tmp_path):
 
     assert "load average at start" in run.stdout and "at end" in run.stdout
     for measure in ("1. POST /v1/reports accepted/s", "2. burst of", "3. each service's drain",
-                    "4. POST -> final status at 5/s"):
+                    "4. POST -> final status at 5/s", "on 3 brokers, RF 3, min ISR 2",
+                    "4. POST -> final status at 5/s offered on 3 brokers"):
         assert measure in run.stdout
     written = markdown.read_text()
     assert written.startswith("# Measurements\n\n## Kept\nuntouched\n")

@@ -38,7 +38,14 @@ def test_the_text_and_markdown_tables_have_one_line_per_row_and_say_whether_a_go
 def test_the_curve_table_lists_every_load():
     point = LoadPoint(5.0, (10.0, 20.0, 30.0), (1.0, 2.0, 3.0), (0.5, 0.6, 0.7), sent=100, not_final=0)
     lines = table.curve_markdown([point, point]).splitlines()
-    assert len(lines) == 4 and "| 5/s | 10.0 / 20.0 / 30.0 |" in lines[2]
+    assert len(lines) == 4 and "| 5/s | 1 | 10.0 / 20.0 / 30.0 |" in lines[2]
+
+
+def test_the_curve_table_puts_the_clusters_load_after_one_brokers():
+    one, three, other = (LoadPoint(rate, (10.0,) * 3, (1.0,) * 3, (0.5,) * 3, sent=100, not_final=0, brokers=brokers)
+                         for rate, brokers in ((5.0, 1), (5.0, 3), (25.0, 1)))
+    lines = table.curve_markdown([one, other, three]).splitlines()[2:]
+    assert [line.split(" | ")[:2] for line in lines] == [["| 5/s", "1"], ["| 5/s", "3"], ["| 25/s", "1"]]
 
 
 def test_the_section_is_added_once_then_replaced_and_the_rest_of_the_file_kept():
@@ -65,6 +72,30 @@ def test_the_goal_row_is_the_load_nearest_half_the_sustained_maximum():
     goals = [r for r in rows if r.goal]
     assert len(goals) == 1 and "50/s offered" in goals[0].measure and goals[0].goal_met is True
     assert rows[0].ratio == 20.0
+
+
+def test_the_cluster_is_measured_at_5_per_second_and_the_one_broker_load_nearest_half_the_maximum():
+    points = [LoadPoint(rate, (40.0,) * 3, (5.0,) * 3, (2.0,) * 3, 10, 0) for rate in (5.0, 25.0, 50.0, 75.0)]
+    assert measures.cluster_loads(points, sustained=104.0) == [5.0, 50.0]
+    assert measures.cluster_loads(points[:1], sustained=4.0) == [5.0]  # a stack slower than 5/s
+
+
+def test_a_clusters_latency_row_follows_one_brokers_at_the_same_load_and_shares_its_goal():
+    points = [LoadPoint(rate, (40.0, 90.0, 300.0 if brokers == 3 else 200.0), (5.0,) * 3, (2.0,) * 3, 10, 0,
+                        brokers=brokers) for rate, brokers in ((5.0, 1), (50.0, 1), (75.0, 1), (5.0, 3), (50.0, 3))]
+    rows = measures.latency_rows(points, sustained=100.0)
+    assert [("3 brokers" in r.measure, r.measure.split(" offered")[0].rsplit(" ", 1)[1]) for r in rows] == [
+        (False, "5/s"), (True, "5/s"), (False, "50/s"), (True, "50/s"), (False, "75/s")]
+    assert [(r.goal_met) for r in rows if r.goal] == [True, False]  # the cluster's p99 300 ms > 250
+
+
+def test_a_clusters_burst_row_names_its_brokers_and_the_one_broker_rate():
+    one = measures.Burst(reports=3000, final=3000, rate=300.0)
+    row = measures.burst_row(measures.Burst(reports=3000, final=3000, rate=240.0, brokers=3),
+                             {"referral drain ceiling": 450.0}, one_broker=one)
+    assert "on 3 brokers" in row.measure and "1 broker 300/s, 3 / 1 = 0.80x" in row.measure
+    assert row.stack == 240.0 and row.ceiling == 450.0 and row.goal_met is False
+    assert "on 1 broker:" in measures.burst_row(one, {"referral drain ceiling": 450.0}).measure
 
 
 def test_the_burst_ceiling_is_the_slowest_stage():

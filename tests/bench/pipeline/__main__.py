@@ -1,19 +1,23 @@
-"""`make bench`: python -m tests.bench.pipeline [--quick] [--markdown PATH] [--png PATH] [--no-plot]
+"""`make bench`: python -m tests.bench.pipeline [--quick] [--brokers 1|1,3] [--markdown PATH] [--png PATH] [--no-plot]
 
 Starts its own stack (tests/live_stack.py: `python -m infra.stack` on a temporary state
 folder and free ports) and a bare endpoint beside it, runs the four measures of issue 15
 with their same-run ceilings, prints one table, writes it into docs/measurements.md
-(between markers) and draws docs/bench/latency.png. --quick: small sizes, written under
-.state/bench-quick/ unless told where, so a trial never overwrites the documented figures.
+(between markers) and draws docs/bench/latency.png. Then (unless --brokers 1) a second
+stack on a three-broker cluster (issue 16) for measure 2 and measure 4 at two of the loads,
+printed beside the one-broker rows. --quick: small sizes, written under .state/bench-quick/
+unless told where, so a trial never overwrites the documented figures.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import subprocess
 import sys
 import time
 from datetime import UTC, datetime
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from tests.live_stack import REPO
@@ -37,6 +41,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         help="measure 1 on the pipeline's own stack and skip measure 3 (the harness's test)")
     parser.add_argument("--keep-state", action="store_true", help="keep the stack's state folder (logs) afterwards")
     parser.add_argument("--commit", help="the commit the figures are of (default: git rev-parse HEAD here)")
+    parser.add_argument("--brokers", default="1,3", choices=("1", "1,3"),
+                        help="1: one broker only (quicker); 1,3 (default): then measures 2 and 4 (two loads)"
+                             " again on a three-broker cluster, beside the one-broker figures")
     args = parser.parse_args(argv)
     default_dir = QUICK_DIR if args.quick else None
     args.markdown = args.markdown or (default_dir / "measurements.md" if default_dir else DOCS_MARKDOWN)
@@ -56,34 +63,51 @@ def commit() -> str:
         return "unknown"
 
 
-def run_measures(sizes: Sizes, keep_state: bool, components: bool) -> tuple[list[Row], list[LoadPoint], float]:
-    """Measures 1 and 3 start their own infra (component benches); 2 and 4 share one stack.
-    One at a time, so that no two compete for the two cores."""
+@contextlib.contextmanager
+def bench_on_stack(sizes: Sizes, keep_state: bool, brokers: int, say: Callable[[str], None]) -> Iterator[measures.Bench]:
+    """A stack started as `make run` does (with `brokers` Kafka brokers), seeded, with the
+    final-status watch and the bare endpoint beside it."""
     from tests.live_stack import running_stack
 
     from .bare_endpoint import running_bare_endpoint
     from .final_status import FinalStatusWatch
     from .seed import add_provider_with_slots
 
-    say = lambda line: print(line, flush=True)  # noqa: E731
-    component = measures.post_throughput_component(sizes, say) if components else None
-    with running_stack(prefix="clinic-bench-pipeline-", ready_timeout=300, keep=keep_state) as stack:
-        say(f"stack ready: {stack.state_dir}")
+    with running_stack(prefix=f"clinic-bench-pipeline-{brokers}b-", ready_timeout=300, keep=keep_state,
+                       brokers=brokers) as stack:
+        say(f"stack ready ({brokers} broker{'s' * (brokers > 1)}): {stack.state_dir}")
         admin_url = stack.settings().admin_database_url
         keys = [stack.kiosk_key(f"bench-kiosk-{n}") for n in range(sizes.post_clients)]
         add_provider_with_slots(stack, sizes.slots)
         with FinalStatusWatch(admin_url) as watch, \
                 running_bare_endpoint(admin_url, stack.state_dir / "logs") as bare_url:
-            bench = measures.Bench(stack=stack, sizes=sizes, kiosk_keys=keys, bare_url=bare_url,
-                                   watch=watch, say=say)
-            post_rows, bare_rate = component or measures.post_throughput(bench)
-            burst = measures.burst(bench)
-            points = measures.latency_curve(bench, burst.rate)
+            yield measures.Bench(stack=stack, sizes=sizes, kiosk_keys=keys, bare_url=bare_url,
+                                 watch=watch, say=say, brokers=brokers)
+
+
+def run_measures(sizes: Sizes, keep_state: bool, components: bool,
+                 cluster: bool) -> tuple[list[Row], list[LoadPoint], float]:
+    """Measures 1 and 3 start their own infra (component benches); 2 and 4 share one stack,
+    then (cluster) 2 and 4 at two loads again on a three-broker stack. One at a time, so that
+    no two compete for the two cores."""
+    say = lambda line: print(line, flush=True)  # noqa: E731
+    component = measures.post_throughput_component(sizes, say) if components else None
+    with bench_on_stack(sizes, keep_state, 1, say) as bench:
+        post_rows, bare_rate = component or measures.post_throughput(bench)
+        burst = measures.burst(bench)
+        points = measures.latency_curve(bench, measures.offered_loads(burst.rate, sizes))
+    cluster_burst = None
+    if cluster:
+        with bench_on_stack(sizes, keep_state, 3, say) as bench:
+            cluster_burst = measures.burst(bench)
+            points += measures.latency_curve(bench, measures.cluster_loads(points, burst.rate))
     drain_rows, stage_ceilings = measures.worker_drain(sizes, say) if components else \
         ([Row("3. each service's drain of a backlog alone", "skipped (--without-components)", None)], {})
     stage_ceilings["intake POST, bare endpoint"] = bare_rate
-    rows = [*post_rows, measures.burst_row(burst, stage_ceilings), *drain_rows,
-            *measures.latency_rows(points, burst.rate)]
+    burst_rows = [measures.burst_row(burst, stage_ceilings)]
+    if cluster_burst:
+        burst_rows.append(measures.burst_row(cluster_burst, stage_ceilings, one_broker=burst))
+    rows = [*post_rows, *burst_rows, *drain_rows, *measures.latency_rows(points, burst.rate)]
     return rows, points, burst.rate
 
 
@@ -116,6 +140,11 @@ measured in the same run; ratio = stack / ceiling (p50 for latencies).
   before the next load; the ceiling is the bare endpoint's POST latency on the same schedule.
   The burst's rate is a peak (stages overlapping on a full backlog): a load the stack cannot
   keep up with for {sizes.load_seconds:g} s shows as latencies that grow with the run's length.
+- **1 vs 3 brokers** (issue 16): the stack above runs one Kafka broker (the default of `make
+  run`); then a second, fresh stack on a three-broker cluster (`CLINIC_KAFKA_BROKERS=3`: RF 3,
+  `min.insync.replicas=2`, `acks=all`, docs/kafka-cluster.md) with its own bare endpoint runs
+  measure 2 and measure 4 at 5/s and at the one-broker load nearest half the sustained
+  maximum, each row right after the one-broker row it compares with (`--brokers 1` skips it).
 
 Run {started}, {minutes:.1f} min; commit {commit_id};
 sizes: {sizes.label}.
@@ -140,7 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"pipeline benchmark ({'quick' if args.quick else 'full'} sizes: {sizes.label})", flush=True)
     print(f"load average at start: {load_before}", flush=True)
     began = time.monotonic()
-    rows, points, sustained = run_measures(sizes, args.keep_state, not args.without_components)
+    rows, points, sustained = run_measures(sizes, args.keep_state, not args.without_components,
+                                           cluster=args.brokers == "1,3")
     load_after = load_average()
     minutes = (time.monotonic() - began) / 60
     print()

@@ -28,6 +28,7 @@ class Bench:
     bare_url: str
     watch: FinalStatusWatch
     say: Callable[[str], None] = print
+    brokers: int = 1                  # the stack's Kafka brokers
 
     def stack_client(self, n: int) -> KeepAliveClient:
         return KeepAliveClient(self.stack.base_url["intake"], self.kiosk_keys[n % len(self.kiosk_keys)])
@@ -85,27 +86,35 @@ class Burst:
     reports: int
     final: int
     rate: float                       # final reports / (last final - first send), reports/s
+    brokers: int = 1
 
 
 def burst(bench: Bench) -> Burst:
     sizes = bench.sizes
-    bench.say(f"2. burst: {sizes.burst_reports:,} reports through the whole stack")
+    bench.say(f"2. burst: {sizes.burst_reports:,} reports through the whole stack ({_on(bench.brokers)})")
     result = closed_loop(bench.stack_client, report_bytes(sizes.burst_reports), sizes.post_clients)
     bench.settle(result, "measure 2")
     finals = [bench.watch.final_at[s.report_id] for s in result.accepted if s.report_id in bench.watch.final_at]
     first_sent = min(s.sent_wall for s in result.samples)
     rate = len(finals) / (max(finals) - first_sent) if finals else 0.0
-    return Burst(len(result.samples), len(finals), rate)
+    return Burst(len(result.samples), len(finals), rate, bench.brokers)
 
 
-def burst_row(result: Burst, stage_ceilings: dict[str, float]) -> Row:
+def _on(brokers: int) -> str:
+    return "1 broker" if brokers == 1 else f"{brokers} brokers, RF 3, min ISR 2"
+
+
+def burst_row(result: Burst, stage_ceilings: dict[str, float], one_broker: Burst | None = None) -> Row:
     """Made after measure 3, whose drain ceilings bound the pipeline too: a chain of stages
-    cannot beat its slowest one."""
+    cannot beat its slowest one. `one_broker`: the same run's burst on one broker, which a
+    cluster's row is compared with."""
     stage, ceiling = min(stage_ceilings.items(), key=lambda item: item[1], default=("none", math.nan))
     not_final = result.reports - result.final
-    return Row(f"2. burst of {result.reports:,}: reports/s end to end, until every one is final"
-               f"{f' ({not_final} not final)' if not_final else ''}; ceiling: the slowest stage's own ceiling"
-               f" ({stage})", result.rate, ceiling, "/s", goal=f">= {BURST_GOAL:.0f}/s",
+    versus = f"; 1 broker {one_broker.rate:,.0f}/s, {result.brokers} / 1 = {result.rate / one_broker.rate:.2f}x" \
+        if one_broker and one_broker.rate and result.brokers != 1 else ""
+    return Row(f"2. burst of {result.reports:,} on {_on(result.brokers)}: reports/s end to end, until every one"
+               f" is final{f' ({not_final} not final)' if not_final else ''}; ceiling: the slowest stage's own"
+               f" ceiling ({stage}){versus}", result.rate, ceiling, "/s", goal=f">= {BURST_GOAL:.0f}/s",
                goal_met=result.rate >= BURST_GOAL)
 
 
@@ -132,7 +141,16 @@ def offered_loads(sustained: float, sizes: Sizes) -> list[float]:
     return sorted(loads)
 
 
-def _one_load(bench: Bench, rate: float) -> LoadPoint:
+def cluster_loads(points: list[LoadPoint], sustained: float) -> list[float]:
+    """The offered loads measured again on three brokers: 5/s and the one nearest half the
+    sustained maximum (the goal's), both taken from the one-broker curve so the rows pair."""
+    if not points:
+        return [FIRST_OFFERED_LOAD]
+    half = min(points, key=lambda p: abs(p.offered - sustained / 2)).offered
+    return sorted({points[0].offered, half})
+
+
+def one_load(bench: Bench, rate: float) -> LoadPoint:
     count = max(10, round(rate * bench.sizes.load_seconds))
     senders = min(64, max(16, math.ceil(rate * 0.5)))  # half a second of reports in flight
     stack = open_loop(bench.stack_client, report_bytes(count), rate, senders)
@@ -143,27 +161,33 @@ def _one_load(bench: Bench, rate: float) -> LoadPoint:
     return LoadPoint(offered=rate, stack_final_ms=p50_p90_p99(final_s),
                      stack_post_ms=p50_p90_p99([s.latency_s for s in stack.accepted]),
                      ceiling_post_ms=p50_p90_p99([s.latency_s for s in bare.accepted]),
-                     sent=count, not_final=len(missing) + len(stack.samples) - len(stack.accepted))
+                     sent=count, not_final=len(missing) + len(stack.samples) - len(stack.accepted),
+                     brokers=bench.brokers)
 
 
-def latency_curve(bench: Bench, sustained: float) -> list[LoadPoint]:
+def latency_curve(bench: Bench, loads: list[float]) -> list[LoadPoint]:
     points = []
-    for rate in offered_loads(sustained, bench.sizes):
-        bench.say(f"4. open loop at {rate:g} reports/s for {bench.sizes.load_seconds:g} s (stack, then bare endpoint)")
-        points.append(_one_load(bench, rate))
+    for rate in loads:
+        bench.say(f"4. open loop at {rate:g} reports/s for {bench.sizes.load_seconds:g} s (stack, then bare"
+                  f" endpoint; {_on(bench.brokers)})")
+        points.append(one_load(bench, rate))
         time.sleep(1)  # let the bare endpoint's commits settle before the next load
     return points
 
 
 def latency_rows(points: list[LoadPoint], sustained: float) -> list[Row]:
+    """One row per offered load, a cluster's row right after one broker's at the same load;
+    the goal on the load nearest half the (one broker's) sustained maximum."""
     half = sustained / 2
-    at_half = min(points, key=lambda p: abs(p.offered - half)) if points else None
+    at_half = min((p.offered for p in points if p.brokers == 1), key=lambda offered: abs(offered - half),
+                  default=None)
     rows = []
-    for p in points:
-        row = Row(f"4. POST -> final status at {p.offered:g}/s offered: p50 / p90 / p99 (ceiling: bare POST)",
+    for p in sorted(points, key=lambda p: (p.offered, p.brokers)):
+        on = f" on {p.brokers} brokers" if p.brokers != 1 else ""
+        row = Row(f"4. POST -> final status at {p.offered:g}/s offered{on}: p50 / p90 / p99 (ceiling: bare POST)",
                   triple(p.stack_final_ms), triple(p.ceiling_post_ms), "ms",
                   ratio=p.stack_final_ms[0] / p.ceiling_post_ms[0] if p.ceiling_post_ms[0] else None)
-        if p is at_half:
+        if p.offered == at_half:
             row.measure += f" [half the sustained max, {half:.1f}/s]"
             row.goal = f"p50 <= {LATENCY_GOAL_MS[0]:.0f} ms, p99 <= {LATENCY_GOAL_MS[1]:.0f} ms"
             row.goal_met = p.stack_final_ms[0] <= LATENCY_GOAL_MS[0] and p.stack_final_ms[2] <= LATENCY_GOAL_MS[1]

@@ -40,6 +40,7 @@ class LoadPoint:
     ceiling_post_ms: tuple[float, float, float]
     sent: int
     not_final: int
+    brokers: int = 1                              # the stack's Kafka: one broker, or the cluster of three
 
 
 def p50_p90_p99(values_s: list[float]) -> tuple[float, float, float]:

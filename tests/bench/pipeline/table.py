@@ -54,10 +54,10 @@ def triple(values: tuple[float, float, float]) -> str:
 
 def curve_markdown(points: list[LoadPoint]) -> str:
     """Every offered load of measure 4 (what the picture draws)."""
-    lines = ["| offered load | stack POST -> final p50 / p90 / p99 ms | stack POST p50 / p90 / p99 ms"
+    lines = ["| offered load | brokers | stack POST -> final p50 / p90 / p99 ms | stack POST p50 / p90 / p99 ms"
              " | ceiling: bare POST p50 / p90 / p99 ms | reports (not final) |",
-             "|---|---|---|---|---|"]
-    for p in points:
-        lines.append(f"| {p.offered:g}/s | {triple(p.stack_final_ms)} | {triple(p.stack_post_ms)} | "
+             "|---|---|---|---|---|---|"]
+    for p in sorted(points, key=lambda p: (p.offered, p.brokers)):
+        lines.append(f"| {p.offered:g}/s | {p.brokers} | {triple(p.stack_final_ms)} | {triple(p.stack_post_ms)} | "
                      f"{triple(p.ceiling_post_ms)} | {p.sent:,} ({p.not_final}) |")
     return "\n".join(lines)
