@@ -17,6 +17,7 @@ MRN_SYSTEM = "urn:clinic:mrn"
 REFERRAL_SYSTEM = "urn:clinic:referral"
 TRIAGE_DECISION_SYSTEM = "urn:clinic:triage-decision"  # value: the report id the decision is about
 CARE_LEVEL_SYSTEM = "urn:clinic:care-level"
+TRIAGE_RULE_SYSTEM = "urn:clinic:triage-rule"  # code: a rule id of triage's rule file (e.g. URG-SEVERE)
 # FHIR's own code systems for the codes this interface writes
 REQUEST_PRIORITY_SYSTEM = "http://hl7.org/fhir/request-priority"
 REQUEST_STATUS_SYSTEM = "http://hl7.org/fhir/request-status"

@@ -21,6 +21,14 @@ class ReferralRecord:
 
 
 @dataclass(frozen=True)
+class FiredRule:
+    """A triage rule that fired in a decision, and the reason the rule file gives."""
+
+    rule_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class ReportLink:
     """A report the referral stands for, and the care level its triage decision gave."""
 
@@ -28,6 +36,8 @@ class ReportLink:
     care_level: str          # urgent | specialist
     linked_at: datetime
     position: int            # 0: the report that opened the referral
+    # the rules the decision fired, in its order; None: not known (linked before migration 010)
+    fired: tuple[FiredRule, ...] | None = None
 
 
 @dataclass(frozen=True)

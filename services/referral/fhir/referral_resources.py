@@ -11,6 +11,7 @@ from .ids import (
     MRN_SYSTEM,
     REFERRAL_SYSTEM,
     TRIAGE_DECISION_SYSTEM,
+    TRIAGE_RULE_SYSTEM,
     instant,
     meta,
     reference,
@@ -78,10 +79,7 @@ def _service_request(referral: ReferralRecord, reports: Sequence[ReportLink], hi
         resource["occurrencePeriod"] = {"start": instant(referral.created_at),
                                         "end": instant(referral.window_ends_at)}
     if reports:
-        levels = list(dict.fromkeys(r.care_level for r in reports))  # distinct, in link order
-        resource["reasonCode"] = [{"coding": [{"system": CARE_LEVEL_SYSTEM, "code": level,
-                                               "display": CARE_LEVEL_DISPLAY.get(level, level)}],
-                                   "text": CARE_LEVEL_DISPLAY.get(level, level)} for level in levels]
+        resource["reasonCode"] = reason_codes(reports)
         # The triage decisions behind it, by the report each decided (readable in full, with the
         # rules that fired and why, from the triage service's /v1/decisions/<report_id>).
         resource["supportingInfo"] = [{
@@ -90,6 +88,22 @@ def _service_request(referral: ReferralRecord, reports: Sequence[ReportLink], hi
     if history:
         resource["note"] = [{"time": instant(e.at), "authorString": e.actor, "text": e.reason} for e in history]
     return resource
+
+
+def reason_codes(reports: Sequence[ReportLink]) -> list[dict]:
+    """Why the consult is asked for: the care levels the reports' decisions gave, then the triage
+    rules they fired (a coding per rule id, its reason as display and text), each once, in link
+    order. A report linked before the rules were kept (fired None) adds its care level only."""
+    levels = list(dict.fromkeys(r.care_level for r in reports))
+    codes = [{"coding": [{"system": CARE_LEVEL_SYSTEM, "code": level, "display": CARE_LEVEL_DISPLAY.get(level, level)}],
+              "text": CARE_LEVEL_DISPLAY.get(level, level)} for level in levels]
+    rules = {}
+    for report in reports:
+        for rule in report.fired or ():
+            rules.setdefault(rule.rule_id, rule.reason)
+    codes += [{"coding": [{"system": TRIAGE_RULE_SYSTEM, "code": rule_id, "display": reason}], "text": reason}
+              for rule_id, reason in rules.items()]
+    return codes
 
 
 def appointment(booking: Booking) -> dict:

@@ -27,7 +27,7 @@ from psycopg import sql
 from services.common.db import pipelined
 
 from ..domain import URGENT, mrn_key
-from .records import Booking, HistoryRecord, ProviderRecord, ReferralRecord, ReportLink, SlotRecord
+from .records import Booking, FiredRule, HistoryRecord, ProviderRecord, ReferralRecord, ReportLink, SlotRecord
 from .search import DateBound, Search
 
 _REFERRAL = ("r.referral_id::text, r.patient_mrn, r.patient_display_name, r.priority, r.status, r.created_at,"
@@ -61,26 +61,34 @@ def referral(conn: psycopg.Connection, referral_id: str) -> ReferralRecord | Non
     return _referral(row) if row else None
 
 
+# The reports (with the rules their decisions fired, migration 010) and history of referrals.
+LINKS = ("SELECT referral_id::text, report_id::text, care_level, linked_at, position, fired"
+         " FROM referral.referral_reports WHERE referral_id = ANY(%s::uuid[]) ORDER BY referral_id, position")
+HISTORY = ("SELECT referral_id::text, sequence, at, actor, action, from_status, to_status, reason,"
+           " from_slot_id::text, to_slot_id::text FROM referral.referral_history"
+           " WHERE referral_id = ANY(%s::uuid[]) ORDER BY referral_id, sequence")
+
+
 def links_and_history(conn: psycopg.Connection, referral_ids: list[str]
                       ) -> tuple[dict[str, list[ReportLink]], dict[str, list[HistoryRecord]]]:
     """The reports (link order) and history (oldest first) of each referral: two index scans,
     one round trip, whatever the number of referrals."""
     with pipelined(conn):
-        links = conn.execute(
-            "SELECT referral_id::text, report_id::text, care_level, linked_at, position FROM referral.referral_reports"
-            " WHERE referral_id = ANY(%s::uuid[]) ORDER BY referral_id, position", (referral_ids,))
-        entries = conn.execute(
-            "SELECT referral_id::text, sequence, at, actor, action, from_status, to_status, reason,"
-            " from_slot_id::text, to_slot_id::text FROM referral.referral_history"
-            " WHERE referral_id = ANY(%s::uuid[]) ORDER BY referral_id, sequence", (referral_ids,))
+        links = conn.execute(LINKS, (referral_ids,))
+        entries = conn.execute(HISTORY, (referral_ids,))
         link_rows, entry_rows = links.fetchall(), entries.fetchall()
     reports: dict[str, list[ReportLink]] = defaultdict(list)
     history: dict[str, list[HistoryRecord]] = defaultdict(list)
-    for referral_id, *rest in link_rows:
-        reports[referral_id].append(ReportLink(*rest))
+    for referral_id, *rest, fired in link_rows:
+        reports[referral_id].append(ReportLink(*rest, fired=fired_rules(fired)))
     for referral_id, *rest in entry_rows:
         history[referral_id].append(HistoryRecord(*rest))
     return reports, history
+
+
+def fired_rules(stored: list | None) -> tuple[FiredRule, ...] | None:
+    """The fired column as stored (a list of {"id", "reason"}); None: not known."""
+    return None if stored is None else tuple(FiredRule(rule["id"], rule["reason"]) for rule in stored)
 
 
 def provider(conn: psycopg.Connection, provider_id: str) -> ProviderRecord | None:
