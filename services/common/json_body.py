@@ -20,6 +20,7 @@ MAX_JSON_DEPTH = 32
 _OPEN, _CLOSE, _QUOTE, _BACKSLASH = frozenset(b"[{"), frozenset(b"]}"), ord('"'), ord("\\")
 
 NOT_JSON = "The request body is not valid JSON."
+_TOO_LARGE = "clinic.body_too_large"  # in the WSGI environ: read_json found the chunked body over the limit
 TOO_DEEP = f"The request body nests JSON deeper than {MAX_JSON_DEPTH} levels."
 
 
@@ -98,8 +99,11 @@ def read_json(req=None):
     if req.content_length is None and limit is not None and len(data) >= limit:
         # A chunked body: werkzeug stops reading at the limit and hands over what it has,
         # so a longer body would look merely truncated (a 400, or worse, a valid prefix).
-        # The server ends the chunked stream itself, so peeking past the limit is safe.
-        if req.environ["wsgi.input"].read(1):
+        # The server ends the chunked stream itself, so peeking past the limit is safe. The
+        # answer is kept: the peek consumed the byte, so a second call (intake's POST reads its
+        # body before and after the key's check) would not see it again.
+        if req.environ.get(_TOO_LARGE) or req.environ["wsgi.input"].read(1):
+            req.environ[_TOO_LARGE] = True
             raise RequestEntityTooLarge()
     return loads_strict(data)
 

@@ -25,9 +25,10 @@ Importable (`make bench` calls it):
 
 `measure` returns one dict per target, ceiling first, with the median over rounds:
 ``{"target": "ceiling" | "intake", "clients": int, "reports": int, "rounds": int,
-"accepted_per_s": float, "p50_ms": float, "p99_ms": float, "cpu_ms": float, "ratio_to_ceiling": float}``
+"accepted_per_s": float, "p50_ms": float, "p99_ms": float, "cpu_ms": float, "db_cpu_ms": float,
+"ratio_to_ceiling": float}``
 (`cpu_ms`: CPU time, user + system, per accepted report over the timed part, summed over
-the target's gunicorn processes, read from /proc; less sensitive to the machine's other
+the target's gunicorn processes, read from /proc; `db_cpu_ms` the same over PostgreSQL's processes; less sensitive to the machine's other
 load than accepted/s, though a busy machine inflates it too: caches, frequency).
 (the ceiling's ratio is 1.0; `ratio_to_ceiling` is the median of each round's ratio, the two
 targets run back to back, in turns first; `ratios` lists them). `print_table(rows)` prints them
@@ -173,10 +174,30 @@ def _cpu_seconds(pids: list[int]) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def drive(url: str, keys: list[str], reports: int) -> dict:
+def _postgres_pids(data_dir: Path | None) -> list[int]:
+    """The postmaster whose data folder this is and its children (backends, WAL writer, ...)."""
+    if data_dir is None:
+        return []
+    try:
+        postmaster = int((data_dir / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return []
+    pids = [postmaster]
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rpartition(")")[2].split()[1]) == postmaster:
+                    pids.append(int(entry.name))
+            except (OSError, ValueError, IndexError):
+                continue
+    return pids
+
+
+def drive(url: str, keys: list[str], reports: int, pg_data_dir: Path | None = None) -> dict:
     """len(keys) keep-alive clients (one key each) send `reports` reports in all, after a warm-up;
-    accepted/s over the timed part, each request's latency, and the servers' CPU per report.
-    Any answer but 202 is an error."""
+    accepted/s over the timed part, each request's latency, and the servers' CPU per report
+    (and PostgreSQL's, all of its processes, when its data folder is given: the target is the
+    only one using it then). Any answer but 202 is an error."""
     host, port = url.removeprefix("http://").split(":")
     pids = _server_pids(port)
     clients = len(keys)
@@ -225,19 +246,21 @@ def drive(url: str, keys: list[str], reports: int) -> dict:
         ready.wait()
     except threading.BrokenBarrierError:
         pass
-    cpu_before = _cpu_seconds(pids)
+    db_pids = _postgres_pids(pg_data_dir)  # after the warm-up: the pools' backends are up
+    cpu_before, db_cpu_before = _cpu_seconds(pids), _cpu_seconds(db_pids)
     start = time.perf_counter()
     go.set()
     for t in threads:
         t.join()
     elapsed = time.perf_counter() - start
-    cpu = _cpu_seconds(pids) - cpu_before
+    cpu, db_cpu = _cpu_seconds(pids) - cpu_before, _cpu_seconds(db_pids) - db_cpu_before
     if failures:
         raise RuntimeError(f"{len(failures)} clients failed, first: {failures[0]}")
     times = sorted(ms for per in latencies for ms in per)
     return {"accepted_per_s": len(times) / elapsed, "p50_ms": statistics.median(times),
             "p99_ms": times[min(len(times) - 1, int(0.99 * len(times)))],
-            "cpu_ms": cpu * 1000 / len(times) if pids else float("nan")}
+            "cpu_ms": cpu * 1000 / len(times) if pids else float("nan"),
+            "db_cpu_ms": db_cpu * 1000 / len(times) if db_pids else float("nan")}
 
 
 # -- the run ----------------------------------------------------------------------------------
@@ -277,10 +300,10 @@ def measure(*, clients: int = 16, reports: int = 2000, rounds: int = 1, workers:
                 for target in order:
                     if target == "ceiling":
                         with _running_bare(pg.admin_url(), workers, threads, state / "bare.log") as url:
-                            results["ceiling"].append(drive(url, keys, reports))
+                            results["ceiling"].append(drive(url, keys, reports, pg.data_dir))
                     else:
                         with running_gunicorn("intake", env, state / "intake.log", **sizing) as url:
-                            results["intake"].append(drive(url, keys, reports))
+                            results["intake"].append(drive(url, keys, reports, pg.data_dir))
     finally:
         shutil.rmtree(state, ignore_errors=True)
     rows = []
@@ -288,7 +311,8 @@ def measure(*, clients: int = 16, reports: int = 2000, rounds: int = 1, workers:
         rows.append({"target": target, "clients": clients, "reports": reports, "rounds": rounds,
                      "workers": workers, "threads": threads,
                      **{k: round(statistics.median(r[k] for r in runs), 1)
-                        for k in ("accepted_per_s", "p50_ms", "p99_ms", "cpu_ms")}})
+                        for k in ("accepted_per_s", "p50_ms", "p99_ms")},
+                     **{k: round(statistics.median(r[k] for r in runs), 3) for k in ("cpu_ms", "db_cpu_ms")}})
     # The ratio of each round (the two targets side by side, under the same load), their median.
     for row in rows:
         row["ratio_to_ceiling"] = round(statistics.median(
@@ -305,7 +329,7 @@ def print_table(rows: list[dict]) -> None:
           f"{first['rounds']} round(s), gunicorn {first['workers']} workers x {first['threads']} threads")
     for row in rows:
         print(f"  {row['target']:8} {row['accepted_per_s']:8.1f} accepted/s  p50 {row['p50_ms']:6.1f} ms"
-              f"  p99 {row['p99_ms']:6.1f} ms  cpu {row['cpu_ms']:4.2f} ms/report  ratio {row['ratio_to_ceiling']:.2f}"
+              f"  p99 {row['p99_ms']:6.1f} ms  cpu {row['cpu_ms']:4.2f} + db {row['db_cpu_ms']:4.2f} ms/report  ratio {row['ratio_to_ceiling']:.2f}"
               + (f" (rounds: {', '.join(f'{r:.2f}' for r in row['ratios'])})" if len(row["ratios"]) > 1 else ""))
     print(f"  load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 

@@ -6,6 +6,9 @@ lookup), the media type (a header), then the body, which is read at most 64 KiB 
 chunked body as soon as it passes the limit), parsed as strict JSON and validated.
 Only then is anything written, in one transaction (store.accept_report), on the connection
 the key's lookup took (services/common/db.request_connection): one checkout per POST.
+A POST whose body and headers can only be accepted (_plain_report: the usual case) has its
+key looked up, its quota counted and its report stored in one statement (accept.py), its
+body read and validated before that (the answers' precedence is the same: 401 first).
 """
 from __future__ import annotations
 
@@ -17,7 +20,8 @@ import uuid
 from datetime import date
 from functools import wraps
 
-from flask import current_app, request
+from flask import current_app, g, request
+from werkzeug.exceptions import HTTPException
 from marshmallow import Schema, fields
 
 from services.common import audit, envelope
@@ -32,7 +36,8 @@ from .. import store
 from ..events import CARE_LEVELS, PRIORITIES
 from ..schemas import REPORT_EXAMPLE, ReportSchema
 from ..status_view import REFERRAL_STATUS_TO_REPORT_STATUS, REPORT_STATUSES, derive_status, referral_view
-from .auth import current_kiosk, require_kiosk
+from . import accept
+from .auth import current_kiosk, deferred, require_kiosk
 
 log = logging.getLogger(__name__)
 
@@ -228,7 +233,7 @@ def _report_argument(**doc):
 
         @wraps(parsed)  # with its _apidoc: the OpenAPI document is unchanged
         def wrapper(*args, **kwargs):
-            loaded = _FAST_LOAD(read_json())
+            loaded = g.pop("plain_report", None) or _FAST_LOAD(read_json())
             if loaded is UNSURE:
                 return parsed(*args, **kwargs)
             return loaded_view(*args, loaded, **kwargs)
@@ -238,9 +243,30 @@ def _report_argument(**doc):
     return decorator
 
 
+def _plain_report() -> bool:
+    """Whether this POST can only end in 202, 401, 409 or 429 (a JSON body the fast loader is
+    sure of, a well-formed Idempotency-Key or none): then its key's check is left to the
+    statement that stores it (require_kiosk's defer_when; accept.accept), one round trip for
+    both. Anything else is checked in the order the module docstring gives, key first, so the
+    precedence of the answers (401 before 415, 400 or 422) is the same either way."""
+    if request.mimetype != "application/json":
+        return False
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not IDEMPOTENCY_KEY_RE.fullmatch(key):
+        return False
+    try:
+        loaded = _FAST_LOAD(read_json())
+    except (ApiError, HTTPException):  # unreadable or too large: answered after the key's check
+        return False
+    if loaded is UNSURE:
+        return False
+    g.plain_report = loaded  # for _report_argument: loaded once
+    return True
+
+
 # -- endpoints -------------------------------------------------------------------------
 @blp.route("/v1/reports", methods=["POST"])
-@require_kiosk
+@require_kiosk(defer_when=_plain_report)
 @require_json
 @_report_argument(example=REPORT_EXAMPLE,
                   description="A symptom report, as the kiosk form collects it. Unknown fields are refused.")
@@ -275,9 +301,14 @@ def submit_report(report):
     key = _idempotency_key()
     body = _json_ready(report)  # normalised (trimmed text, compact phone), JSON types
     traceparent = envelope.child_traceparent(request.headers.get("traceparent"))
-    kiosk = current_kiosk()
-    accepted = store.accept_report(request_connection(_pool()), kiosk=kiosk, body=body,
-                                   body_hash=_body_hash(body), idempotency_key=key, traceparent=traceparent)
+    conn = request_connection(_pool())
+    if deferred():  # the key's check and quota in the report's statement (_plain_report)
+        kiosk, accepted = accept.accept(conn, body=body, body_hash=_body_hash(body), idempotency_key=key,
+                                        traceparent=traceparent)
+    else:
+        kiosk = current_kiosk()
+        accepted = store.accept_report(conn, kiosk=kiosk, body=body, body_hash=_body_hash(body),
+                                       idempotency_key=key, traceparent=traceparent)
     if accepted.conflict:
         raise ApiError(409, "idempotency_conflict",
                        "This Idempotency-Key was already used with a different report.")
