@@ -179,6 +179,44 @@ def test_claim_reports_of_an_unknown_report_changes_nothing_and_does_not_fail(co
                          (referral_id,)).fetchone() == (0,)
 
 
+def test_a_run_claims_for_each_event_the_reports_it_names_in_whatever_order_they_are_listed(conn, other):
+    # migration 009 sorts the (report, event) pairs once and gives each event its slice: an
+    # event naming none, pairs listed out of order, and events naming two are each claimed so
+    reports = [add_report(conn, consent=[]) for _ in range(5)]
+    referrals = [str(uuid.uuid4()) for _ in range(4)]
+    named = [reports[3], reports[0], reports[4], reports[1], reports[2]]
+    named_by = [4, 1, 4, 1, 2]  # event 3 names none
+    snapshots = [Jsonb(booked(r, reports[0], 1)) for r in referrals]
+    rows = conn.execute(
+        "SELECT ordinal FROM intake.apply_referral_snapshots(%s::uuid[], %s::uuid[], %s::integer[], %s::jsonb[],"
+        " %s::integer[])", (referrals, named, named_by, snapshots, [1, 1, 1, 1])).fetchall()
+    conn.commit()
+
+    assert [r[0] for r in rows] == [1, 2, 3, 4]
+    owners = dict(other.execute("SELECT report_id::text, referral_id::text FROM intake.reports"
+                                " WHERE report_id = ANY(%s::uuid[])", (reports,)).fetchall())
+    assert owners == {reports[0]: referrals[0], reports[1]: referrals[0], reports[2]: referrals[1],
+                      reports[3]: referrals[3], reports[4]: referrals[3]}
+
+
+def test_report_and_event_json_are_compressed_with_lz4_where_the_server_has_it(conn):
+    # migration 008: pglz spent the drain's database time on values it then stored as they came
+    try:  # lz4 is among this setting's values only on a server built with it
+        with conn.transaction():
+            conn.execute("SET LOCAL default_toast_compression = lz4")
+        expected = "l"
+    except psycopg.errors.InvalidParameterValue:
+        expected = ""
+    methods = dict(conn.execute(
+        "SELECT c.relnamespace::regnamespace::text || '.' || c.relname || '.' || attname, attcompression::text"
+        " FROM pg_attribute JOIN pg_class c ON c.oid = attrelid"
+        " WHERE attrelid IN ('intake.reports'::regclass, 'intake.outbox'::regclass)"
+        " AND attname IN ('patient', 'clinical', 'advice', 'referral', 'payload')").fetchall())
+    assert methods == {name: expected for name in ("intake.reports.patient", "intake.reports.clinical",
+                                                   "intake.reports.advice", "intake.reports.referral",
+                                                   "intake.outbox.payload")}
+
+
 # -- runs of events: store.record_decisions and store.apply_referral_events -------------------
 def decision_data(report_id: str, care_level: str, decided_at: datetime) -> dict:
     """A decision as the worker hands it to the store (events.parse_decision: the data as sent)."""

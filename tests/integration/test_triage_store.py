@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, date, datetime
 
+import psycopg
 import pytest
 
 from services.triage import store
@@ -56,3 +57,21 @@ def test_a_batch_stores_each_new_report_once_and_announces_only_what_it_stored(t
     assert [r[0] for r in rows] == [decided, twice, fresh]  # the batch's in its order
     assert [r[1]["data"]["care_level"] for r in rows] == ["specialist", "self_care", "urgent"]
     assert [r[2] for r in rows[1:]] == [batch[0].traceparent, batch[1].traceparent]
+
+
+def test_decisions_and_their_events_are_compressed_with_lz4_where_the_server_has_it(triage_conn):
+    # migration 002: pglz spent the drain's database time on events it then stored as they came
+    try:  # lz4 is among this setting's values only on a server built with it
+        with triage_conn.transaction():
+            triage_conn.execute("SET LOCAL default_toast_compression = lz4")
+        expected = "l"
+    except psycopg.errors.InvalidParameterValue:
+        expected = ""
+    methods = dict(triage_conn.execute(
+        "SELECT c.relnamespace::regnamespace::text || '.' || c.relname || '.' || attname, attcompression::text"
+        " FROM pg_attribute JOIN pg_class c ON c.oid = attrelid"
+        " WHERE (attrelid = 'triage.outbox'::regclass AND attname = 'payload')"
+        " OR (attrelid = 'triage.decisions'::regclass AND atttypid = 'jsonb'::regtype)").fetchall())
+    assert methods == {name: expected for name in ("triage.outbox.payload", "triage.decisions.fired",
+                                                   "triage.decisions.possible_causes", "triage.decisions.notes",
+                                                   "triage.decisions.advice", "triage.decisions.input_snapshot")}
