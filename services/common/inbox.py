@@ -34,6 +34,7 @@ import logging
 import threading
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Callable
@@ -108,6 +109,13 @@ class BatchHandler:
 
     def __call__(self, conn: psycopg.Connection, event: dict, delivery: Delivery) -> None:
         self.write(conn, [self.prepare(event, delivery)])
+
+
+def _count_consumed(service: str, outcomes: list[tuple[str, str]]) -> None:
+    """EVENTS_CONSUMED for a batch's (topic, outcome) pairs, one increment per pair that
+    occurs: a labelled child looked up per event was ~2% of a drain's consumer (issue 15)."""
+    for (topic, outcome), count in Counter(outcomes).items():
+        metrics.EVENTS_CONSUMED.labels(service, topic, outcome).inc(count)
 
 
 class _NotWhole(Exception):
@@ -303,9 +311,8 @@ class InboxConsumer:
             raise
         except Exception as exc:
             raise _NotWhole() from exc
-        for index, item in enumerate(items):
-            outcome = "applied" if index in new else "duplicate"
-            metrics.EVENTS_CONSUMED.labels(self.service, item.tp.topic, outcome).inc()
+        _count_consumed(self.service, [(item.tp.topic, "applied" if index in new else "duplicate")
+                                       for index, item in enumerate(items)])
         return _BatchResult(finished=list(items))
 
     def _insert_inbox_rows(self, conn: psycopg.Connection, items: list[_Item]) -> set[int]:
@@ -375,8 +382,7 @@ class InboxConsumer:
                         extra={"topic": items[0].tp.topic, "error": type(exc).__name__})
             stop.wait(1.0)
             return _BatchResult(lost=True)
-        for item, outcome in applied:
-            metrics.EVENTS_CONSUMED.labels(self.service, item.tp.topic, outcome).inc()
+        _count_consumed(self.service, [(item.tp.topic, outcome) for item, outcome in applied])
         if crash is not None:
             raise crash
         return result

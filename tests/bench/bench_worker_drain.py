@@ -9,7 +9,7 @@ PostgreSQL and Kafka (SASL/SCRAM, the services' ACLs) in a temporary folder. Imp
     from tests.bench.bench_worker_drain import measure
     rows = measure(kafka, pg)   # infra's LocalKafka (running) and running_postgres's server
     # -> [{"service": "triage", "events": 20000, "events_per_s": ..., "ceiling_per_s": ...,
-    #      "ratio": ..., "published_s": ...}, ...]
+    #      "ratio": ..., "published_s": ..., "worker_cpu_us": ..., "pg_cpu_us": ..., "load": ...}, ...]
 
 For each service, alone: a backlog of valid events, built with the services' own event
 builders, is produced to the topics it consumes (after the end offsets that the bench's
@@ -23,7 +23,10 @@ consumer groups start from, so earlier runs on the same broker do not count):
 Then the service's real worker (services.common.worker.run_worker: migrations, outbox
 relay, inbox consumer) drains it: events/s is counted from the first inbox row to the
 last (a group join is not the drain), `published_s` is when its relay had sent every
-outbox row too. The ceiling, in the same run, on the same broker and database: a bare
+outbox row too. CPU per event over the same window: `worker_cpu_us`, the bench process
+(the worker's threads: consumer, Kafka client, relay) less the thread that watches the
+inbox; `pg_cpu_us`, the PostgreSQL cluster's processes (postmaster, its children, the ones
+that exited) less the watcher's own backend. The ceiling, in the same run, on the same broker and database: a bare
 kafka-python consumer of the same messages (max_poll_records 500) that inserts each poll's
 payloads with one executemany into a temporary table, commits, then commits its offsets.
 """
@@ -31,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 import tempfile
 import threading
@@ -209,6 +213,45 @@ def handlers_of(service: str) -> dict:
 
 
 # -- timing ----------------------------------------------------------------------------------------
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _proc_cpu(pid: int, children: bool = False) -> float:
+    """CPU seconds (user + system) of a process from /proc, with its reaped children's if asked;
+    0 when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+    ticks = int(fields[11]) + int(fields[12]) + (int(fields[13]) + int(fields[14]) if children else 0)
+    return ticks / _CLOCK_TICKS
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                stat = Path(f"/proc/{entry.name}/stat").read_text()
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(entry.name))
+    return out
+
+
+def pg_cpu(pg) -> float:
+    """CPU seconds so far of the cluster: the postmaster, its children alive, and those reaped."""
+    postmaster = int((pg.data_dir / "postmaster.pid").read_text().split()[0])
+    return _proc_cpu(postmaster, children=True) + sum(_proc_cpu(c) for c in _children(postmaster))
+
+
+def _cpu_now(pg, watcher_pid: int) -> tuple[float, float]:
+    """(this process's CPU less the calling thread's, the cluster's less the watcher backend's)."""
+    times = os.times()
+    return times.user + times.system - time.thread_time(), pg_cpu(pg) - _proc_cpu(watcher_pid)
+
+
 def _inbox_count(conn, service: str) -> int:
     return conn.execute(f"SELECT count(*) FROM {service}.inbox").fetchone()[0]
 
@@ -217,8 +260,10 @@ def _unsent(conn, service: str) -> int:
     return conn.execute(f"SELECT count(*) FROM {service}.outbox WHERE sent_at IS NULL").fetchone()[0]
 
 
-def drain(settings, service: str, package: str, group: str, count: int, timeout_s: float) -> tuple[float, float]:
-    """(events/s from the first inbox row to the last, seconds until the outbox was all sent)."""
+def drain(settings, pg, service: str, package: str, group: str, count: int,
+          timeout_s: float) -> tuple[float, float, float, float]:
+    """(events/s from the first inbox row to the last, seconds until the outbox was all sent,
+    the worker's and PostgreSQL's CPU microseconds per event over the same window)."""
     stop = threading.Event()
     errors: list[BaseException] = []
 
@@ -233,6 +278,7 @@ def drain(settings, service: str, package: str, group: str, count: int, timeout_
     with psycopg.connect(settings.database_url, autocommit=True) as conn, \
             mock.patch.object(worker_module, "configure_logging", lambda service: None):
         before = _inbox_count(conn, service)
+        watcher = conn.info.backend_pid
         thread = threading.Thread(target=target, daemon=True, name=f"bench-{service}-worker")
         started = time.perf_counter()
         thread.start()
@@ -244,20 +290,25 @@ def drain(settings, service: str, package: str, group: str, count: int, timeout_
                 now = time.perf_counter()
                 if done and first_at is None:
                     first_at, first_count = now, done
+                    cpu_first = _cpu_now(pg, watcher)
                 if done >= count:
                     break
                 if now > deadline or errors:
                     raise RuntimeError(f"{service}: {done} of {count} drained in {timeout_s} s {errors}")
-                time.sleep(0.02)
+                time.sleep(0.05)  # the watcher's count(*) competes with the worker for the cores
             finished = time.perf_counter()
+            cpu_last = _cpu_now(pg, watcher)
             while _unsent(conn, service) and time.perf_counter() < deadline:
                 time.sleep(0.05)
             published = time.perf_counter() - started
         finally:
             stop.set()
             thread.join(timeout=60)
-    rate = (count - first_count) / (finished - first_at) if finished > first_at else float("nan")
-    return rate, published
+    events = count - first_count
+    rate = events / (finished - first_at) if finished > first_at else float("nan")
+    worker_us, pg_us = ((last - first) * 1e6 / events if events else float("nan")
+                        for first, last in zip(cpu_first, cpu_last))
+    return rate, published, worker_us, pg_us
 
 
 def ceiling(kafka, pg, security: dict, group: str, topics: list[str], count: int, timeout_s: float) -> float:
@@ -296,7 +347,8 @@ MIN_EVENTS = 2_000
 
 def measure(kafka, pg, services: tuple[str, ...] = ("triage", "referral", "intake"), scale: float = 1.0,
             timeout_s: float = 900.0, on_row=None) -> list[dict]:
-    """One row per service: {service, events, events_per_s, ceiling_per_s, ratio, published_s}.
+    """One row per service: {service, events, events_per_s, ceiling_per_s, ratio, published_s,
+    worker_cpu_us, pg_cpu_us, load (1-minute load average after the drain)}.
     `kafka`: a running infra.kafka.runner.LocalKafka (topics and ACLs made); `pg`: a running,
     bootstrapped infra.postgres server; `scale` multiplies the backlogs (COUNTS); `on_row`,
     if given, is called with each row as soon as it is measured."""
@@ -317,21 +369,23 @@ def measure(kafka, pg, services: tuple[str, ...] = ("triage", "referral", "intak
             start_group_at_end(kafka, security, group, topics)
         produce_all(kafka, build(settings, count))
         ceiling_rate = ceiling(kafka, pg, security, ceiling_group, topics, count, timeout_s)
-        rate, published = drain(settings, service, package, worker_group, count, timeout_s)
+        rate, published, worker_us, pg_us = drain(settings, pg, service, package, worker_group, count, timeout_s)
         rows.append({"service": service, "events": count, "events_per_s": round(rate),
                      "ceiling_per_s": round(ceiling_rate), "ratio": round(rate / ceiling_rate, 2),
-                     "published_s": round(published, 1)})
+                     "published_s": round(published, 1), "worker_cpu_us": round(worker_us),
+                     "pg_cpu_us": round(pg_us), "load": os.getloadavg()[0]})
         if on_row is not None:
             on_row(rows[-1])
     return rows
 
 
-HEADER = f"{'service':<10}{'events':>8}{'events/s':>10}{'ceiling/s':>11}{'ratio':>7}{'all published':>15}"
+HEADER = (f"{'service':<10}{'events':>8}{'events/s':>10}{'ceiling/s':>11}{'ratio':>7}{'all published':>15}"
+          f"{'worker us/ev':>14}{'pg us/ev':>10}{'load':>6}")
 
 
 def print_row(r: dict) -> None:
     print(f"{r['service']:<10}{r['events']:>8}{r['events_per_s']:>10}{r['ceiling_per_s']:>11}{r['ratio']:>7}"
-          f"{r['published_s']:>13} s", flush=True)
+          f"{r['published_s']:>13} s{r['worker_cpu_us']:>14}{r['pg_cpu_us']:>10}{r['load']:>6.2f}", flush=True)
 
 
 @contextlib.contextmanager
