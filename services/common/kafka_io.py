@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -26,6 +27,17 @@ logging.getLogger("kafka.net.sasl.scram").setLevel(logging.ERROR)
 SASL_MECHANISM = "SCRAM-SHA-512"
 
 
+# A diagnostic knob: CLINIC_KAFKA_CLIENT_LOG=DEBUG shows kafka-python's own narration
+# (coordinator, metadata, connections) in the process's log, which logs.py keeps at WARNING.
+CLIENT_LOG_SETTING = "CLINIC_KAFKA_CLIENT_LOG"
+
+
+def _client_log_level() -> None:
+    level = os.environ.get(CLIENT_LOG_SETTING, "").strip().upper()
+    if level:
+        logging.getLogger("kafka").setLevel(level)
+
+
 def sasl_config(username: str, password: str) -> dict[str, Any]:
     """kafka-python client settings that authenticate as `username` with SCRAM-SHA-512."""
     return {"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": SASL_MECHANISM,
@@ -48,6 +60,7 @@ def make_producer(bootstrap: str, client_id: str, security: Mapping[str, Any] | 
                   linger_ms: int = 5) -> KafkaProducer:
     """`linger_ms`: how long a batch may wait for more records before it is sent; a caller
     that flushes after its sends (the relay) may give a long one."""
+    _client_log_level()
     return KafkaProducer(
         bootstrap_servers=bootstrap,
         client_id=client_id,
@@ -68,6 +81,7 @@ def make_producer(bootstrap: str, client_id: str, security: Mapping[str, Any] | 
 
 def make_consumer(bootstrap: str, group_id: str, topics: list[str], client_id: str,
                   security: Mapping[str, Any] | None = None) -> KafkaConsumer:
+    _client_log_level()
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap,
         group_id=group_id,

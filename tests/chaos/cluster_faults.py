@@ -127,7 +127,7 @@ def _broker_outage(ctx: Ctx, phase: Phase, node: int, hold_s: float) -> None:
     t_isr = time.monotonic()
     wall_back = time.time()  # back in service: the window of "while it was down" ends here
     acked_during = sum(1 for s in list(ctx.driver.submissions) if s.acked_at and wall0 <= s.acked_at <= wall_back)
-    sent, p50, p99, final_during = report_to_final(ctx, wall0, wall_back, ctx.recover_timeout)
+    sent, p50, p99, final_during = report_to_final(ctx, wall0, wall_back, ctx.recover_timeout, phase.details)
     phase.figures.update({"down": f"{t_isr - t0:.1f}s", "new leaders in": f"{_s(new_leaders_s)} ({led} led)",
                           "acked while down": str(acked_during), "outbox peak": str(max_unsent),
                           "final p50 / p99": f"{p50:.1f}s / {p99:.1f}s" if sent else "-",
@@ -205,7 +205,7 @@ def rolling_restart(ctx: Ctx) -> Phase:
             steps.append(f"node {node} {time.monotonic() - started:.1f}s")
     wall1 = time.time()
     acked = sum(1 for s in list(ctx.driver.submissions) if s.acked_at and wall0 <= s.acked_at <= wall1)
-    sent, p50, p99, final_during = report_to_final(ctx, wall0, wall1, ctx.recover_timeout)
+    sent, p50, p99, final_during = report_to_final(ctx, wall0, wall1, ctx.recover_timeout, phase.details)
     phase.figures.update({"down": f"{time.monotonic() - t0:.0f}s, 3 in turn", "acked while down": str(acked),
                           "outbox peak": str(max_unsent),
                           "final p50 / p99": f"{p50:.1f}s / {p99:.1f}s" if sent else "-",

@@ -29,7 +29,7 @@ from pathlib import Path
 import psycopg
 import requests
 
-from . import kafka_probe
+from . import first_final, hops, kafka_probe
 from .kafka_probe import GROUPS, Poison
 from .load import Kiosk, LoadDriver
 from .procs import SERVICES, Proc, StackProcesses, environ_of
@@ -328,28 +328,31 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered) + 0.5) - 1))]
 
 
-def report_to_final(ctx: Ctx, wall0: float, wall1: float, timeout: float) -> tuple[int, float, float, int]:
+def report_to_final(ctx: Ctx, wall0: float, wall1: float, timeout: float,
+                    explain: list[str] | None = None) -> tuple[int, float, float, int]:
     """Reports first sent in [wall0, wall1] and acknowledged: wait until each is final; their
-    count, p50 and p99 of submitted_at -> final (the decision for self care, else the referral's
-    arrival, both in the intake's status view), and how many became final before wall1
-    (still while the broker was down)."""
+    count, p50 and p99 of submitted_at -> first final (the decision for self care, else the
+    referral's arrival, in the intake's status view: first_final.py), and how many became final
+    before wall1 (still while the broker was down). `explain`: gets the hops of the slowest
+    few (hops.py)."""
     ids = [s.report_id for s in list(ctx.driver.submissions) if s.acked and wall0 <= s.first_attempt <= wall1]
     if not ids:
         return 0, float("nan"), float("nan"), 0
-    query = ("SELECT extract(epoch FROM submitted_at), extract(epoch FROM CASE WHEN care_level = 'self_care'"
-             " THEN decided_at ELSE updated_at END) FROM intake.reports WHERE report_id = ANY(%s::uuid[])"
-             " AND (care_level = 'self_care' OR referral IS NOT NULL)")
     rows: list = []
 
     def all_final():
         nonlocal rows
         with psycopg.connect(ctx.admin_url, connect_timeout=3) as conn:
-            rows = conn.execute(query, (ids,)).fetchall()
+            rows = first_final.finals(conn, ids)
         return len(rows) == len(ids)
 
     wait_until(f"the {len(ids)} reports sent while a broker was down to be final", all_final, timeout, 1.0)
-    took = [float(final) - float(submitted) for submitted, final in rows]
-    during = sum(1 for _submitted, final in rows if float(final) <= wall1)
+    took = [final - submitted for submitted, final, _id in rows]
+    during = sum(1 for _submitted, final, _id in rows if final <= wall1)
+    if explain is not None:
+        slowest = sorted(rows, key=lambda row: row[0] - row[1])[:3]
+        with psycopg.connect(ctx.admin_url, connect_timeout=3) as conn:
+            explain += [hops.describe(conn, report_id, final - submitted) for submitted, final, report_id in slowest]
     return len(ids), percentile(took, 0.5), percentile(took, 0.99), during
 
 

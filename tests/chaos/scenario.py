@@ -25,7 +25,7 @@ from services.common.kafka_io import make_producer
 from tests.kafka_support import admin_security
 from services.common.settings import TOPIC_REPORTS, dlq_topic
 
-from . import checker, cluster_faults, faults, kafka_probe, report
+from . import checker, cluster_faults, faults, first_final, kafka_probe, report
 from .faults import Ctx, Phase
 from .load import Kiosk, LoadDriver, ReportFactory
 from .procs import SERVICES, StackProcesses
@@ -171,6 +171,7 @@ def fault_plan(ctx: Ctx, profile: Profile, inject) -> list[tuple[str, Callable[[
 def run_suite(stack, profile: Profile, say: Callable[[str], None] = _log) -> Result:
     run_id = uuid.uuid4().hex[:6]
     admin_url = stack.settings().admin_database_url
+    first_final.install(admin_url)  # before any report: report-to-final figures read it
     bootstrap = stack.env["CLINIC_KAFKA_BOOTSTRAP"]
     procs = StackProcesses.of(stack)
     suite_started = time.monotonic()
