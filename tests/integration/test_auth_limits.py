@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.intake_support import new_kiosk, report_body, revoke, staff_headers
+from tests.intake_support import kiosk_report_ids, new_kiosk, report_body, revoke, staff_headers
 
 from infra.postgres import free_port
 from services.common.auth import hash_secret
@@ -85,10 +85,11 @@ def new_address() -> str:
     return f"127.{100 + n // (254 * 254) % 100}.{n // 254 % 254 + 1}.{n % 254 + 1}"
 
 
-def call(port: int, method: str, path: str, *, source: str, token: str | None = None, body: dict | None = None):
+def call(port: int, method: str, path: str, *, source: str, token: str | None = None, body: dict | None = None,
+         headers: dict | None = None):
     """(status, headers, JSON body) of one request sent from the loopback address `source`."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10, source_address=(source, 0))
-    headers = {"Content-Type": "application/json"}
+    headers = {"Content-Type": "application/json", **(headers or {})}
     if token:
         headers["Authorization"] = f"Bearer {token}"
     try:
@@ -152,6 +153,50 @@ def test_each_kiosk_has_a_submission_quota(servers, intake_settings):
     assert_limited(*post_report(next(ports), address, kiosk.key, report_body()), code="kiosk_quota_exceeded",
                    window=3600)
     assert post_report(next(ports), address, other.key, report_body())[0] == 202
+
+
+def kiosk_outbox_count(conn, kiosk) -> int:
+    return conn.execute(
+        "SELECT count(*) FROM intake.outbox o JOIN intake.reports r ON r.report_id::text = o.key"
+        " JOIN intake.kiosks k USING (kiosk_id) WHERE k.name = %s", (kiosk.name,)).fetchone()[0]
+
+
+def test_a_report_over_the_quota_stores_nothing(servers, intake_settings, intake_conn):
+    # A valid report's key, quota and report go to the database in one statement (intake's
+    # api/accept.py): the one over the quota must leave no report and no event behind, with or
+    # without an Idempotency-Key, and a retry of an accepted one is refused too.
+    kiosk = new_kiosk(intake_settings)
+    ports = itertools.cycle(port for port, _ in servers)
+    address = new_address()
+    keys = [f"quota-{uuid.uuid4().hex}" for _ in range(QUOTA + 1)]
+    bodies = [report_body() for _ in keys]
+    for key, body in zip(keys[:QUOTA], bodies):
+        assert call(next(ports), "POST", "/v1/reports", source=address, token=kiosk.key, body=body,
+                    headers={"Idempotency-Key": key})[0] == 202
+    stored = kiosk_report_ids(intake_conn, kiosk)
+    assert len(stored) == QUOTA and kiosk_outbox_count(intake_conn, kiosk) == QUOTA
+    assert_limited(*call(next(ports), "POST", "/v1/reports", source=address, token=kiosk.key, body=bodies[QUOTA],
+                         headers={"Idempotency-Key": keys[QUOTA]}), code="kiosk_quota_exceeded", window=3600)
+    assert_limited(*post_report(next(ports), address, kiosk.key, report_body()), code="kiosk_quota_exceeded",
+                   window=3600)
+    assert_limited(*call(next(ports), "POST", "/v1/reports", source=address, token=kiosk.key, body=bodies[0],
+                         headers={"Idempotency-Key": keys[0]}), code="kiosk_quota_exceeded", window=3600)
+    assert kiosk_report_ids(intake_conn, kiosk) == stored and kiosk_outbox_count(intake_conn, kiosk) == QUOTA
+
+
+def test_refused_reports_count_towards_the_quota(servers, intake_settings, intake_conn):
+    # The quota counts every request of a key in force, whatever its answer: a 422 (checked key
+    # first, then the body) and a 415 count as a 202 (key, quota and report in one statement) does.
+    kiosk = new_kiosk(intake_settings)
+    ports = itertools.cycle(port for port, _ in servers)
+    address = new_address()
+    invalid = {**report_body(), "pain": {"severity": 11}}
+    assert post_report(next(ports), address, kiosk.key, invalid)[0] == 422
+    assert call(next(ports), "POST", "/v1/reports", source=address, token=kiosk.key, body=report_body(),
+                headers={"Content-Type": "text/plain"})[0] == 415
+    statuses = [post_report(next(ports), address, kiosk.key, report_body())[0] for _ in range(QUOTA - 1)]
+    assert statuses == [202] * (QUOTA - 2) + [429]
+    assert len(kiosk_report_ids(intake_conn, kiosk)) == QUOTA - 2
 
 
 def log_records(servers) -> list[dict]:
