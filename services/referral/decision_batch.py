@@ -12,6 +12,10 @@ caller's transaction with what booking.apply_decision would do to each, in order
   the referrals created by the domain policy are stored and announced in a few statements;
 - any other decision (a report or patient met before, a possible duplicate) goes through
   booking.apply_decision on its own, between the runs before and after it.
+The rules each decision fired ({id, reason}, as the event states them) are kept with its
+report's link (referral_reports.fired, the FHIR ServiceRequest's reasonCode): in the links'
+INSERT for new patients; for the others by an UPDATE that rides in the pipeline with the
+decision's own statements (no wait of its own).
 A race with another worker ends in a unique violation, which rolls the transaction back;
 the inbox then applies the events one by one (BatchHandler called with one event).
 """
@@ -37,12 +41,20 @@ from .domain import DEFAULT_WINDOWS, ReferralChange
 class Prepared:
     decision: events.Decision
     traceparent: str  # of the events this decision's changes write
+    fired: tuple[dict, ...] | None = None  # the rules that fired, {"id", "reason"}; None: not stated
 
 
 def prepare(event: dict, delivery: Delivery, *, max_window_days: int = events.DEFAULT_MAX_WINDOW_DAYS) -> Prepared:
     """One decision, checked; no I/O."""
-    return Prepared(events.parse_decision(event, DEFAULT_WINDOWS, max_window_days),
-                    envelope.child_traceparent(delivery.traceparent))
+    decision = events.parse_decision(event, DEFAULT_WINDOWS, max_window_days)
+    return Prepared(decision, envelope.child_traceparent(delivery.traceparent), fired_rules(event["data"]))
+
+
+def fired_rules(data: dict) -> tuple[dict, ...] | None:
+    """The rules a decision's data says fired, id and reason only, in its order (parse_decision
+    has checked each: a rule id, a reason string); None when the decision does not say."""
+    fired = data.get("fired")
+    return None if fired is None else tuple({"id": rule["id"], "reason": rule["reason"]} for rule in fired)
 
 
 def write(conn: psycopg.Connection, prepared: list[Prepared], *, now: datetime | None = None) -> None:
@@ -64,6 +76,8 @@ def write(conn: psycopg.Connection, prepared: list[Prepared], *, now: datetime |
             # Not a new patient (met before in the run, or the database says so): on its
             # own, before the windows of the decisions after it are claimed.
             booking.apply_decision(conn, todo[at].decision, now, todo[at].traceparent)
+            if todo[at].fired is not None:
+                store.record_fired(conn, todo[at].decision.report_id, todo[at].fired)
             at += 1
 
 
@@ -78,21 +92,22 @@ def _book_new_patients(conn: psycopg.Connection, run: list[Prepared], now: datet
     count = sum(1 for claim in claims if claim.new_patient)
     if not count:
         return 0
+    fired = {p.decision.report_id: p.fired for p in run[:count]}
     slots = {i: (claims[i].slot, claims[i].place) for i in range(count) if claims[i].slot is not None}
     changes: dict[int, ReferralChange] = {i: _created(plans[i], ids[i], decisions[i], slots[i][0]) for i in slots}
     unplaced = [i for i in range(count) if i not in slots]
     if unplaced:
         # Stored first, so that their slots are taken when the waitlist's claim looks.
-        store.save_created(conn, [_to_save(changes[i], decisions[i]) for i in sorted(changes)])
+        store.save_created(conn, [_to_save(changes[i], decisions[i]) for i in sorted(changes)], fired)
         store.lock_waitlist(conn)
         again = store.claim_slots(conn, now, [plans[i].window_ends_at for i in unplaced])
         for i, claim in zip(unplaced, again):
             if claim.slot is not None:
                 slots[i] = (claim.slot, claim.place)
             changes[i] = _created(plans[i], ids[i], decisions[i], claim.slot)
-        store.save_created(conn, [_to_save(changes[i], decisions[i]) for i in unplaced])
+        store.save_created(conn, [_to_save(changes[i], decisions[i]) for i in unplaced], fired)
     else:
-        store.save_created(conn, [_to_save(changes[i], decisions[i]) for i in range(count)])
+        store.save_created(conn, [_to_save(changes[i], decisions[i]) for i in range(count)], fired)
     views = []
     for i in range(count):
         slot, place = slots.get(i, (None, None))

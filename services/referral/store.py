@@ -6,12 +6,14 @@ referrals.slot_id is the backstop that makes a double booking fail, whatever the
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
 
 from services.common.db import pipelined
 from services.common.retention import DueSummary, RetentionPolicy
@@ -340,15 +342,19 @@ def _save_change(conn: psycopg.Connection, change: ReferralChange, *, created: b
     return version
 
 
-def save_created(conn: psycopg.Connection, created: list[tuple[ReferralChange, str, dict[str, str]]]) -> None:
+def save_created(conn: psycopg.Connection, created: list[tuple[ReferralChange, str, dict[str, str]]],
+                 fired: dict[str, Sequence[dict] | None] | None = None) -> None:
     """Store new referrals with their reports and history, as save_change(change, created=True,
     patient_name=..., care_levels=...) would one by one, in three statements whatever their
-    number. `created`: (change, patient name, care level of each report). The unique indexes
-    refuse what they refuse one by one (a UniqueViolation voids the transaction)."""
+    number. `created`: (change, patient name, care level of each report); `fired`: the rules each
+    report's decision fired ({"id", "reason"}; a report missing: not known, NULL). The unique
+    indexes refuse what they refuse one by one (a UniqueViolation voids the transaction)."""
     if not created:
         return
+    fired = fired or {}
     referrals = [change.referral for change, _name, _levels in created]
-    links = [(r.referral_id, report_id, position, levels[report_id], change.history[-1].at)
+    links = [(r.referral_id, report_id, position, levels[report_id], change.history[-1].at,
+              _fired_json(fired.get(report_id)))
              for (change, _name, levels), r in zip(created, referrals)
              for position, report_id in enumerate(r.report_ids)]
     entries = [(sequence, entry) for change, _name, _levels in created
@@ -367,10 +373,10 @@ def save_created(conn: psycopg.Connection, created: list[tuple[ReferralChange, s
          [r.window_ends_at for r in referrals], [len(change.history) for change, _name, _levels in created],
          [change.history[-1].at for change, _name, _levels in created]))
     conn.execute(
-        "INSERT INTO referral.referral_reports (report_id, referral_id, position, care_level, linked_at)"
-        " SELECT report_id, referral_id, position, care_level, linked_at"
-        " FROM unnest(%b::uuid[], %b::uuid[], %b::integer[], %b::text[], %b::timestamptz[])"
-        "  AS v (referral_id, report_id, position, care_level, linked_at)",
+        "INSERT INTO referral.referral_reports (report_id, referral_id, position, care_level, linked_at, fired)"
+        " SELECT report_id, referral_id, position, care_level, linked_at, fired"
+        " FROM unnest(%b::uuid[], %b::uuid[], %b::integer[], %b::text[], %b::timestamptz[], %b::jsonb[])"
+        "  AS v (referral_id, report_id, position, care_level, linked_at, fired)",
         tuple(list(column) for column in zip(*links)))
     conn.execute(
         "INSERT INTO referral.referral_history (referral_id, sequence, at, actor, action, from_status,"
@@ -381,6 +387,18 @@ def save_created(conn: psycopg.Connection, created: list[tuple[ReferralChange, s
          [e.actor for _s, e in entries], [e.action for _s, e in entries], [e.from_status for _s, e in entries],
          [e.to_status for _s, e in entries], [e.reason for _s, e in entries],
          [e.from_slot_id for _s, e in entries], [e.to_slot_id for _s, e in entries]))
+
+
+def record_fired(conn: psycopg.Connection, report_id: str, fired: Sequence[dict]) -> None:
+    """Keep the rules a report's decision fired with its link, when the link does not have them
+    yet (a decision applied by booking.apply_decision, which is not handed them). Nothing to
+    fetch: in a pipeline it waits for nothing."""
+    conn.execute("UPDATE referral.referral_reports SET fired = %s WHERE report_id = %s AND fired IS NULL",
+                 (_fired_json(fired), report_id))
+
+
+def _fired_json(fired: Sequence[dict] | None) -> Jsonb | None:
+    return None if fired is None else Jsonb([{"id": rule["id"], "reason": rule["reason"]} for rule in fired])
 
 
 # -- read views -------------------------------------------------------------------------
