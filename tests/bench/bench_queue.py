@@ -2,8 +2,7 @@
 pages (`GET /fhir/R4/ServiceRequest`, issue 17) on a table of 1,000,000 referrals, next to the
 same requests on 1,000 referrals (the ceiling they are compared with).
 
-    .venv/bin/python tests/bench/bench_queue.py [--rows 1000000] [--small 1000] [--requests 200]
-                                                [--fhir-requests 400]
+    .venv/bin/python tests/bench/bench_queue.py [--rows 1000000] [--small 1000] [--requests 400]
 
 Not a test (pytest does not collect bench_*.py). It starts its own PostgreSQL in a temporary
 folder (infra.postgres.running_postgres), applies the referral migrations as the referral
@@ -340,19 +339,22 @@ def fhir_time(at: datetime) -> str:
     return at.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def measure(tables: list[Table], names: list[str], requests: int, path: str) -> None:
-    """Every case on every table, request by request in turn (alternating which goes first), so that
-    whatever else the machine does slows both tables alike."""
-    for name in names:
+def measure(tables: list[Table], cases: list[tuple[str, str]], requests: int) -> None:
+    """Every case (name, path) on every table, a request of each case in turn and of each table
+    in turn (alternating which goes first), so that whatever else the machine does slows both
+    tables, and the queue and FHIR, alike."""
+    for name, path in cases:
         for table in tables:
             for params in table.requests[name][:WARM_UP]:
                 table.client.get(params, path)  # pool connections, plan cache, buffers
-        for n in range(requests):
+    for n in range(requests):
+        for name, path in cases:
             for table in (tables if n % 2 == 0 else tables[::-1]):
                 params = table.requests[name][n % len(table.requests[name])]
                 elapsed, body = table.client.get(params, path)
                 table.latencies[name].append(elapsed)
                 table.items[name] = page_items(body)
+    for name, *_ in cases:
         for n in range(DB_REPEAT):
             for table in (tables if n % 2 == 0 else tables[::-1]):
                 table.db_ms[name].append(execution_ms(table.conn, *table.queries[name]))
@@ -416,8 +418,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--small", type=int, default=1_000, help="the ceiling run's table size")
-    parser.add_argument("--requests", type=int, default=200, help="timed requests per queue case")
-    parser.add_argument("--fhir-requests", type=int, default=400, help="timed requests per FHIR case")
+    parser.add_argument("--requests", type=int, default=400, help="timed requests per case and table")
     args = parser.parse_args()
 
     wall = time.perf_counter()
@@ -437,15 +438,15 @@ def main() -> None:
             print(f"  loaded in {table.load_seconds:.1f} s "
                   f"({', '.join(f'{k} {v:.1f} s' for k, v in timings.items())})")
             print(f"  {describe(conn)}")
-            prepare(table, max(args.requests, args.fhir_requests))
+            prepare(table, args.requests)
             tables.append(table)
-        print(f"\ntiming {len(CASES)} queue cases x {args.requests} requests and {len(FHIR_CASES)} FHIR cases x "
-              f"{args.fhir_requests} on each table, interleaved; {uptime()} ...", flush=True)
+        print(f"\ntiming {len(CASES)} queue cases and {len(FHIR_CASES)} FHIR cases x {args.requests} requests on "
+              f"each table, interleaved; {uptime()} ...", flush=True)
         started = time.perf_counter()
         walk_pages(tables)
-        measure(tables, [name for name, *_ in CASES], args.requests, "/v1/referrals")
         walk_fhir_pages(tables)
-        measure(tables, [name for name, _ in FHIR_CASES], args.fhir_requests, FHIR_PATH)
+        measure(tables, [(name, "/v1/referrals") for name, *_ in CASES] + [(name, FHIR_PATH) for name, _ in FHIR_CASES],
+                args.requests)
         print(f"  timed in {time.perf_counter() - started:.1f} s; {uptime()}")
         big = tables[1]
         for name in (CASES[1][0], CASES[2][0], "priority=urgent, middle", "status=waitlisted, middle",
@@ -456,7 +457,7 @@ def main() -> None:
         _, bundle = big.client.fhir([])
         for name, query, params in page_reads([e["resource"]["id"] for e in bundle["entry"]]):
             big.buffers[name] = buffers(big.conn, query, params)
-        report(tables, args.requests, args.fhir_requests)
+        report(tables, args.requests)
     print(f"\ntotal {time.perf_counter() - wall:.0f} s; {uptime()}")
 
 
@@ -465,12 +466,12 @@ def uptime() -> str:
         return "load average " + ", ".join(f.read().split()[:3])
 
 
-def report(tables: list[Table], requests: int, fhir_requests: int) -> None:
+def report(tables: list[Table], requests: int) -> None:
     small, big = tables
-    print(f"\nThrough the Flask test client, {PAGE} per page: GET /v1/referrals ({requests} requests per case and "
-          f"table) and GET {FHIR_PATH} (FHIR, {fhir_requests} per case and table), after {WARM_UP} warm-up "
-          f"requests each.\nRequest milliseconds p50 / p95 / p99; then \"db\": the page query's own execution "
-          f"time, median of {DB_REPEAT} EXPLAIN ANALYZE; then items on the page.")
+    print(f"\nThrough the Flask test client, {PAGE} per page: GET /v1/referrals and GET {FHIR_PATH} (FHIR), "
+          f"{requests} requests per case and table, after {WARM_UP} warm-up requests each, all cases in turn.\n"
+          f"Request milliseconds p50 / p95 / p99; then \"db\": the page query's own execution time, median of "
+          f"{DB_REPEAT} EXPLAIN ANALYZE; then items on the page.")
     names = [name for name, *_ in CASES] + [name for name, _ in FHIR_CASES]
     width = max(len(name) for name in names) + 2
 
