@@ -342,6 +342,22 @@ def print_cpu(spent: dict[str, float], own: float, seconds: float, machine: tupl
           f" {max(0.0, busy - ours) / seconds:.2f})")
 
 
+def print_cpu_per_report(spent: dict[str, float], own: float, reports: int, rate: float) -> None:
+    """CPU ms per report, from the load's start until every report was final (the tail too),
+    and the cores that cost takes at the offered rate: a stack that needs most of the
+    machine's cores queues for them, whatever else runs."""
+    print(f"\nCPU per report, load start -> all final (ms; cores needed at {rate:g}/s):")
+    total = 0.0
+    for name, cpu in sorted(spent.items(), key=lambda kv: -kv[1]):
+        ms = 1000 * cpu / reports
+        total += ms
+        if ms >= 0.05:
+            print(f"  {name:<24}{ms:7.2f}  {ms * rate / 1000:5.2f}")
+    own_ms = 1000 * own / reports
+    print(f"  {'load generator (this)':<24}{own_ms:7.2f}  {own_ms * rate / 1000:5.2f}")
+    print(f"  {'= stack':<24}{total:7.2f}  {total * rate / 1000:5.2f}")
+
+
 def print_slowest(points: dict[str, dict[str, float]], slowest: int) -> None:
     totals = sorted(points, key=lambda r: -hops(points[r]).get("TOTAL post->final", 0))
     print(f"\nslowest {slowest} reports (ms from POST due):")
@@ -388,6 +404,8 @@ def main() -> None:
             machine_after = process_cpu.machine_busy()
             own = sum(os.times()[:2]) - own_before
             wait_final(conn, list(due), timeout=180)
+            # Until every report is final: what the reports cost, whatever the machine's other load.
+            spent_all = process_cpu.by_role(before, process_cpu.snapshot(stack.proc.pid))
             stamps = Stamps(conn.execute(STAMPS_SQL).fetchall(), conn.execute(SENT_AT_SQL).fetchall())
     points = timelines(stamps, due)
     print(f"\n{len(points)} reports at {args.rate:g}/s for {args.seconds:g} s; load average {load_before} before,"
@@ -395,6 +413,7 @@ def main() -> None:
     print_hops(points)
     print_batches(stamps)
     print_cpu(spent, own, seconds, (machine_after[0] - machine_before[0], machine_after[1] - machine_before[1]))
+    print_cpu_per_report(spent_all, own, len(due), args.rate)
     for out, proc in profiles:
         proc.wait(timeout=60)
         if out.exists():
