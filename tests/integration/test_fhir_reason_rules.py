@@ -6,10 +6,12 @@ reads and searches then name each rule with its reason. Every answer is checked 
 fhir.resources R4B models (tests/fhir_support.valid)."""
 from __future__ import annotations
 
+import tempfile
 from datetime import timedelta
 
 import psycopg
 import pytest
+from psycopg import pq
 
 from services.common.inbox import Delivery
 from services.common.settings import TOPIC_DECISIONS
@@ -17,6 +19,7 @@ from services.referral import decision_batch
 from services.referral.app import create_app
 from services.referral.fhir.ids import CARE_LEVEL_SYSTEM, TRIAGE_RULE_SYSTEM
 from tests.app_support import flask_app
+from tests.integration.test_referral_decision_round_trips import waits
 from tests.fhir_support import BASE, FHIR_JSON, valid
 from tests.referral_support import (add_slots, decision_event, mrn, new_provider, next_bubble,
                                     referral_for_report, staff_token)
@@ -132,3 +135,28 @@ def test_a_batch_whose_decisions_never_say_stores_not_known(referral_settings):
         stored = conn.execute("SELECT fired FROM referral.referral_reports WHERE report_id = ANY(%s::uuid[])",
                               ([e["data"]["report_id"] for e in made],)).fetchall()
     assert stored == [(None,), (None,)]
+
+
+def batch_waits(settings, made: list[dict]) -> int:
+    """How many times decision_batch.write waits for the server on `made` (a libpq trace)."""
+    with psycopg.connect(settings.database_url) as conn, tempfile.TemporaryFile("w+") as trace:
+        conn.execute("SELECT 1").fetchone()  # connected, settled
+        conn.pgconn.trace(trace.fileno())
+        conn.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE)
+        try:
+            with conn.transaction():
+                decision_batch.write(conn, [prepared(e) for e in made], now=next_bubble())
+        finally:
+            conn.pgconn.untrace()
+        trace.seek(0)
+        return waits(trace.read())
+
+
+def test_keeping_the_rules_makes_no_decision_wait_once_more(referral_settings):
+    """A new patient, then that patient's second report (booking.apply_decision, then the rules'
+    UPDATE in the pipeline): as many waits with the rules as when the decisions do not say."""
+    def pair(fired: list[dict] | None) -> list[dict]:
+        patient = mrn()
+        return [event("urgent", patient, fired), event("urgent", patient, fired)]
+
+    assert batch_waits(referral_settings, pair([SEVERE])) == batch_waits(referral_settings, pair(None))
