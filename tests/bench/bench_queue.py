@@ -321,6 +321,8 @@ def prepare(table: Table, requests: int) -> None:
                 limit=PAGE)
     mrns = [row[0] for row in table.conn.execute(
         "SELECT patient_mrn FROM referral.referrals TABLESAMPLE SYSTEM (5) LIMIT %s", (requests,)).fetchall()]
+    mrns += [row[0] for row in table.conn.execute(  # a small table's sample may be short, even empty
+        "SELECT patient_mrn FROM referral.referrals LIMIT %s", (requests - len(mrns),)).fetchall()]
     random.Random(11).shuffle(mrns)
     # a day of changes from the middle of the table (full pages on both tables)
     middle = table.conn.execute("SELECT updated_at FROM referral.referrals ORDER BY updated_at"
