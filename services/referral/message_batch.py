@@ -14,6 +14,8 @@ decision behind them waited).
 - A message id that belongs to another referral (stored, or earlier in the run) raises
   PoisonEvent: the inbox then applies the run event by event (this handler with one event),
   which dead-letters exactly that one.
+- Each message is logged as record_message logs it (kept as if one by one), but a kept
+  message's contact_needed is the flag as the run left it, not as it stood after that message.
 """
 from __future__ import annotations
 
