@@ -28,8 +28,9 @@ Importable (`make bench` calls it):
 "accepted_per_s": float, "p50_ms": float, "p99_ms": float, "cpu_ms": float, "db_cpu_ms": float,
 "ratio_to_ceiling": float}``
 (`cpu_ms`: CPU time, user + system, per accepted report over the timed part, summed over
-the target's gunicorn processes, read from /proc; `db_cpu_ms` the same over PostgreSQL's processes; less sensitive to the machine's other
-load than accepted/s, though a busy machine inflates it too: caches, frequency).
+the target's gunicorn processes, read from /proc; `db_cpu_ms` the same over PostgreSQL's
+processes, the target being its only client then; less sensitive to the machine's other load
+than accepted/s, though a busy machine inflates it too: caches, frequency, context switches).
 (the ceiling's ratio is 1.0; `ratio_to_ceiling` is the median of each round's ratio, the two
 targets run back to back, in turns first; `ratios` lists them). `print_table(rows)` prints them
 as the script does.
@@ -329,7 +330,8 @@ def print_table(rows: list[dict]) -> None:
           f"{first['rounds']} round(s), gunicorn {first['workers']} workers x {first['threads']} threads")
     for row in rows:
         print(f"  {row['target']:8} {row['accepted_per_s']:8.1f} accepted/s  p50 {row['p50_ms']:6.1f} ms"
-              f"  p99 {row['p99_ms']:6.1f} ms  cpu {row['cpu_ms']:4.2f} + db {row['db_cpu_ms']:4.2f} ms/report  ratio {row['ratio_to_ceiling']:.2f}"
+              f"  p99 {row['p99_ms']:6.1f} ms  cpu {row['cpu_ms']:4.2f} + db {row['db_cpu_ms']:4.2f} ms/report"
+              f"  ratio {row['ratio_to_ceiling']:.2f}"
               + (f" (rounds: {', '.join(f'{r:.2f}' for r in row['ratios'])})" if len(row["ratios"]) > 1 else ""))
     print(f"  load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 

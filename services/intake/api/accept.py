@@ -44,8 +44,8 @@ def accept(conn: psycopg.Connection, *, body: dict, body_hash: str, idempotency_
     event = events.report_event(report_id, patient, clinical, submitted_at=None)
     kiosk, (created, _) = auth.admitted_statement(conn, _CTES, _COLUMNS, {
         "report_id": report_id, "idempotency_key": idempotency_key, "body_hash": body_hash,
-        "patient": Jsonb(patient), "clinical": Jsonb(clinical), "event_id": event["id"], "topic": TOPIC_REPORTS, "event_key": report_id,
-        "event": Jsonb(event), "traceparent": traceparent, "channel": outbox.outbox_channel(store.SCHEMA)})
+        "patient": Jsonb(patient), "clinical": Jsonb(clinical), "event_id": event["id"], "topic": TOPIC_REPORTS,
+        "event_key": report_id, "event": Jsonb(event), "traceparent": traceparent, "channel": outbox.outbox_channel(store.SCHEMA)})
     if created:
         return kiosk, store.Accepted(report_id, created=True)
     # The key already used (a retry, or a mistake): store.accept_report finds which, writing nothing.
