@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from services.common import settings as settings_module
+from services.common.kafka_sockets import close_refused_sockets
 from tests.kafka_support import remember_admin
 from tests.live_stack import kafka_brokers, kafka_lib_dir
 
@@ -18,6 +19,11 @@ REPO = Path(__file__).resolve().parents[1]
 # Each service's fixtures (its settings, role connection, app...), next to its helpers;
 # test modules import only the helpers.
 pytest_plugins = ["tests.intake_support", "tests.triage_support", "tests.referral_support"]
+
+
+def pytest_configure(config):
+    # Tests' own kafka-python clients close a refused socket as the services' do.
+    close_refused_sockets()
 
 
 @pytest.fixture(scope="session")

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from services.common.kafka_io import client_security, make_producer, read_to_end
+from services.common.kafka_sockets import close_refused_sockets
 from services.common.settings import KAFKA_ADMIN_PRINCIPAL, TOPICS, Settings, dlq_topic
 
 from .errors import CommandError
@@ -75,6 +76,7 @@ def resolve_topic(name: str) -> tuple[str, str]:
 
 
 def _consumer(bootstrap: str, group_id: str | None, security: dict | None = None) -> KafkaConsumer:
+    close_refused_sockets()
     try:
         return KafkaConsumer(bootstrap_servers=bootstrap, group_id=group_id, client_id="clinic-dlq",
                              enable_auto_commit=False, auto_offset_reset="earliest",

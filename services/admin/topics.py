@@ -21,6 +21,7 @@ from kafka.admin import (ACL, ACLFilter, ACLOperation, ACLPermissionType, ACLRes
                          ResourcePatternFilter, ResourceType)
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
+from services.common.kafka_sockets import close_refused_sockets
 from services.common.settings import (SERVICES, TOPIC_DECISIONS, TOPIC_PATIENT_MESSAGES, TOPIC_REFERRAL_EVENTS,
                                       TOPIC_REPORTS, TOPICS, Settings, dlq_topic)
 
@@ -64,6 +65,7 @@ class Retention:
 @contextlib.contextmanager
 def admin_client(bootstrap: str, security: Mapping[str, Any] | None = None, **configs) -> Iterator[KafkaAdminClient]:
     """An admin client; `security`: kafka_io.client_security(settings, KAFKA_ADMIN_PRINCIPAL)."""
+    close_refused_sockets()
     client = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="clinic-admin", **(security or {}), **configs)
     try:
         yield client

@@ -48,6 +48,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from . import envelope, metrics
 from .error_text import SafeMessageError, safe_error_text
 from .kafka_io import make_consumer, make_producer, read_to_end
+from .kafka_sockets import close_refused_sockets
 from .settings import dlq_topic
 
 log = logging.getLogger(__name__)
@@ -586,6 +587,7 @@ class InboxConsumer:
         give or take the clocks of the database and the broker)."""
         topic = dlq_topic(message.topic)
         consumer = None
+        close_refused_sockets()
         try:
             consumer = KafkaConsumer(bootstrap_servers=self.kafka_bootstrap, group_id=None,
                                      client_id=f"{self.service}-dlq-check", enable_auto_commit=False,

@@ -10,6 +10,7 @@ from typing import Any
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.structs import TopicPartition
 
+from .kafka_sockets import close_refused_sockets
 from .settings import Settings
 
 # Explicit, because kafka-python 3 defaults to 45 s: a killed worker's partitions move to
@@ -32,7 +33,9 @@ SASL_MECHANISM = "SCRAM-SHA-512"
 CLIENT_LOG_SETTING = "CLINIC_KAFKA_CLIENT_LOG"
 
 
-def _client_log_level() -> None:
+def _prepare_clients() -> None:
+    """Before a client is made: the socket fix (kafka_sockets.py) and the client log level."""
+    close_refused_sockets()
     level = os.environ.get(CLIENT_LOG_SETTING, "").strip().upper()
     if level:
         logging.getLogger("kafka").setLevel(level)
@@ -60,7 +63,7 @@ def make_producer(bootstrap: str, client_id: str, security: Mapping[str, Any] | 
                   linger_ms: int = 5) -> KafkaProducer:
     """`linger_ms`: how long a batch may wait for more records before it is sent; a caller
     that flushes after its sends (the relay) may give a long one."""
-    _client_log_level()
+    _prepare_clients()
     return KafkaProducer(
         bootstrap_servers=bootstrap,
         client_id=client_id,
@@ -81,7 +84,7 @@ def make_producer(bootstrap: str, client_id: str, security: Mapping[str, Any] | 
 
 def make_consumer(bootstrap: str, group_id: str, topics: list[str], client_id: str,
                   security: Mapping[str, Any] | None = None) -> KafkaConsumer:
-    _client_log_level()
+    _prepare_clients()
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap,
         group_id=group_id,

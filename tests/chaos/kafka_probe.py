@@ -48,8 +48,7 @@ def _port_open(bootstrap: str) -> bool:
 
 @contextlib.contextmanager
 def admin(bootstrap: str, timeout_ms: int = 5000):
-    # kafka-python 3.0.12 leaks the socket of a refused connection (kafka/net/inet.py; a
-    # ResourceWarning when collected), so it is not even tried while nothing listens.
+    # Not even tried while nothing listens: a client would spend its whole bootstrap timeout.
     if not _port_open(bootstrap):
         raise BrokerUnreachable(bootstrap)
     client = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="chaos-probe",

@@ -5,9 +5,7 @@ acknowledged may be lost or doubled, and reports must keep reaching their final 
 broker is down (tests/chaos/cluster_faults.py; `make chaos` for the long run, 60 s down)."""
 from __future__ import annotations
 
-import gc
 import os
-import warnings
 
 import pytest
 
@@ -26,16 +24,8 @@ def cluster_stack():
 
 
 @pytest.mark.timeout(900)  # usually 2-3 minutes with the stack's start; every wait inside has its own bound
-# kafka-python 3.0.12 leaves the socket of a refused connection to the garbage collector
-# (kafka/net/inet.py), and here brokers are down on purpose.
-@pytest.mark.filterwarnings("ignore::ResourceWarning")
 def test_nothing_acknowledged_is_lost_or_doubled_and_reports_flow_when_brokers_die(cluster_stack, capsys):
-    try:
-        result = run_suite(cluster_stack, CLUSTER_SHORT)
-    finally:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ResourceWarning)
-            gc.collect()  # now, not in a later test
+    result = run_suite(cluster_stack, CLUSTER_SHORT)
     with capsys.disabled():
         print("\n" + result.text)
     names = [phase.name for phase in result.phases]

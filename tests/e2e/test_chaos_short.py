@@ -6,9 +6,7 @@ on every topic. Nothing acknowledged may be lost or doubled; see tests/chaos/ (a
 `make chaos` for the long run)."""
 from __future__ import annotations
 
-import gc
 import os
-import warnings
 
 import pytest
 
@@ -29,16 +27,8 @@ def own_stack():
 
 
 @pytest.mark.timeout(900)  # usually 3-4 minutes with the stack's start; every wait inside has its own bound
-# kafka-python 3.0.12 leaves the socket of a refused connection to the garbage collector
-# (kafka/net/inet.py), and here the broker is down on purpose.
-@pytest.mark.filterwarnings("ignore::ResourceWarning")
 def test_nothing_acknowledged_is_lost_or_doubled_when_processes_die(own_stack, capsys):
-    try:
-        result = run_suite(own_stack, SHORT)
-    finally:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ResourceWarning)
-            gc.collect()  # now, not in a later test
+    result = run_suite(own_stack, SHORT)
     with capsys.disabled():
         print("\n" + result.text)
     assert result.ok, result.text

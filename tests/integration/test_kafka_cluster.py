@@ -7,7 +7,6 @@ new leader one of its in-sync replicas; the dead broker, restarted, catches up."
 from __future__ import annotations
 
 import contextlib
-import gc
 import socket
 import time
 import uuid
@@ -24,23 +23,6 @@ from tests.kafka_support import read_topic
 from tests.live_stack import kafka_lib_dir
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(autouse=True)
-def refused_sockets_closed():
-    """kafka-python 3.0.12 leaks the socket of each refused connection (tests/chaos/
-    kafka_probe.py), kept alive by the tracebacks it keeps; here every client tries the
-    dead broker. Those sockets (never connected, not listening) are closed after each test,
-    or their ResourceWarning would end the session as an error."""
-    yield
-    gc.collect()
-    for sock in [o for o in gc.get_objects() if isinstance(o, socket.socket)]:
-        if sock.fileno() == -1 or sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
-            continue
-        try:
-            sock.getpeername()
-        except OSError:
-            sock.close()
 
 
 def _free_ports(count: int) -> list[int]:
