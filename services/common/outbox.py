@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 
 BATCH_SIZE = 500
 IDLE_WAIT_S = 1.0  # fallback poll when a NOTIFY was missed (e.g. while reconnecting)
+# Waits between tries while the database or the broker is away: doubling, at most 5 s.
+RETRY_FIRST_S = 0.5
+RETRY_MAX_S = 5.0
 # Sent rows are kept a week (to see what went out, and to re-publish by hand if a topic
 # were lost), then deleted so that the table does not grow forever.
 KEEP_SENT = "7 days"
@@ -86,21 +89,21 @@ class OutboxRelay:
         self.client_id = client_id
         self._producer = None
         self._next_purge = 0.0
+        self._retry_wait_s = RETRY_FIRST_S
 
     def run(self, stop: threading.Event) -> None:
-        backoff = 0.5
+        self._retry_wait_s = RETRY_FIRST_S
         while not stop.is_set():
             try:
                 self._run_connected(stop)
-                backoff = 0.5
             except (psycopg.OperationalError, OSError) as exc:
                 log.warning("outbox relay waiting for the database", extra={"error": safe_error_text(exc)})
             except KafkaError as exc:  # the rows stay unsent and are published once it is back
                 log.warning("outbox relay waiting for Kafka", extra={"error": safe_error_text(exc)})
             except Exception as exc:  # a bug: its frames (the logging filter strips texts), back off, go on
                 log.exception("outbox relay failed; retrying", extra={"error": safe_error_text(exc)})
-            stop.wait(backoff)
-            backoff = min(backoff * 2, 5.0)
+            stop.wait(self._retry_wait_s)
+            self._retry_wait_s = min(self._retry_wait_s * 2, RETRY_MAX_S)
         self._close_producer()
 
     def _run_connected(self, stop: threading.Event) -> None:
@@ -111,6 +114,9 @@ class OutboxRelay:
             while not stop.is_set():
                 while self.publish_batch(conn) == BATCH_SIZE and not stop.is_set():
                     pass
+                # Working again: the next outage starts from the shortest wait, not from the
+                # longest an earlier one reached.
+                self._retry_wait_s = RETRY_FIRST_S
                 if time.monotonic() >= self._next_purge:
                     purge_sent(conn, self.schema)
                     self._next_purge = time.monotonic() + PURGE_EVERY_S
