@@ -101,13 +101,17 @@ class LocalKafka:
     A node of a cluster (infra/kafka/cluster.py) gets its node_id, name, the static
     `voters` (every node's controller listener, "1@host:port,2@...") and the replication
     its topics default to (replicas, min_isr); the default is the single standalone node.
+    jvm_opts replaces JVM_OPTS for this node's java commands (a measurement of other JVM
+    settings, tests/bench/bench_broker_ack.py); the default is JVM_OPTS.
     """
 
     def __init__(self, state_dir: Path, port: int = 9092, host: str = "127.0.0.1", *,
                  controller_port: int | None = None, lib_dir: Path | None = None,
                  plaintext_port: int | None = None, node_id: int = 1, name: str = "kafka",
-                 voters: str | None = None, replicas: int = 1, min_isr: int = 1):
+                 voters: str | None = None, replicas: int = 1, min_isr: int = 1,
+                 jvm_opts: Sequence[str] | None = None):
         self.state_dir = Path(state_dir).absolute()
+        self.jvm_opts = list(JVM_OPTS if jvm_opts is None else jvm_opts)
         self.host = host
         self.port = port
         self.controller_port = controller_port if controller_port is not None else port + 1
@@ -384,7 +388,7 @@ class LocalKafka:
 
     def _java_cmd(self, main_class: str, *args: str, jvm_opts: Sequence[str] = ()) -> list[str]:
         return [
-            _java(), *JVM_OPTS, *jvm_opts,
+            _java(), *self.jvm_opts, *jvm_opts,
             f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
             f"-Dkafka.logs.dir={self.log_path.parent}",
             "-cp", f"{self.lib_dir}/*",

@@ -1,0 +1,167 @@
+"""What the broker JVM's JIT setting costs a produce acknowledgement (issue 15): the runner's
+JVM_OPTS (C1 only, -XX:TieredStopAtLevel=1) beside the same options without that flag (full
+tiered compilation, C1 then C2).
+
+    .venv/bin/python tests/bench/bench_broker_ack.py [--rounds 2] [--warmup 3000] [--sends 2000]
+                                                     [--batch 20000]
+
+Not a test (pytest does not collect bench_*.py). Each round starts one broker per variant,
+one after the other (the order alternates from round to round: A B, B A, ...), each in its
+own temporary state folder on free ports with the cached jars and class-data archive, as the
+tests' `kafka` fixture starts it (infra/kafka/runner.py's LocalKafka, SASL/SCRAM, clinic-admin
+as the client). For each broker:
+- ready: seconds from start() to an admin client's first topic listing (wait_ready);
+- cold p50: a single send-and-wait over the first 500 warm-up sends, right after start;
+- after `--warmup` sends, `--sends` sequential single sends, each flushed and waited for
+  (send, flush, get: the relay's pattern, so the producer's linger is never waited), on a
+  6-partition topic with a producer built like the relays' (kafka_io.make_producer:
+  acks=all, idempotent): p50/p90/p99 in ms, and the broker's CPU per send (its process's
+  user+system time over that phase);
+- batch: `--batch` sends then one flush (the relay's pattern for a backlog), sends/s;
+- late: `--sends` single sends again after the batch (a longer-warmed JIT), p50 and p99.
+The load average (1 min) is printed before each broker starts.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+PAYLOAD_BYTES = 900  # about a report event's envelope
+PARTITIONS = 6
+COLD_SENDS = 500
+
+
+def variants() -> dict[str, list[str]]:
+    """The runner's JVM options with the C1-only flag, and without it (whichever the default)."""
+    from infra.kafka.runner import JVM_OPTS
+
+    tiered = [o for o in JVM_OPTS if not o.startswith("-XX:TieredStopAtLevel")]
+    return {"C1 only (TieredStopAtLevel=1)": [*tiered, "-XX:TieredStopAtLevel=1"], "tiered C1+C2": tiered}
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User+system CPU time of a process (its threads included), from /proc."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _percentile(sorted_values: list[float], q: float) -> float:
+    return sorted_values[min(len(sorted_values) - 1, int(len(sorted_values) * q))]
+
+
+def _send_and_wait(producer, topic: str, count: int, value: bytes) -> list[float]:
+    """Seconds each of `count` sequential sends took from send() to its acknowledgement."""
+    took = []
+    headers = [("traceparent", b"00-" + b"0" * 32 + b"-" + b"0" * 16 + b"-01"),
+               ("content-type", b"application/cloudevents+json")]
+    for i in range(count):
+        started = time.perf_counter()
+        future = producer.send(topic, key=str(i % 997).encode(), value=value, headers=headers)
+        producer.flush(timeout=30)
+        future.get(timeout=30)
+        took.append(time.perf_counter() - started)
+    return took
+
+
+def measure_broker(jvm_opts: list[str], warmup: int, sends: int, batch: int) -> dict:
+    """Start one broker with `jvm_opts`, measure it, stop it; the figures as a dict."""
+    from infra.kafka.runner import LocalKafka
+    from infra.postgres import free_port
+    from services.admin.topics import ensure_topics
+    from services.common.kafka_io import make_producer
+    from tests.live_stack import kafka_lib_dir
+
+    load = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory(prefix="clinic-bench-ack-") as tmp:
+        kafka = LocalKafka(Path(tmp), port=free_port(), controller_port=free_port(), lib_dir=kafka_lib_dir(),
+                           jvm_opts=jvm_opts)
+        kafka.ensure_jars()
+        kafka.ensure_formatted()
+        started = time.monotonic()
+        proc = kafka.start()
+        try:
+            kafka.wait_ready(timeout=120)
+            ready_s = time.monotonic() - started
+            topic = f"clinic.bench.ack.{uuid.uuid4().hex[:6]}"
+            ensure_topics(kafka.bootstrap, [topic], PARTITIONS, security=kafka.client_security())
+            value = b"x" * PAYLOAD_BYTES
+            producer = make_producer(kafka.bootstrap, "bench-broker-ack", kafka.client_security())
+            try:
+                warm = _send_and_wait(producer, topic, warmup, value)
+                cpu_before = _cpu_seconds(proc.pid)
+                took = sorted(_send_and_wait(producer, topic, sends, value))
+                cpu_per_send_ms = (_cpu_seconds(proc.pid) - cpu_before) / sends * 1000
+                batch_started = time.perf_counter()
+                for i in range(batch):
+                    producer.send(topic, key=str(i % 997).encode(), value=value)
+                producer.flush(timeout=120)
+                batch_per_s = batch / (time.perf_counter() - batch_started)
+                late = sorted(_send_and_wait(producer, topic, sends, value))
+            finally:
+                producer.close(timeout=10)
+        finally:
+            kafka.stop(proc)
+    return {"load": load, "ready_s": ready_s,
+            "cold_p50_ms": statistics.median(warm[:COLD_SENDS]) * 1000,
+            "p50_ms": _percentile(took, 0.50) * 1000, "p90_ms": _percentile(took, 0.90) * 1000,
+            "p99_ms": _percentile(took, 0.99) * 1000, "broker_cpu_ms": cpu_per_send_ms,
+            "batch_per_s": batch_per_s, "late_p50_ms": _percentile(late, 0.50) * 1000,
+            "late_p99_ms": _percentile(late, 0.99) * 1000}
+
+
+COLUMNS = [("load", "load1", "{:5.2f}"), ("ready_s", "ready s", "{:7.2f}"), ("cold_p50_ms", "cold p50", "{:8.2f}"),
+           ("p50_ms", "p50 ms", "{:6.2f}"), ("p90_ms", "p90 ms", "{:6.2f}"), ("p99_ms", "p99 ms", "{:6.2f}"),
+           ("broker_cpu_ms", "broker CPU ms/send", "{:18.2f}"), ("batch_per_s", "batch sends/s", "{:13.0f}"),
+           ("late_p50_ms", "late p50", "{:8.2f}"), ("late_p99_ms", "late p99", "{:8.2f}")]
+NAME_WIDTH = 38
+
+
+def format_row(label: str, row: dict) -> str:
+    return f"{label:<{NAME_WIDTH}}" + "  ".join(fmt.format(row[key]) for key, _, fmt in COLUMNS)
+
+
+def header() -> str:
+    return f"{'':<{NAME_WIDTH}}" + "  ".join(f"{title:>{len(fmt.format(0))}}" for _, title, fmt in COLUMNS)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--warmup", type=int, default=3_000)
+    parser.add_argument("--sends", type=int, default=2_000)
+    parser.add_argument("--batch", type=int, default=20_000)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("kafka").setLevel(logging.ERROR)
+    options = variants()
+    names = list(options)
+    results: dict[str, list[dict]] = {name: [] for name in names}
+    print(f"{args.warmup} warm-up sends, {args.sends} measured, batch of {args.batch}; "
+          f"{os.cpu_count()} CPUs", flush=True)
+    print(header(), flush=True)
+    for round_no in range(args.rounds):
+        for name in (names if round_no % 2 == 0 else names[::-1]):
+            row = measure_broker(options[name], args.warmup, args.sends, args.batch)
+            results[name].append(row)
+            print(format_row(f"round {round_no + 1} {name}", row), flush=True)
+    print(header(), flush=True)
+    for name in names:
+        medians = {key: statistics.median(r[key] for r in results[name]) for key, _, _ in COLUMNS}
+        print(format_row(f"median {name}", medians), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
