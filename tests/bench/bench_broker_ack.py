@@ -18,7 +18,9 @@ as the client). For each broker:
   acks=all, idempotent): p50/p90/p99 in ms, and the broker's CPU per send (its process's
   user+system time over that phase);
 - batch: `--batch` sends then one flush (the relay's pattern for a backlog), sends/s;
-- late: `--sends` single sends again after the batch (a longer-warmed JIT), p50 and p99.
+- late: `--sends` single sends again after the batch (a longer-warmed JIT), p50 and p99;
+- paced: `--paced` single sends at `--rate` a second (15/s: a report's three publishes at
+  5 reports/s; the broker idle in between), p50 and p99.
 The load average (1 min) is printed before each broker starts.
 """
 from __future__ import annotations
@@ -61,12 +63,16 @@ def _percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, int(len(sorted_values) * q))]
 
 
-def _send_and_wait(producer, topic: str, count: int, value: bytes) -> list[float]:
-    """Seconds each of `count` sequential sends took from send() to its acknowledgement."""
+def _send_and_wait(producer, topic: str, count: int, value: bytes, rate: float = 0.0) -> list[float]:
+    """Seconds each of `count` sequential sends took from send() to its acknowledgement;
+    with a `rate`, send i is due at start + i/rate (an idle broker between sends)."""
     took = []
+    begun = time.perf_counter()
     headers = [("traceparent", b"00-" + b"0" * 32 + b"-" + b"0" * 16 + b"-01"),
                ("content-type", b"application/cloudevents+json")]
     for i in range(count):
+        if rate:
+            time.sleep(max(0.0, begun + i / rate - time.perf_counter()))
         started = time.perf_counter()
         future = producer.send(topic, key=str(i % 997).encode(), value=value, headers=headers)
         producer.flush(timeout=30)
@@ -75,7 +81,7 @@ def _send_and_wait(producer, topic: str, count: int, value: bytes) -> list[float
     return took
 
 
-def measure_broker(jvm_opts: list[str], warmup: int, sends: int, batch: int) -> dict:
+def measure_broker(jvm_opts: list[str], warmup: int, sends: int, batch: int, paced: int, rate: float) -> dict:
     """Start one broker with `jvm_opts`, measure it, stop it; the figures as a dict."""
     from infra.kafka.runner import LocalKafka
     from infra.postgres import free_port
@@ -109,6 +115,7 @@ def measure_broker(jvm_opts: list[str], warmup: int, sends: int, batch: int) -> 
                 producer.flush(timeout=120)
                 batch_per_s = batch / (time.perf_counter() - batch_started)
                 late = sorted(_send_and_wait(producer, topic, sends, value))
+                slow = sorted(_send_and_wait(producer, topic, paced, value, rate))
             finally:
                 producer.close(timeout=10)
         finally:
@@ -118,13 +125,15 @@ def measure_broker(jvm_opts: list[str], warmup: int, sends: int, batch: int) -> 
             "p50_ms": _percentile(took, 0.50) * 1000, "p90_ms": _percentile(took, 0.90) * 1000,
             "p99_ms": _percentile(took, 0.99) * 1000, "broker_cpu_ms": cpu_per_send_ms,
             "batch_per_s": batch_per_s, "late_p50_ms": _percentile(late, 0.50) * 1000,
-            "late_p99_ms": _percentile(late, 0.99) * 1000}
+            "late_p99_ms": _percentile(late, 0.99) * 1000, "paced_p50_ms": _percentile(slow, 0.50) * 1000,
+            "paced_p99_ms": _percentile(slow, 0.99) * 1000}
 
 
 COLUMNS = [("load", "load1", "{:5.2f}"), ("ready_s", "ready s", "{:7.2f}"), ("cold_p50_ms", "cold p50", "{:8.2f}"),
            ("p50_ms", "p50 ms", "{:6.2f}"), ("p90_ms", "p90 ms", "{:6.2f}"), ("p99_ms", "p99 ms", "{:6.2f}"),
            ("broker_cpu_ms", "broker CPU ms/send", "{:18.2f}"), ("batch_per_s", "batch sends/s", "{:13.0f}"),
-           ("late_p50_ms", "late p50", "{:8.2f}"), ("late_p99_ms", "late p99", "{:8.2f}")]
+           ("late_p50_ms", "late p50", "{:8.2f}"), ("late_p99_ms", "late p99", "{:8.2f}"),
+           ("paced_p50_ms", "paced p50", "{:9.2f}"), ("paced_p99_ms", "paced p99", "{:9.2f}")]
 NAME_WIDTH = 38
 
 
@@ -142,18 +151,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=3_000)
     parser.add_argument("--sends", type=int, default=2_000)
     parser.add_argument("--batch", type=int, default=20_000)
+    parser.add_argument("--paced", type=int, default=200, help="single sends at --rate, last")
+    parser.add_argument("--rate", type=float, default=15.0,
+                        help="sends/s of the paced phase (15: three publishes a report at 5 reports/s)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("kafka").setLevel(logging.ERROR)
     options = variants()
     names = list(options)
     results: dict[str, list[dict]] = {name: [] for name in names}
-    print(f"{args.warmup} warm-up sends, {args.sends} measured, batch of {args.batch}; "
+    print(f"{args.warmup} warm-up sends, {args.sends} measured, batch of {args.batch}, "
+          f"{args.paced} paced at {args.rate:g}/s; "
           f"{os.cpu_count()} CPUs", flush=True)
     print(header(), flush=True)
     for round_no in range(args.rounds):
         for name in (names if round_no % 2 == 0 else names[::-1]):
-            row = measure_broker(options[name], args.warmup, args.sends, args.batch)
+            row = measure_broker(options[name], args.warmup, args.sends, args.batch, args.paced, args.rate)
             results[name].append(row)
             print(format_row(f"round {round_no + 1} {name}", row), flush=True)
     print(header(), flush=True)
