@@ -23,7 +23,7 @@ round, the order reversed from one round to the next; per case:
 - batch: `--batches` publish_batch calls of BATCH_SIZE (500) rows each, rows/s (median).
 A busy case runs a pure-Python loop in a second thread throughout (as the inbox consumer
 would be while it applies a poll). The switch interval is the worker's (1 ms) unless named.
-The 1-minute load average is printed with each round.
+The 1-minute load average is printed on each case's row.
 """
 from __future__ import annotations
 
