@@ -39,6 +39,8 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from tests.bench.ab_rounds import RoundTable  # noqa: E402 (after the path)
+
 PAYLOAD_BYTES = 900  # about a report event's envelope
 PARTITIONS = 6
 COLD_SENDS = 500
@@ -134,15 +136,7 @@ COLUMNS = [("load", "load1", "{:5.2f}"), ("ready_s", "ready s", "{:7.2f}"), ("co
            ("broker_cpu_ms", "broker CPU ms/send", "{:18.2f}"), ("batch_per_s", "batch sends/s", "{:13.0f}"),
            ("late_p50_ms", "late p50", "{:8.2f}"), ("late_p99_ms", "late p99", "{:8.2f}"),
            ("paced_p50_ms", "paced p50", "{:9.2f}"), ("paced_p99_ms", "paced p99", "{:9.2f}")]
-NAME_WIDTH = 38
-
-
-def format_row(label: str, row: dict) -> str:
-    return f"{label:<{NAME_WIDTH}}" + "  ".join(fmt.format(row[key]) for key, _, fmt in COLUMNS)
-
-
-def header() -> str:
-    return f"{'':<{NAME_WIDTH}}" + "  ".join(f"{title:>{len(fmt.format(0))}}" for _, title, fmt in COLUMNS)
+TABLE = RoundTable(COLUMNS, name_width=38, gap="  ")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -158,21 +152,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("kafka").setLevel(logging.ERROR)
     options = variants()
-    names = list(options)
-    results: dict[str, list[dict]] = {name: [] for name in names}
     print(f"{args.warmup} warm-up sends, {args.sends} measured, batch of {args.batch}, "
           f"{args.paced} paced at {args.rate:g}/s; "
           f"{os.cpu_count()} CPUs", flush=True)
-    print(header(), flush=True)
-    for round_no in range(args.rounds):
-        for name in (names if round_no % 2 == 0 else names[::-1]):
-            row = measure_broker(options[name], args.warmup, args.sends, args.batch, args.paced, args.rate)
-            results[name].append(row)
-            print(format_row(f"round {round_no + 1} {name}", row), flush=True)
-    print(header(), flush=True)
-    for name in names:
-        medians = {key: statistics.median(r[key] for r in results[name]) for key, _, _ in COLUMNS}
-        print(format_row(f"median {name}", medians), flush=True)
+    TABLE.run(list(options), args.rounds,
+              lambda name: measure_broker(options[name], args.warmup, args.sends, args.batch, args.paced, args.rate),
+              lambda round_no, name: f"round {round_no} {name}")
     return 0
 
 

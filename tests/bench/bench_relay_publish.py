@@ -40,6 +40,8 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from tests.bench.ab_rounds import RoundTable  # noqa: E402 (after the path)
+
 PAYLOAD_BYTES = 900
 SERVICE = "triage"
 
@@ -228,15 +230,7 @@ COLUMNS = [("load", "load1", "{:5.2f}")] + [
     for phase in ("paced", "back") for key in ("total", "prod", "wake", "ack", "back") for q in ("p50",)
 ] + [("paced_total_p90", "p total p90", "{:11.2f}"), ("back_total_p90", "b total p90", "{:11.2f}"),
      ("batch_rows_s", "batch rows/s", "{:12.0f}"), ("busy_loops_s", "busy loops/s", "{:12.0f}")]
-NAME_WIDTH = 30
-
-
-def header() -> str:
-    return f"{'':<{NAME_WIDTH}}" + " ".join(f"{title:>{len(fmt.format(0))}}" for _, title, fmt in COLUMNS)
-
-
-def format_row(label: str, row: dict) -> str:
-    return f"{label:<{NAME_WIDTH}}" + " ".join(fmt.format(row[key]) for key, _, fmt in COLUMNS)
+TABLE = RoundTable(COLUMNS, name_width=30)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -261,23 +255,14 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         if name not in CASES:
             parser.error(f"unknown case {name!r}")
-    results: dict[str, list[dict]] = {name: [] for name in names}
     with local_infra() as (kafka, pg):
         settings = service_settings(kafka, pg, SERVICE)
         with psycopg.connect(settings.database_url) as conn:
             apply_migrations(conn, SERVICE, f"services.{SERVICE}")
         print(f"{args.paced} paced at {args.rate:g}/s (p), {args.back} back to back (b), {args.batches} batches "
               f"of 500; ms; {os.cpu_count()} CPUs", flush=True)
-        print(header(), flush=True)
-        for round_no in range(args.rounds):
-            for name in (names if round_no % 2 == 0 else names[::-1]):
-                row = run_case(name, settings, args)
-                results[name].append(row)
-                print(format_row(f"{round_no + 1} {name}", row), flush=True)
-    print(header(), flush=True)
-    for name in names:
-        medians = {key: statistics.median(r[key] for r in results[name]) for key, _, _ in COLUMNS}
-        print(format_row(f"median {name}", medians), flush=True)
+        TABLE.run(names, args.rounds, lambda name: run_case(name, settings, args),
+                  lambda round_no, name: f"{round_no} {name}")
     return 0
 
 
