@@ -60,3 +60,14 @@ class WorkerThread:
         self._logging_kept.stop()
         if exc_type is None:
             assert not self.thread.is_alive(), "the worker did not stop within 30 s"
+
+
+def lz4_compression_letter(conn: psycopg.Connection) -> str:
+    """pg_attribute.attcompression of a column the migrations set to lz4: "l" on a server built
+    with lz4, "" (the default, pglz) on one without, where the migrations leave it."""
+    try:  # lz4 is among this setting's values only on a server built with it
+        with conn.transaction():
+            conn.execute("SET LOCAL default_toast_compression = lz4")
+        return "l"
+    except psycopg.errors.InvalidParameterValue:
+        return ""

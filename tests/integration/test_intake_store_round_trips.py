@@ -13,6 +13,7 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
+from tests.app_support import lz4_compression_letter
 from tests.patient_message_support import message_events, message_rows
 
 from services.common.db import pipelined
@@ -201,12 +202,7 @@ def test_a_run_claims_for_each_event_the_reports_it_names_in_whatever_order_they
 
 def test_report_and_event_json_are_compressed_with_lz4_where_the_server_has_it(conn):
     # migration 008: pglz spent the drain's database time on values it then stored as they came
-    try:  # lz4 is among this setting's values only on a server built with it
-        with conn.transaction():
-            conn.execute("SET LOCAL default_toast_compression = lz4")
-        expected = "l"
-    except psycopg.errors.InvalidParameterValue:
-        expected = ""
+    expected = lz4_compression_letter(conn)
     methods = dict(conn.execute(
         "SELECT c.relnamespace::regnamespace::text || '.' || c.relname || '.' || attname, attcompression::text"
         " FROM pg_attribute JOIN pg_class c ON c.oid = attrelid"

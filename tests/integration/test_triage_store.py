@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, date, datetime
 
-import psycopg
 import pytest
 
 from services.triage import store
+from tests.app_support import lz4_compression_letter
 
 pytestmark = pytest.mark.integration
 
@@ -61,12 +61,7 @@ def test_a_batch_stores_each_new_report_once_and_announces_only_what_it_stored(t
 
 def test_decisions_and_their_events_are_compressed_with_lz4_where_the_server_has_it(triage_conn):
     # migration 002: pglz spent the drain's database time on events it then stored as they came
-    try:  # lz4 is among this setting's values only on a server built with it
-        with triage_conn.transaction():
-            triage_conn.execute("SET LOCAL default_toast_compression = lz4")
-        expected = "l"
-    except psycopg.errors.InvalidParameterValue:
-        expected = ""
+    expected = lz4_compression_letter(triage_conn)
     methods = dict(triage_conn.execute(
         "SELECT c.relnamespace::regnamespace::text || '.' || c.relname || '.' || attname, attcompression::text"
         " FROM pg_attribute JOIN pg_class c ON c.oid = attrelid"
