@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import psycopg
 
-INSTALL_SQL = """
+from tests.final_status_sql import BECAME_FINAL
+
+INSTALL_SQL = f"""
 CREATE SCHEMA IF NOT EXISTS chaos_watch;
 CREATE TABLE IF NOT EXISTS chaos_watch.first_final (report_id uuid PRIMARY KEY, at timestamptz NOT NULL);
 -- SECURITY DEFINER: it runs in the intake worker's transaction, as its role, which has no
@@ -22,9 +24,7 @@ CREATE TABLE IF NOT EXISTS chaos_watch.first_final (report_id uuid PRIMARY KEY, 
 CREATE OR REPLACE FUNCTION chaos_watch.note_final() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
 BEGIN
-    -- IS NOT DISTINCT FROM: a NULL care level must read as "not self care", not as NULL
-    IF (NEW.referral IS NOT NULL OR NEW.care_level IS NOT DISTINCT FROM 'self_care')
-       AND NOT (OLD.referral IS NOT NULL OR OLD.care_level IS NOT DISTINCT FROM 'self_care') THEN
+    IF {BECAME_FINAL} THEN
         INSERT INTO chaos_watch.first_final VALUES (NEW.report_id, clock_timestamp()) ON CONFLICT DO NOTHING;
     END IF;
     RETURN NULL;

@@ -13,17 +13,15 @@ import threading
 import time
 from collections.abc import Iterable
 
+from tests.final_status_sql import BECAME_FINAL
+
 CHANNEL = "bench_final_status"
 
 TRIGGER_SQL = f"""
 CREATE SCHEMA IF NOT EXISTS bench_watch;
 CREATE OR REPLACE FUNCTION bench_watch.notify_final() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    -- final as services/intake/status_view.derive_status has it: a referral decides once
-    -- there is one; without one, a self-care decision is final
-    -- (IS NOT DISTINCT FROM: a NULL care level must read as "not self care", not as NULL)
-    IF (NEW.referral IS NOT NULL OR NEW.care_level IS NOT DISTINCT FROM 'self_care')
-       AND NOT (OLD.referral IS NOT NULL OR OLD.care_level IS NOT DISTINCT FROM 'self_care') THEN
+    IF {BECAME_FINAL} THEN
         PERFORM pg_notify('{CHANNEL}', NEW.report_id::text);
     END IF;
     RETURN NULL;
