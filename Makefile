@@ -6,6 +6,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 # `make bench` also needs the bench extra (matplotlib); `make test` never installs it.
 BENCH_STAMP := $(VENV)/.bench-installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+# axe-core for the browser tests' accessibility scans: pinned in its own small npm project.
+AXE := tests/browser/axe
+AXE_STAMP := $(AXE)/node_modules/.installed-$(shell sha1sum $(AXE)/package-lock.json | cut -c1-12)
 
 .PHONY: run test test-unit test-fast chaos bench bench-quick bench-parts deps clean compose-test
 
@@ -14,6 +17,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
 	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+$(AXE_STAMP): $(AXE)/package.json $(AXE)/package-lock.json
+	npm ci --prefix $(AXE) --no-audit --no-fund
 	@touch $@
 
 $(BENCH_STAMP): $(STAMP)
@@ -26,7 +33,7 @@ run: $(STAMP)
 	@$(PY) -m infra.stack
 
 ## test: every test: unit, integration (real PostgreSQL + Kafka), end-to-end and browser
-test: $(STAMP)
+test: $(STAMP) $(AXE_STAMP)
 	$(PY) -m pytest
 
 ## test-unit: pure logic only, no servers

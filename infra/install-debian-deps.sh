@@ -6,6 +6,8 @@ command -v java >/dev/null || need+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || need+=(maven)
 compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || need+=(postgresql)
 command -v chromium >/dev/null || need+=(chromium)
+# npm: `make test` installs the browser tests' pinned axe-core with it (tests/browser/axe).
+command -v npm >/dev/null || need+=(npm)
 # The TLS proxy (infra/proxy, CLINIC_TLS_PROXY=1 make run, its tests): Debian's nginx, the
 # binary package alone (nginx-light would add the echo module nothing here uses).
 [[ -x /usr/sbin/nginx ]] || need+=(nginx)
