@@ -20,3 +20,8 @@ SIDES: tuple[str, ...] = ("left", "right", "both")
 ONSETS: tuple[str, ...] = ("sudden", "gradual")
 HOME_CARE_MEASURES: tuple[str, ...] = ("rest", "activity_reduction", "ice", "stretching", "strengthening")
 IMPROVING: tuple[str, ...] = ("yes", "no", "not_tried")  # home_care.improving
+
+# The languages a report may be filled in (issue 18), as BCP 47 primary language tags: the
+# kiosk's screens, triage's patient texts and the report's own record of its language.
+REPORT_LANGUAGES: tuple[str, ...] = ("en", "es")
+DEFAULT_LANGUAGE = "en"

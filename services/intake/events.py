@@ -20,7 +20,7 @@ from marshmallow import INCLUDE, Schema, ValidationError, fields, validate, vali
 from services.common import envelope
 from services.common.error_text import safe_message, validation_reason
 from services.common.inbox import PoisonEvent
-from services.common.report_vocabulary import CLINICAL_SECTIONS
+from services.common.report_vocabulary import CLINICAL_SECTIONS, DEFAULT_LANGUAGE, REPORT_LANGUAGES
 
 from .status_view import REFERRAL_STATUS_TO_REPORT_STATUS
 
@@ -39,6 +39,11 @@ REFERRAL_EVENT_TYPES = ("referral.booked", "referral.waitlisted", "referral.resc
 # A rule id as the triage rule file writes one (URG-SEVERE, SELF-CARE): its form only, since
 # which ids exist is the rule file's business, which intake cannot read.
 RULE_ID_PATTERN = r"^[A-Z][A-Z0-9]*(-[A-Z0-9]+)*$"
+# The stable id of a patient text (an advice line, a reason): triage's to choose, so only its length.
+_TEXT_ID_MAX = 128
+_ONE_PER_ADVICE_LINE = safe_message("Must have one entry per advice line.")
+_ONE_PER_FIRED_RULE = safe_message("Must have one entry per fired rule.")
+_ADVICE_IDS_ONLY = safe_message("Must list only ids of advice_ids.")
 
 
 # -- out: submitted reports --------------------------------------------------------------
@@ -47,19 +52,27 @@ def clinical_sections(body: dict) -> dict:
     return {section: body[section] for section in CLINICAL_SECTIONS}
 
 
+def report_language(body: dict) -> str:
+    """The language the report was filled in (ReportSchema loads English when none was sent)."""
+    return body.get("language", DEFAULT_LANGUAGE)
+
+
 def display_name(patient: dict) -> str:
     return f"{patient['given_name']} {patient['family_name']}"
 
 
-def report_event(report_id: str, patient: dict, clinical: dict, submitted_at: str | None) -> dict:
+def report_event(report_id: str, patient: dict, clinical: dict, submitted_at: str | None,
+                 language: str = DEFAULT_LANGUAGE) -> dict:
     # Downstream needs the clinical answers, and (for referrals) who the patient is: the
     # MRN as typed, the name, and the birth date, without which the referral service cannot
     # tell two patients with one MRN apart (patient matching, contract). Phone and email
     # stay in intake. `submitted_at` None: the database sets it to the row's as it stores
-    # the event with the report (store.accept_report).
+    # the event with the report (store.accept_report). `language`: triage writes the
+    # patient's texts (advice, reasons) in it (issue 18).
     data = {
         "report_id": report_id,
         "submitted_at": submitted_at,
+        "language": language,
         "patient": {"mrn": patient["mrn"], "display_name": display_name(patient),
                     "birth_date": str(patient["birth_date"])},
         **clinical,
@@ -96,6 +109,13 @@ class FiredRuleSchema(_Lenient):
         validate.Length(min=1, max=64),
         validate.Regexp(RULE_ID_PATTERN, error=safe_message("Must be a rule id such as URG-SEVERE."))])
     reason = fields.String(required=True)
+    reason_id = fields.String(validate=validate.Length(min=1, max=_TEXT_ID_MAX))
+
+
+class PatientTextSchema(_Lenient):
+    """The outcome's texts in the report's language (issue 18), parallel to advice and fired."""
+    advice = fields.List(fields.String(), required=True)
+    reasons = fields.List(fields.String(), required=True)
 
 
 class DecisionDataSchema(_Lenient):
@@ -105,6 +125,27 @@ class DecisionDataSchema(_Lenient):
     decided_at = fields.AwareDateTime(required=True)
     fired = fields.List(fields.Nested(FiredRuleSchema))
     rules_version = fields.String(validate=validate.Length(min=1, max=64))
+    # Issue 18, absent from decisions made before it: the stable id of each advice line, those
+    # that are safety-netting, and the texts in the report's language.
+    advice_ids = fields.List(fields.String(validate=validate.Length(min=1, max=_TEXT_ID_MAX)))
+    safety_netting = fields.List(fields.String(validate=validate.Length(min=1, max=_TEXT_ID_MAX)))
+    language = fields.String(validate=validate.OneOf(REPORT_LANGUAGES))
+    patient_text = fields.Nested(PatientTextSchema)
+
+    @validates_schema
+    def _texts_line_up(self, data: dict, **_kwargs) -> None:
+        advice, fired = data.get("advice", []), data.get("fired")
+        if "advice_ids" in data and len(data["advice_ids"]) != len(advice):
+            raise ValidationError(_ONE_PER_ADVICE_LINE, "advice_ids")
+        if "safety_netting" in data and not set(data["safety_netting"]) <= set(data.get("advice_ids", ())):
+            raise ValidationError(_ADVICE_IDS_ONLY, "safety_netting")
+        text = data.get("patient_text")
+        if text is not None:
+            if len(text["advice"]) != len(advice):
+                raise ValidationError({"advice": [_ONE_PER_ADVICE_LINE]}, "patient_text")
+            if fired is not None and len(text["reasons"]) != len(fired):
+                raise ValidationError({"reasons": [_ONE_PER_FIRED_RULE]}, "patient_text")
+
 
 
 class AppointmentDataSchema(_Lenient):

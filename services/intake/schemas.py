@@ -18,12 +18,14 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate, valida
 
 from services.common.fields import CalendarDate, StrictBoolean, Text, bounded_text
 from services.common.report_vocabulary import (
+    DEFAULT_LANGUAGE,
     HOME_CARE_MEASURES,
     IMPROVING,
     ONSETS,
     PAIN_LOCATIONS,
     PAIN_SCALE_MAX,
     PAIN_SCALE_MIN,
+    REPORT_LANGUAGES,
     SIDES,
 )
 
@@ -433,6 +435,12 @@ class ReportSchema(_StrictSchema):
             ],
         },
     )
+
+    # Issue 18: the language the patient filled the report in; triage writes the outcome's
+    # advice and reasons in it. Optional, so that kiosks written before it still send English.
+    language = _Choice(REPORT_LANGUAGES, load_default=DEFAULT_LANGUAGE, metadata={
+        "description": "The language the report was filled in (BCP 47 primary tag); the outcome's advice "
+        "and reasons come in it. Default en.", "example": "es"})
 
     @validates_schema(skip_on_field_errors=False)
     def _pain_after_birth(self, data: dict, **_kwargs) -> None:

@@ -9,10 +9,11 @@ from psycopg.types.json import Jsonb
 
 from services.common import outbox
 from services.common.auth import hash_secret
+from services.common.report_vocabulary import DEFAULT_LANGUAGE
 from services.common.retention import DueSummary, RetentionPolicy
 from services.common.settings import TOPIC_REPORTS
 
-from . import events, retention
+from . import decision_texts, events, retention
 from .messages import store as message_store
 
 SCHEMA = "intake"
@@ -68,18 +69,19 @@ def accept_report(conn: psycopg.Connection, *, kiosk: Kiosk, body: dict, body_ha
     database (jsonb_set) as it is inserted."""
     patient = body["patient"]
     clinical = events.clinical_sections(body)
+    language = events.report_language(body)
     report_id = str(uuid.uuid4())
-    event = events.report_event(report_id, patient, clinical, submitted_at=None)
+    event = events.report_event(report_id, patient, clinical, submitted_at=None, language=language)
     row = conn.execute(
         "WITH report AS (INSERT INTO intake.reports"
-        "   (report_id, kiosk_id, idempotency_key, body_hash, patient, clinical)"
-        "   VALUES (%s, %s, %s, %s, %s, %s)"
+        "   (report_id, kiosk_id, idempotency_key, body_hash, patient, clinical, language)"
+        "   VALUES (%s, %s, %s, %s, %s, %s, %s)"
         "   ON CONFLICT ON CONSTRAINT reports_idempotency DO NOTHING RETURNING submitted_at),"
         " announced AS (INSERT INTO intake.outbox (event_id, topic, key, payload, traceparent)"
         "   SELECT %s, %s, %s, jsonb_set(%s::jsonb, '{data,submitted_at}', to_jsonb(report.submitted_at)), %s"
         "   FROM report)"
         " SELECT pg_notify(%s, '') FROM report",
-        (report_id, kiosk.kiosk_id, idempotency_key, body_hash, Jsonb(patient), Jsonb(clinical),
+        (report_id, kiosk.kiosk_id, idempotency_key, body_hash, Jsonb(patient), Jsonb(clinical), language,
          event["id"], TOPIC_REPORTS, report_id, Jsonb(event), traceparent, outbox.outbox_channel(SCHEMA)),
     ).fetchone()
     if row is not None:
@@ -99,11 +101,13 @@ class ReportView:
     care_level: str | None
     advice: list
     referral: dict | None
+    language: str = DEFAULT_LANGUAGE
+    outcome: dict | None = None   # decision_texts.shown's detail, None until triage has decided
 
 
 def get_report(conn: psycopg.Connection, report_id: str) -> ReportView | None:
     row = conn.execute(
-        "SELECT report_id::text, kiosk_id::text, care_level, advice, referral"
+        "SELECT report_id::text, kiosk_id::text, care_level, advice, referral, language, outcome"
         " FROM intake.reports WHERE report_id = %s",
         (report_id,),
     ).fetchone()
@@ -111,13 +115,14 @@ def get_report(conn: psycopg.Connection, report_id: str) -> ReportView | None:
 
 
 def record_decision(conn: psycopg.Connection, report_id: str, care_level: str, advice: list,
-                    decided_at: str) -> None:
+                    decided_at: str, outcome: dict | None = None) -> None:
     """Triage makes one decision per report; should another ever come, the newest wins,
     whatever order they arrive in."""
     conn.execute(
-        "UPDATE intake.reports SET care_level = %s, advice = %s, decided_at = %s, updated_at = now()"
+        "UPDATE intake.reports SET care_level = %s, advice = %s, outcome = %s, decided_at = %s, updated_at = now()"
         " WHERE report_id = %s AND (decided_at IS NULL OR decided_at <= %s::timestamptz)",
-        (care_level, Jsonb(advice), decided_at, report_id, decided_at),
+        (care_level, Jsonb(advice), Jsonb(outcome) if outcome is not None else None, decided_at, report_id,
+         decided_at),
     )
 
 
@@ -125,19 +130,21 @@ def record_decisions(conn: psycopg.Connection, decisions: list[dict]) -> None:
     """record_decision for a run of decisions (events.parse_decision's data), in one statement
     whose answer is not needed (in a pipeline it waits for nothing): per report, the newest of
     the run (the later one of a tie, as one by one), kept if it is not older than the one
-    stored. Arrays go binary (%b), as in tell_changes."""
+    stored. Arrays go binary (%b), as in tell_changes. What is stored of each is what the
+    kiosk shows (decision_texts.shown): the advice in the report's language, and its detail."""
     if not decisions:
         return
+    texts = [decision_texts.shown(d) for d in decisions]
     conn.execute(
-        "UPDATE intake.reports r SET care_level = d.care_level, advice = d.advice, decided_at = d.decided_at,"
-        " updated_at = now()"
-        " FROM (SELECT DISTINCT ON (report_id) * FROM unnest(%b::uuid[], %b::text[], %b::jsonb[],"
-        "   %b::timestamptz[], %b::integer[]) AS u (report_id, care_level, advice, decided_at, ordinal)"
+        "UPDATE intake.reports r SET care_level = d.care_level, advice = d.advice, outcome = d.outcome,"
+        " decided_at = d.decided_at, updated_at = now()"
+        " FROM (SELECT DISTINCT ON (report_id) * FROM unnest(%b::uuid[], %b::text[], %b::jsonb[], %b::jsonb[],"
+        "   %b::timestamptz[], %b::integer[]) AS u (report_id, care_level, advice, outcome, decided_at, ordinal)"
         "  ORDER BY report_id, decided_at DESC, ordinal DESC) AS d"
         " WHERE r.report_id = d.report_id AND (r.decided_at IS NULL OR r.decided_at <= d.decided_at)",
         ([str(d["report_id"]) for d in decisions], [d["care_level"] for d in decisions],
-         [Jsonb(d["advice"]) for d in decisions], [d["decided_at"] for d in decisions],
-         list(range(len(decisions)))))
+         [Jsonb(advice) for advice, _ in texts], [Jsonb(detail) for _, detail in texts],
+         [d["decided_at"] for d in decisions], list(range(len(decisions)))))
 
 
 def claim_reports(conn: psycopg.Connection, referral_id: str, report_ids: list[str]) -> None:

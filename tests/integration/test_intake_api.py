@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 
 import pytest
 
@@ -22,6 +22,7 @@ from tests.intake_support import (
 
 from services.common import outbox
 from services.common.settings import TOPIC_REPORTS
+from services.intake import store
 
 pytestmark = pytest.mark.integration
 
@@ -72,6 +73,7 @@ def test_a_report_is_accepted_with_its_event_in_one_transaction(client, kiosk, i
     assert event["type"] == "clinic.report.submitted" and event["subject"] == report_id
     data = event["data"]
     assert data["report_id"] == report_id
+    assert data["language"] == "en"  # none sent: English, as the kiosk spoke before issue 18
     assert datetime.fromisoformat(data["submitted_at"]) == report[3]  # the row's, set as it was stored
     # The birth date goes with the MRN and name: the referral service matches patients on it
     # (contract, patient matching); nothing else of the patient does.
@@ -292,7 +294,8 @@ def test_who_may_read_a_report(client, intake_settings, kiosk):
     own = client.get(path, headers=kiosk.headers)
     assert own.status_code == 200
     assert own.get_json() == {"report_id": report_id, "status": "received", "care_level": None,
-                              "advice": [], "referral": None}
+                              "advice": [], "referral": None, "language": "en", "advice_items": [],
+                              "reasons": []}
     assert client.get(path, headers=staff_headers(intake_settings, "scheduler")).get_json() == own.get_json()
     assert client.get(path, headers=staff_headers(intake_settings, "admin")).status_code == 200
 
@@ -301,6 +304,43 @@ def test_who_may_read_a_report(client, intake_settings, kiosk):
     for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic a2lvc2s6cHc="}):
         anonymous = client.get(path, headers=headers)
         assert anonymous.status_code == 401 and error_of(anonymous)["code"] == "unauthorized"
+
+
+def test_a_spanish_report_records_its_language_and_is_shown_its_outcome_in_spanish(client, kiosk, intake_conn):
+    body = {**report_body(), "language": "es"}
+    report_id = post(client, kiosk.headers, body).get_json()["report_id"]
+    language, event = intake_conn.execute(
+        "SELECT r.language, o.payload FROM intake.reports r JOIN intake.outbox o ON o.key = r.report_id::text"
+        " WHERE r.report_id = %s", (report_id,)).fetchone()
+    assert language == "es" and event["data"]["language"] == "es"
+
+    decision = {"report_id": report_id, "care_level": "self_care", "decided_at": datetime.now(UTC).isoformat(),
+                "advice": ["Ice the sore area.", "Come back if it gets worse."],
+                "advice_ids": ["ice", "come-back-self-care"], "safety_netting": ["come-back-self-care"],
+                "fired": [{"id": "SELF-CARE", "reason": "No warning signs.", "reason_id": "SELF-CARE"}],
+                "language": "es",
+                "patient_text": {"advice": ["Póngase hielo.", "Vuelva si empeora."],
+                                 "reasons": ["Ninguna señal de alarma."]}}
+    store.record_decisions(intake_conn, [decision])
+    shown = client.get(f"/v1/reports/{report_id}", headers=kiosk.headers).get_json()
+    assert shown["language"] == "es" and shown["care_level"] == "self_care"
+    assert shown["advice"] == ["Póngase hielo.", "Vuelva si empeora."]
+    assert shown["advice_items"] == [{"id": "ice", "text": "Póngase hielo.", "safety_netting": False},
+                                     {"id": "come-back-self-care", "text": "Vuelva si empeora.",
+                                      "safety_netting": True}]
+    assert shown["reasons"] == [{"rule": "SELF-CARE", "reason_id": "SELF-CARE", "text": "Ninguna señal de alarma."}]
+
+
+def test_a_retry_that_names_the_default_language_is_the_same_report(client, kiosk, intake_conn):
+    # A kiosk upgraded between a send and its retry adds "language": "en": the same answers.
+    key = {"Idempotency-Key": str(uuid.uuid4())}
+    body = report_body()
+    first = post(client, kiosk.headers, body, **key)
+    again = post(client, kiosk.headers, {**body, "language": "en"}, **key)
+    assert (first.status_code, again.status_code) == (202, 202)
+    assert again.get_json()["report_id"] == first.get_json()["report_id"]
+    other = post(client, kiosk.headers, {**body, "language": "es"}, **key)
+    assert other.status_code == 409
 
 
 @pytest.mark.parametrize("report_id", [str(uuid.uuid4()), "not-a-uuid", f"urn:uuid:{uuid.uuid4()}", "1" * 40])
@@ -387,5 +427,6 @@ def test_the_openapi_document_describes_post_reports(client):
     get_op = spec["paths"]["/v1/reports/{report_id}"]["get"]
     assert {"200", "401", "404"} <= set(get_op["responses"])
     status = resolve(spec, get_op["responses"]["200"]["content"]["application/json"]["schema"])
-    assert set(status["properties"]) == {"report_id", "status", "care_level", "advice", "referral"}
+    assert set(status["properties"]) == {"report_id", "status", "care_level", "advice", "referral", "language",
+                                         "advice_items", "reasons"}
     assert "/kiosk" not in spec["paths"]

@@ -53,6 +53,12 @@ def deliver(consumer, topic: str, event: dict) -> str:
     return consumer._apply(event, delivery)
 
 
+def english_detail(care_level: str) -> dict:
+    """What the status view adds for a decision without patient texts (made before issue 18)."""
+    return {"language": "en", "reasons": [{"rule": "X", "reason_id": None, "text": "test"}],
+            "advice_items": [{"id": None, "text": line, "safety_netting": False} for line in ADVICE[care_level]]}
+
+
 def decision(report_id: str, care_level: str, decided_at: datetime = T0) -> dict:
     """A decision event as triage publishes it (services/triage/store.save_decision)."""
     referral = None if care_level == "self_care" else {
@@ -118,7 +124,7 @@ def test_decision_then_booking(consumer, new_report, view):
 
     assert deliver(consumer, TOPIC_DECISIONS, decision(report_id, "urgent")) == "applied"
     assert view(report_id) == {"report_id": report_id, "status": "triaged", "care_level": "urgent",
-                               "advice": ADVICE["urgent"], "referral": None}
+                               "advice": ADVICE["urgent"], "referral": None, **english_detail("urgent")}
 
     booked = snapshot([report_id], status="booked", sequence=1, referral_id=str(uuid.uuid4()))
     assert deliver(consumer, TOPIC_REFERRAL_EVENTS, booked) == "applied"
@@ -134,7 +140,7 @@ def test_self_care_ends_closed_without_a_referral(consumer, new_report, view):
     report_id = new_report()
     deliver(consumer, TOPIC_DECISIONS, decision(report_id, "self_care"))
     assert view(report_id) == {"report_id": report_id, "status": "closed", "care_level": "self_care",
-                               "advice": ADVICE["self_care"], "referral": None}
+                               "advice": ADVICE["self_care"], "referral": None, **english_detail("self_care")}
 
 
 def test_a_referral_event_before_its_decision(consumer, new_report, view):

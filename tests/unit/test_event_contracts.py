@@ -247,6 +247,31 @@ def test_a_decisions_fields(parse, path, bad):
     assert path in refused(parse, at(decision_event(), path, bad))
 
 
+# Issue 18: the patient's texts in the report's language, with their ids, as triage sends them.
+SPANISH_TEXTS = {"advice_ids": ["rest"], "safety_netting": [], "language": "es",
+                 "fired": [{"id": "URG-SEVERE", "reason": "severe", "reason_id": "URG-SEVERE"}],
+                 "patient_text": {"advice": ["descanso"], "reasons": ["grave"]}}
+
+
+def test_a_decision_with_its_patient_texts_is_read_by_intake():
+    data = intake_events.parse_decision(decision_event(**SPANISH_TEXTS))
+    assert data["patient_text"] == {"advice": ["descanso"], "reasons": ["grave"]}
+
+
+@pytest.mark.parametrize("path, bad, rule", [
+    ("language", "fr", "language: Must be one of: en, es."),
+    ("advice_ids", ["rest", "ice"], "advice_ids: Must have one entry per advice line."),
+    ("advice_ids", [""], "advice_ids.0: "),
+    ("safety_netting", ["ice"], "safety_netting: Must list only ids of advice_ids."),
+    ("patient_text", {"advice": [], "reasons": ["grave"]}, "patient_text.advice: Must have one entry per advice line."),
+    ("patient_text", {"advice": ["descanso"], "reasons": []}, "patient_text.reasons: Must have one entry per fired rule."),
+    ("patient_text", {"advice": ["descanso"]}, "patient_text.reasons: "),
+    ("patient_text", SECRET, "patient_text: "),
+])
+def test_patient_texts_that_do_not_line_up_with_the_decision_are_refused(path, bad, rule):
+    assert rule in refused(intake_events.parse_decision, at(decision_event(**SPANISH_TEXTS), path, bad))
+
+
 @pytest.mark.parametrize("path, bad", [("patient.mrn", "M" * 65), ("patient.mrn", ""), ("patient.birth_date", SECRET),
                                        ("patient.display_name", "")])
 def test_a_decisions_patient(path, bad):

@@ -79,7 +79,29 @@ def test_contract_example_loads_to_python_values():
 
 
 def test_dump_of_a_loaded_report_gives_the_json_back():
-    assert schema().dump(schema().load(body())) == REPORT_EXAMPLE
+    # with the language a report without one was filled in (issue 18)
+    assert schema().dump(schema().load(body())) == {**REPORT_EXAMPLE, "language": "en"}
+
+
+# --- the language it was filled in (issue 18) -------------------------------------------
+
+
+@pytest.mark.parametrize("language", ["en", "es"])
+def test_a_report_records_the_language_it_was_filled_in(language):
+    assert schema().load(body(language=language))["language"] == language
+
+
+def test_a_report_without_a_language_was_filled_in_english():
+    assert schema().load(body())["language"] == "en"
+
+
+@pytest.mark.parametrize("language", ["fr", "ES", "es-ES", "", 1, ["es"]])
+def test_a_language_the_kiosk_does_not_speak_is_named(language):
+    assert_only(body(language=language), "language", "Must be one of: en, es.")
+
+
+def test_a_null_language_is_named():
+    assert_only(body(language=None), "language", "This field cannot be null.")
 
 
 @pytest.mark.parametrize("section", SECTIONS)
@@ -509,7 +531,8 @@ _reports = st.fixed_dictionaries(
             {"joint_locking": _unsure, "instability": _unsure, "persistent_dysfunction": _unsure}
         ),
         "home_care": _valid_home_care(),
-    }
+    },
+    optional={"language": st.sampled_from(["en", "es"])},
 )
 
 
@@ -520,6 +543,7 @@ def test_any_valid_report_loads_and_dumps_back(report):
     expected["patient"].setdefault("phone", None)
     expected["patient"].setdefault("email", None)
     expected["patient"].setdefault("contact_consent", [])
+    expected.setdefault("language", "en")
     assert schema().dump(loaded) == expected
 
 

@@ -20,8 +20,10 @@ from .. import events, store
 from . import auth
 
 _CTES = (
-    "report AS (INSERT INTO intake.reports (report_id, kiosk_id, idempotency_key, body_hash, patient, clinical)"
-    "   SELECT %(report_id)s, admitted.kiosk_id, %(idempotency_key)s, %(body_hash)s, %(patient)s, %(clinical)s"
+    "report AS (INSERT INTO intake.reports (report_id, kiosk_id, idempotency_key, body_hash, patient, clinical,"
+    "   language)"
+    "   SELECT %(report_id)s, admitted.kiosk_id, %(idempotency_key)s, %(body_hash)s, %(patient)s, %(clinical)s,"
+    "          %(language)s"
     "   FROM admitted"
     "   ON CONFLICT ON CONSTRAINT reports_idempotency DO NOTHING RETURNING submitted_at),"
     " announced AS (INSERT INTO intake.outbox (event_id, topic, key, payload, traceparent)"
@@ -40,11 +42,12 @@ def accept(conn: psycopg.Connection, *, body: dict, body_hash: str, idempotency_
     (the earlier report's id, or a conflict)."""
     patient = body["patient"]
     clinical = events.clinical_sections(body)
+    language = events.report_language(body)
     report_id = str(uuid.uuid4())
-    event = events.report_event(report_id, patient, clinical, submitted_at=None)
+    event = events.report_event(report_id, patient, clinical, submitted_at=None, language=language)
     kiosk, (created, _) = auth.admitted_statement(conn, _CTES, _COLUMNS, {
         "report_id": report_id, "idempotency_key": idempotency_key, "body_hash": body_hash,
-        "patient": Jsonb(patient), "clinical": Jsonb(clinical), "event_id": event["id"], "topic": TOPIC_REPORTS,
+        "patient": Jsonb(patient), "clinical": Jsonb(clinical), "language": language, "event_id": event["id"], "topic": TOPIC_REPORTS,
         "event_key": report_id, "event": Jsonb(event), "traceparent": traceparent, "channel": outbox.outbox_channel(store.SCHEMA)})
     if created:
         return kiosk, store.Accepted(report_id, created=True)

@@ -29,6 +29,7 @@ from services.common.envelope import UNSURE, fast_loader
 from services.common.auth import current_staff
 from services.common.db import request_connection
 from services.common.errors import ApiError
+from services.common.report_vocabulary import DEFAULT_LANGUAGE, REPORT_LANGUAGES
 from services.common.json_body import Blueprint, read_json, require_json
 from services.common.web import access_fields
 
@@ -91,15 +92,37 @@ class ReferralSummarySchema(Schema):
     appointment = fields.Nested(AppointmentSchema, allow_none=True)
 
 
+class AdviceItemSchema(Schema):
+    id = fields.String(allow_none=True, metadata={
+        "example": "ice", "description": "Stable id of the line in triage's rule file (null for decisions made "
+        "before ids existed)."})
+    text = fields.String(metadata={"example": "Ice the sore area for 10-15 minutes several times a day."})
+    safety_netting = fields.Boolean(metadata={"description": "Says when to seek care sooner."})
+
+
+class ReasonSchema(Schema):
+    rule = fields.String(metadata={"example": "URG-SEVERE"})
+    reason_id = fields.String(allow_none=True, metadata={"example": "URG-SEVERE"})
+    text = fields.String()
+
+
 class ReportStatusSchema(Schema):
     report_id = fields.UUID()
     status = fields.String(metadata={"example": "referred", "enum": list(REPORT_STATUSES)})
     care_level = fields.String(allow_none=True, metadata={
         "example": "urgent", "enum": [*CARE_LEVELS, None],
         "description": "null until triage has decided."})
-    advice = fields.List(fields.String(), metadata={"description": "Empty until triage has decided."})
+    advice = fields.List(fields.String(), metadata={
+        "description": "Empty until triage has decided. In the report's language (issue 18)."})
     referral = fields.Nested(ReferralSummarySchema, allow_none=True, metadata={
         "description": "null until the referral service has acted (and for self care)."})
+    language = fields.String(metadata={"example": "es", "enum": list(REPORT_LANGUAGES),
+                                       "description": "The language the report was filled in."})
+    advice_items = fields.List(fields.Nested(AdviceItemSchema), metadata={
+        "description": "The advice lines again, each with its stable id and whether it is safety-netting "
+        "(when to seek care sooner). Empty until triage has decided."})
+    reasons = fields.List(fields.Nested(ReasonSchema), metadata={
+        "description": "Why: one reason per rule that fired, in the report's language. Empty until triage has decided."})
 
 
 ACCEPTED_EXAMPLE = {"report_id": "0b0c7e4e-3f5d-4a51-9f3c-2f7d2f0c9a11", "status": "received"}
@@ -116,6 +139,12 @@ STATUS_EXAMPLE = {
                         "start": "2026-11-27T09:00:00+00:00", "end": "2026-11-27T09:30:00+00:00",
                         "provider": "Dr. Rui Costa", "location": "Clinic North, room 2"},
     },
+    "language": "en",
+    "advice_items": [{"id": "rest-until-seen", "text": "Rest the hip and avoid running until you are seen.",
+                      "safety_netting": False}],
+    "reasons": [{"rule": "URG-SEVERE", "reason_id": "URG-SEVERE",
+                 "text": "Pain rated 7 or more out of 10 is severe, and severe pain calls for a prompt "
+                         "medical assessment."}],
 }
 
 
@@ -208,6 +237,8 @@ _SCALARS = frozenset({str, int, float, bool, type(None)})
 
 # Contact fields added in 2026-12, with the value the schema gives them when absent.
 _ADDED_WITH_DEFAULTS = {"email": None, "contact_consent": []}
+# Top-level fields added since, likewise (issue 18).
+_ADDED_TOP_LEVEL_DEFAULTS = {"language": DEFAULT_LANGUAGE}
 
 
 def _body_hash(body: dict) -> str:
@@ -216,7 +247,8 @@ def _body_hash(body: dict) -> str:
     # fields left at their defaults are not hashed: a report that uses none of them hashes
     # as before they existed, so a kiosk retrying across the upgrade is not refused 409.
     patient = {k: v for k, v in body["patient"].items() if _ADDED_WITH_DEFAULTS.get(k, ...) != v}
-    canonical = json.dumps({**body, "patient": patient}, sort_keys=True, separators=(",", ":"))
+    top = {k: v for k, v in body.items() if _ADDED_TOP_LEVEL_DEFAULTS.get(k, ...) != v}
+    canonical = json.dumps({**top, "patient": patient}, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -363,6 +395,9 @@ def get_report(report_id):
         "care_level": view.care_level,
         "advice": view.advice,
         "referral": referral,
+        "language": view.language,
+        "advice_items": view.outcome["advice"] if view.outcome else [],
+        "reasons": view.outcome["reasons"] if view.outcome else [],
     }
 
 
