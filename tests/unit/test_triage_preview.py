@@ -21,10 +21,10 @@ def current(shipped_text):
     return load_rules(shipped_text)
 
 
-def candidate(shipped_text: str, version: str | None = "2026-12-2", **settings: int):
+def candidate(shipped_text: str, version: str | None = "2026-12-3", **settings: int):
     text = shipped_text
     if version:
-        text = text.replace('rules_version: "2026-12-1"', f'rules_version: "{version}"')
+        text = text.replace('rules_version: "2026-12-2"', f'rules_version: "{version}"')
     for name, value in settings.items():
         old = next(line for line in text.splitlines() if line.lstrip().startswith(f"{name}:"))
         text = text.replace(old, f"  {name}: {value}", 1)
@@ -129,7 +129,7 @@ def test_render_puts_lowered_urgents_first_and_plainly(shipped_text, current):
     summary = compare(rows, current, candidate(shipped_text, severe_pain_min=9, home_care_days_min=21,
                                                 persistent_pain_days_min=30))
     lines = render(summary, "candidate.yaml").splitlines()
-    assert lines[0] == "Rule-change preview: rules in force 2026-12-1 -> candidate 2026-12-2 (candidate.yaml)"
+    assert lines[0] == "Rule-change preview: rules in force 2026-12-2 -> candidate 2026-12-3 (candidate.yaml)"
     assert lines[1] == "Decisions recomputed: 3"
     assert lines[2] == "Would change level:   3 (lowered 2, raised 1)"
     body = lines[lines.index("") + 1:]
@@ -156,8 +156,8 @@ def test_rules_2026_12_1_lower_no_decision_of_2026_11_1():
     import itertools
     from pathlib import Path
 
-    history = Path(__file__).resolve().parents[2] / "services/triage/rules/history/care-rules-2026-11-1.yaml"
-    previous, shipped = load_rules(history), load_rules(default_rules_path())
+    history = Path(__file__).resolve().parents[2] / "services/triage/rules/history"
+    previous, shipped = load_rules(history / "care-rules-2026-11-1.yaml"), load_rules(history / "care-rules-2026-12-1.yaml")
     rows = []
     grid = itertools.product(
         (["groin"], ["inner_hip", "buttock"], ["outer_hip"]), ("gradual", "sudden"), (True, False),
@@ -173,3 +173,31 @@ def test_rules_2026_12_1_lower_no_decision_of_2026_11_1():
     assert summary.total == len(rows) == 3 * 2 * 2 * 3 * 5 * 3 * 2
     assert summary.lowered_count == 0 and summary.not_reproduced == ()
     assert summary.raised and {c.starts_firing for c in summary.raised} == {("SPC-STRESS-FRACTURE",)}
+
+
+def test_rules_2026_12_2_lower_no_decision_of_2026_12_1_and_raise_only_spanish_sports():
+    """Issue 18: 2026-12-2 adds Spanish words for the high-impact sports. Over a grid of the
+    answers SPC-STRESS-FRACTURE reads, with English and Spanish sports: nothing is lowered,
+    and what is raised is raised by that rule alone, for a Spanish sport answered "not
+    high-impact" (an English one already counted)."""
+    import itertools
+    from pathlib import Path
+
+    history = Path(__file__).resolve().parents[2] / "services/triage/rules/history/care-rules-2026-12-1.yaml"
+    previous, shipped = load_rules(history), load_rules(default_rules_path())
+    rows, sports = [], {}
+    grid = itertools.product(
+        (["groin"], ["outer_hip"]), ("gradual", "sudden"), (True, False),
+        ("Trail running", "correr", "Fútbol sala", "ciclismo", "natación"), (13, 14, 42), ("yes", "no"))
+    for i, (locations, onset, high_impact, sport, days, improving) in enumerate(grid):
+        snapshot = answers(onset=onset, pain_days=days, improving=improving, home_days=14)
+        snapshot["pain"]["locations"] = locations
+        snapshot["activity"] = {"sport": sport, "high_impact": high_impact}
+        sports[str(i)] = (sport, high_impact)
+        rows.append(stored(str(i), previous) | {"input_snapshot": snapshot,
+                                                "care_level": decide(snapshot, previous, TODAY).care_level})
+    summary = compare(rows, previous, shipped)
+    assert summary.total == len(rows) == 2 * 2 * 2 * 5 * 3 * 2
+    assert summary.lowered_count == 0 and summary.not_reproduced == ()
+    assert {c.starts_firing for c in summary.raised} == {("SPC-STRESS-FRACTURE",)}
+    assert {sports[c.report_id] for c in summary.raised} == {("correr", False), ("Fútbol sala", False)}

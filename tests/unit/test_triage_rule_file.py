@@ -49,7 +49,7 @@ def as_text(data: dict) -> str:
 
 def test_shipped_file_holds_the_rules_of_care_rules_md():
     rules = load_rules(default_rules_path())
-    assert rules.version == "2026-12-1"
+    assert rules.version == "2026-12-2"
     assert {rule.id: rule.level for rule in rules.rules} == SPEC_RULES
     assert [rule.id for rule in rules.rules] == list(SPEC_RULES)
     assert rules.fallback.id == "SELF-CARE"
@@ -298,6 +298,32 @@ BAD_FILES = [
     pytest.param(lambda c: c["unknown_answers"].pop("activity.sport"),
                  "unknown_answers.activity.sport: missing: rules[8].when.all[2].any[1] reads this field",
                  id="missing-unknown-sport-text"),
+    # 2026-12-2 (issue 18): the ids translations are found by
+    pytest.param(lambda c: c["advice"][4].pop("id"), "advice[4].id: missing", id="advice-without-id"),
+    pytest.param(_set("advice[5].id", "ice"), "advice[5].id: duplicate id 'ice' (first used at advice[4])",
+                 id="advice-id-twice"),
+    pytest.param(_set("advice[4].id", "Ice_Pack"), "advice[4].id: expected an id in kebab-case, got 'Ice_Pack'",
+                 id="advice-id-not-kebab-case"),
+    pytest.param(_set("consult_may_offer.id", "ice"),
+                 "consult_may_offer.id: duplicate id 'ice' (first used at advice[4])",
+                 id="consult-id-same-as-an-advice-id"),
+    pytest.param(lambda c: c["consult_may_offer"].pop("id"), "consult_may_offer.id: missing", id="consult-without-id"),
+    pytest.param(lambda c: c["consult_may_offer"]["options"][2].pop("id"), "consult_may_offer.options[2].id: missing",
+                 id="consult-option-without-id"),
+    pytest.param(_set("consult_may_offer.options[4].id", "medication"),
+                 "consult_may_offer.options[4].id: duplicate id 'medication' (first used at consult_may_offer.options[1])",
+                 id="consult-option-id-twice"),
+    pytest.param(lambda c: rule(c, "SELF-CARE")["reasons_when"][1].pop("id"), "rules[9].reasons_when[1].id: missing",
+                 id="reason-variant-without-id"),
+    pytest.param(_set("rules[9].reasons_when[1].id", "stress-fracture-too-early"),
+                 "rules[9].reasons_when[1].id: duplicate id 'stress-fracture-too-early' (first used at "
+                 "rules[9].reasons_when[0])", id="reason-variant-id-twice"),
+    pytest.param(_set("rules[9].reasons_when[0].id", "SELF-CARE"),
+                 "rules[9].reasons_when[0].id: expected an id in kebab-case, got 'SELF-CARE'",
+                 id="reason-variant-id-like-a-rule-id"),
+    pytest.param(lambda c: _advice(c, "Come back")[0].update(safety_netting="yes"),
+                 "advice[8].safety_netting: expected true (or leave it out), got 'yes' (str)",
+                 id="safety-netting-not-true"),
 ]
 
 
@@ -360,3 +386,23 @@ def test_a_missing_file_is_refused_with_its_path(tmp_path):
 def test_something_that_is_neither_path_nor_text_is_a_type_error():
     with pytest.raises(TypeError):
         load_rules(42)
+
+
+def test_every_patient_facing_text_has_a_stable_id_and_the_safety_netting_is_marked():
+    """Issue 18: translations are found by these ids (and the English text)."""
+    rules = load_rules(default_rules_path())
+    assert [line.id for line in rules.advice_lines if line.safety_netting] == [
+        "come-back-self-care", "urgent-safety-net", "waiting-safety-net"]
+    assert all(line.text.startswith(("Come back", "Urgent means", "While you wait")) is line.safety_netting
+               for line in rules.advice_lines)
+    assert rules.consult_id == "consult-may-offer"
+    assert rules.consult_option_ids == ("diagnosis", "medication", "corticosteroid-injections",
+                                        "trigger-point-injections", "nerve-blocks")
+    contexts = set(rules.texts)
+    assert {f"reason:{rule.id}" for rule in rules.rules} <= contexts
+    assert {"reason:SELF-CARE/stress-fracture-too-early", "reason:SELF-CARE/imaging-note", "sport-overrode-answer",
+            "consult:lead-in"} <= contexts
+    assert {f"unknown:{field}" for field in rules.unknown_answer_texts} <= contexts
+    assert {f"advice:{line.id}" for line in rules.advice_lines} <= contexts
+    # as written, {settings} not filled in: a translation fills them in the same way
+    assert rules.texts["reason:URG-SEVERE"].startswith("Pain rated {severe_pain_min} or more")

@@ -118,7 +118,7 @@ def test_rule_table(rules, changes, level, fired):
     decision = decide(report(changes), rules, TODAY)
     assert decision.care_level == level
     assert list(decision.fired_ids) == fired
-    assert decision.rules_version == "2026-12-1"
+    assert decision.rules_version == "2026-12-2"
 
 
 def test_every_rule_of_the_file_is_covered_by_the_table(rules):
@@ -360,7 +360,11 @@ def test_to_dict_is_json_ready_and_has_the_contract_fields(rules):
     as_dict = json.loads(json.dumps(decision.to_dict()))
     assert {"care_level", "rules_version", "fired", "likely_source", "possible_causes", "notes",
             "advice"} <= set(as_dict)
-    assert as_dict["fired"] == [{"id": "SPC-INSTABILITY", "reason": decision.fired[0].reason}]
+    # issue 18: each reason and advice line also by its id in the rule file
+    assert as_dict["fired"] == [{"id": "SPC-INSTABILITY", "reason": decision.fired[0].reason,
+                                 "reason_id": "SPC-INSTABILITY"}]
+    assert len(as_dict["advice_ids"]) == len(as_dict["advice"])
+    assert as_dict["safety_netting"] == ["waiting-safety-net"]
     assert as_dict["referral"] == {"priority": "routine", "within_days": 14}
 
 
@@ -579,3 +583,57 @@ def test_example_7_trail_running_answered_not_high_impact_is_specialist(rules):
     assert decision.fired_ids == ("SPC-STRESS-FRACTURE",)
     assert "running is counted as high-impact" in decision.fired[0].reason
     assert OVERRIDDEN.format("running") in decision.fired[0].reason
+
+
+# -- 2026-12-2 (issue 18): Spanish sports, and the ids of what the patient reads ------------
+
+
+@pytest.mark.parametrize("sport", [
+    "correr", "Corredora de montaña", "salir a correr", "carreras de fondo", "trotar", "footing", "Atletismo",
+    "maratón", "MARATON", "triatlón", "campo a través", "Fútbol", "futbolista", "baloncesto", "básquet",
+    "voleibol", "tenis", "balonmano", "baile", "Danza clásica", "gimnasia rítmica", "salto de longitud",
+])
+def test_a_spanish_high_impact_sport_counts_exactly_as_running_does(rules, sport):
+    """A Spanish-speaking patient who types "correr" must get what "running" gets: the
+    stress-fracture rule, and the reason naming the word found (folded: "futbol")."""
+    english = decide(sport_report("running", high_impact=False), rules, TODAY)
+    spanish = decide(sport_report(sport, high_impact=False), rules, TODAY)
+    assert spanish.care_level == english.care_level == "specialist"
+    assert spanish.fired_ids == english.fired_ids == ("SPC-STRESS-FRACTURE",)
+    assert spanish.advice == english.advice and spanish.possible_causes == english.possible_causes
+    assert spanish.fired[0].sport_word and OVERRIDDEN.format(spanish.fired[0].sport_word) in spanish.fired[0].reason
+
+
+@pytest.mark.parametrize("sport", ["ciclismo", "natación", "remo", "yoga", "pilates", "caminar", "senderismo"])
+def test_spanish_low_impact_sports_are_not_on_the_list(rules, sport):
+    assert decide(sport_report(sport, high_impact=False), rules, TODAY).care_level == "self_care"
+
+
+def test_advice_ids_are_parallel_to_the_advice_and_name_the_safety_netting(rules):
+    by_text = {line.text: line.id for line in rules.advice_lines}
+    for changes, safety_net in (({}, "come-back-self-care"), ({"pain.severity": 8}, "urgent-safety-net"),
+                                ({"function.joint_locking": True}, "waiting-safety-net")):
+        decision = decide(report(changes), rules, TODAY)
+        assert len(decision.advice_ids) == len(decision.advice)
+        assert decision.safety_netting == (safety_net,)
+        for text, advice_id in zip(decision.advice, decision.advice_ids):
+            assert by_text.get(text, rules.consult_id) == advice_id
+    urgent = decide(report({"pain.severity": 8}), rules, TODAY)
+    assert urgent.advice_ids == ("urgent-consult", "reduce-activity", "ice", "stretch-and-strengthen",
+                                 "physical-therapist", "urgent-safety-net", "consult-may-offer")
+    assert urgent.advice[-1] == rules.consult_line
+
+
+def test_reason_ids_name_the_rule_or_its_reasons_when_entry_and_keep_what_was_added(rules):
+    plain = decide(report(), rules, TODAY).fired[0]
+    assert (plain.id, plain.reason_id, plain.unknown_answers, plain.sport_word) == ("SELF-CARE", "SELF-CARE", (), None)
+    too_early = decide(sport_report("Trail running", high_impact=False, days=10), rules, TODAY).fired[0]
+    assert (too_early.id, too_early.reason_id, too_early.sport_word) == ("SELF-CARE", "stress-fracture-too-early",
+                                                                         "running")
+    imaging = decide(report({"pain.direct_trauma": True}), rules, TODAY)
+    assert imaging.fired[0].reason_id == "URG-TRAUMA"
+    unknown = decide(report({"pain.severity": DELETE, "pain.onset": DELETE}), rules, TODAY)
+    assert [(f.id, f.reason_id, f.unknown_answers) for f in unknown.fired] == [
+        ("URG-SEVERE", "URG-SEVERE", ("pain.severity",)), ("URG-SUDDEN", "URG-SUDDEN", ("pain.onset",))]
+    assert unknown.to_dict()["fired"][0] == {"id": "URG-SEVERE", "reason": unknown.fired[0].reason,
+                                             "reason_id": "URG-SEVERE"}

@@ -27,7 +27,7 @@ class DecisionSchema(Schema):
 
     report_id = fields.UUID(metadata={"description": "extension: the report decided"})
     care_level = fields.String(metadata={"example": "urgent"})
-    rules_version = fields.String(metadata={"example": "2026-12-1"})
+    rules_version = fields.String(metadata={"example": "2026-12-2"})
     fired = fields.List(fields.Nested(FiredSchema))
     likely_source = fields.String(metadata={"example": "joint"})
     possible_causes = fields.List(fields.String())

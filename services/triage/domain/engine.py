@@ -65,46 +65,50 @@ def decide(report: Mapping, rules: RuleSet, today: date) -> Decision:
     for rule in rules.conditional_rules:
         outcome = rule.condition.evaluate(facts)
         if is_met(outcome):
-            fired.append(FiredRule(rule.id, _reason(rule, outcome, rules, facts)))
+            fired.append(_fired(rule, outcome, rules, facts))
             if level is None or seriousness(rule.level) > seriousness(level):
                 level = rule.level
     if not fired:
         # SELF-CARE (or whatever the file names `otherwise`) only when nothing else fired
         fallback = rules.fallback
-        fired.append(FiredRule(fallback.id, _reason(fallback, True, rules, facts)))
+        fired.append(_fired(fallback, True, rules, facts))
         level = fallback.level
 
+    advice = rules.advice_for(level, lambda condition: is_met(condition.evaluate(facts)))
     return Decision(
         care_level=level,
         fired=tuple(fired),
         likely_source=_likely_source(facts, rules),
         possible_causes=tuple(causes),
         notes=tuple(notes),
-        advice=rules.advice_for(level, lambda condition: is_met(condition.evaluate(facts))),
+        advice=tuple(line.text for line in advice),
         rules_version=rules.version,
         referral=rules.referral_for(level),
+        advice_ids=tuple(line.id for line in advice),
+        safety_netting=tuple(line.id for line in advice if line.safety_netting),
     )
 
 
-def _reason(rule: Rule, outcome: Outcome, rules: RuleSet, facts: Mapping[str, object]) -> str:
+def _fired(rule: Rule, outcome: Outcome, rules: RuleSet, facts: Mapping[str, object]) -> FiredRule:
+    """The rule with its reason, and the parts the reason was made of (to say it in another
+    language: FiredRule.compose)."""
     # the first `reasons_when` entry met, else the rule's own reason
-    reason, reads_list = next(((text, reads) for condition, text, reads in rule.reasons_when
-                               if is_met(condition.evaluate(facts))),
-                              (rule.reason, rule.reads_sport_list))
-    said = []
-    if outcome is not True:
-        # fired only because some answers were unknown: say which, and that we assumed the worst
-        fields = dict.fromkeys(outcome)   # de-duplicated, first-seen order
-        said += [rules.unknown_answer_texts[field] for field in fields]
-    if reads_list and (overridden := _sport_overrode_answer(rules, facts)):
-        said.append(overridden)
-    if not said:
-        return reason
-    return f"{reason.rstrip('.')} ({'; '.join(said)})."
+    variant = next((variant for variant in rule.reasons_when if is_met(variant.condition.evaluate(facts))), None)
+    reason, reason_id, reads_list = ((variant.reason, variant.id, variant.reads_sport_list) if variant
+                                     else (rule.reason, rule.id, rule.reads_sport_list))
+    # fired only because some answers were unknown: say which (de-duplicated, first-seen
+    # order), and that we assumed the worst
+    unknown = tuple(dict.fromkeys(outcome)) if outcome is not True else ()
+    word = _sport_overrode_answer(rules, facts) if reads_list else None
+    said = [rules.unknown_answer_texts[field] for field in unknown]
+    if word is not None:
+        said.append(rules.high_impact_sports.answer_overridden.replace("{word}", word))
+    return FiredRule(rule.id, FiredRule.compose(reason, said), reason_id, unknown, word)
 
 
 def _sport_overrode_answer(rules: RuleSet, facts: Mapping[str, object]) -> str | None:
-    """"you answered not high-impact, but running is counted as high-impact", when it is so."""
+    """The sport word ("running") that counted as high-impact over a "not high-impact"
+    answer, when it is so."""
     sports = rules.high_impact_sports
     if sports is None or facts.get("activity.high_impact") is not False:
         return None
@@ -112,7 +116,7 @@ def _sport_overrode_answer(rules: RuleSet, facts: Mapping[str, object]) -> str |
     if not isinstance(words, tuple):
         return None
     found = sports.condition.match(words)
-    return sports.answer_overridden.replace("{word}", " ".join(found)) if found else None
+    return " ".join(found) if found else None
 
 
 def _likely_source(facts: Mapping[str, object], rules: RuleSet) -> str:

@@ -12,14 +12,15 @@ import string
 from dataclasses import replace
 from collections.abc import Mapping
 from types import MappingProxyType
+from typing import NamedTuple
 
-from . import checking
+from . import checking, text_ids
 from .checking import Problems, describe
 from .condition_parser import ConditionScope, parse_condition
 from .conditions import Always, CauseListed, Condition, IncludesAny, OnList, parts_of
 from .facts import words_of
 from .errors import RuleFileError
-from .ruleset import AdviceLine, HighImpactSports, Note, PossibleCause, ReferralTerms, Rule, RuleSet
+from .ruleset import AdviceLine, HighImpactSports, Note, PossibleCause, ReasonVariant, ReferralTerms, Rule, RuleSet
 from .vocabulary import ALWAYS, CARE_LEVELS, FIELDS, LOCATIONS, OTHERWISE, REFERRAL_PRIORITIES
 
 TOP_LEVEL_KEYS = ("rules_version", "settings", "referral", "unknown_answers", "rules",
@@ -45,9 +46,13 @@ REVIEW_REQUIRED = "required"
 HIGH_IMPACT_ANSWER = "activity.high_impact"
 SPORT_FIELD = "activity.sport"
 WORD_PLACEHOLDER = "{word}"
+# `safety_netting: true` marks an advice line that says what to watch for and when to come back.
+SAFETY_NETTING = "safety_netting"
 
 _RULE_ID = re.compile(r"[A-Z][A-Z0-9]*(-[A-Z0-9]+)*")
 _SNAKE_ID = re.compile(r"[a-z][a-z0-9_]*")
+# Advice lines, reasons_when entries and consult options: their translations are found by it.
+_TEXT_ID = re.compile(text_ids.KEBAB_ID)
 
 
 def _keys(node: object) -> tuple:
@@ -57,6 +62,14 @@ def _keys(node: object) -> tuple:
 
 # Marks the `when: otherwise` rule while building (its Rule.condition is None).
 _FALLBACK = object()
+
+
+class _Consult(NamedTuple):
+    id: str                      # the advice id of the line
+    levels: frozenset[str]
+    line: str                    # "<lead_in> <option>, <option>, ... ."
+    options: tuple[str, ...]
+    option_ids: tuple[str, ...]
 
 
 def build_rule_set(data: object, origin: str = "rule file") -> RuleSet:
@@ -72,6 +85,7 @@ class _Builder:
         self.problems = Problems()
         self.settings: dict[str, int | None] = {}   # None: declared but refused
         self.word_lists: dict[str, tuple[tuple[str, ...], ...] | None] = {}   # None: refused
+        self.texts: dict[str, str] = {}   # context -> English text as written (RuleSet.texts)
 
     def build(self, data: object) -> RuleSet | None:
         top = checking.mapping(self.problems, data, "", TOP_LEVEL_KEYS, OPTIONAL_TOP_LEVEL_KEYS)
@@ -93,7 +107,7 @@ class _Builder:
         rules = self._reasons_when(rules, variant_nodes, listing_scope)
         advice = self._advice(top.get("advice"), listing_scope)
         self._check_unknown_texts_cover(unknown_texts, fields_read)
-        consult_levels, consult_line, consult_options = self._consult_may_offer(top.get("consult_may_offer"))
+        consult = self._consult_may_offer(top.get("consult_may_offer"), {line.id: path for line, path in advice})
         referral = self._referral(top.get("referral"))
         if self.problems:
             return None
@@ -108,13 +122,16 @@ class _Builder:
             soft_tissue_locations=soft_tissue,
             possible_causes=tuple(causes),
             notes=tuple(notes),
-            advice_lines=tuple(advice),
-            consult_options=consult_options,
-            consult_line=consult_line,
-            consult_levels=consult_levels,
+            advice_lines=tuple(line for line, _ in advice),
+            consult_options=consult.options,
+            consult_line=consult.line,
+            consult_levels=consult.levels,
             referral_by_level=MappingProxyType(referral),
             content=MappingProxyType(dict(top)),
             high_impact_sports=sports,
+            texts=MappingProxyType(dict(self.texts)),
+            consult_id=consult.id,
+            consult_option_ids=consult.option_ids,
         )
 
     # -- settings and texts -------------------------------------------------
@@ -162,6 +179,17 @@ class _Builder:
             self.problems.add(path, f"bad {{placeholder}} ({error})")
             return None
 
+    def _patient_text(self, node: object, path: str, context: str) -> str | None:
+        """As _text, for a text a patient reads: kept, as written, under its context."""
+        text = self._text(node, path)
+        if text is not None:
+            self.texts[context] = node
+        return text
+
+    def _text_id(self, node: object, path: str, first_seen: dict[str, str]) -> str | None:
+        """The stable id of a patient-facing text (its translations are found by it)."""
+        return self._id(node, path, _TEXT_ID, "kebab-case", first_seen)
+
     def _unknown_answers(self, node: object) -> dict[str, str]:
         texts = checking.mapping(self.problems, node, "unknown_answers", (), optional=_keys(node))
         result: dict[str, str] = {}
@@ -170,7 +198,7 @@ class _Builder:
             if name not in FIELDS:
                 self.problems.add(path, f"unknown field {describe(name)}")
                 continue
-            text = self._text(value, path)
+            text = self._patient_text(value, path, text_ids.unknown_answer(name))
             if text is not None:
                 result[name] = text
         return result
@@ -212,6 +240,7 @@ class _Builder:
             overridden = None
         if len(self.problems.items) > problems_before:
             return None
+        self.texts[text_ids.SPORT_OVERRODE_ANSWER] = overridden
         condition = OnList(SPORT_FIELD, path, tuple(phrases))
         self.word_lists[path] = tuple(phrases)
         return HighImpactSports(condition, overridden)
@@ -245,6 +274,8 @@ class _Builder:
             level = checking.one_of(self.problems, fields.get("level"), f"{path}.level", CARE_LEVELS, "level")
             condition = self._rule_when(fields.get("when"), f"{path}.when", scope)
             reason = self._text(fields.get("reason"), f"{path}.reason")
+            if rule_id is not None and reason is not None:
+                self.texts[text_ids.reason(rule_id)] = fields["reason"]
             source = checking.sources(self.problems, fields.get("source"), f"{path}.source")
             review = self._review(self.problems, fields, path)
             if condition is _FALLBACK:
@@ -262,8 +293,10 @@ class _Builder:
 
     def _reasons_when(self, rules: list[Rule], variant_nodes: Mapping[str, tuple[str, object]],
                       scope: ConditionScope) -> list[Rule]:
-        """`reasons_when: [{when: <condition>, reason: <text>}, ...]`: the first met wins."""
+        """`reasons_when: [{id: <kebab-id>, when: <condition>, reason: <text>}, ...]`: the first
+        met wins. Ids are unique in the file, so a decision's `reason_id` names one alone."""
         result = []
+        first_seen: dict[str, str] = {}
         for rule in rules:
             if rule.id not in variant_nodes:
                 result.append(rule)
@@ -272,13 +305,16 @@ class _Builder:
             variants = []
             for i, entry in enumerate(checking.sequence(self.problems, node, path) or []):
                 entry_path = f"{path}[{i}]"
-                fields = checking.mapping(self.problems, entry, entry_path, ("when", "reason"))
+                fields = checking.mapping(self.problems, entry, entry_path, ("id", "when", "reason"))
                 if fields is None:
                     continue
+                variant_id = self._text_id(fields.get("id"), f"{entry_path}.id", first_seen)
                 condition = self._listing_when(fields.get("when"), f"{entry_path}.when", scope, allow_always=False)
                 reason = self._text(fields.get("reason"), f"{entry_path}.reason")
-                if condition is not None and reason is not None:
-                    variants.append((condition, reason, False))   # the flag is set once causes are known
+                if None not in (variant_id, condition, reason):
+                    self.texts[text_ids.reason(rule.id, variant_id)] = fields["reason"]
+                    # reads_sport_list is set once the causes are known
+                    variants.append(ReasonVariant(variant_id, condition, reason))
             result.append(replace(rule, reasons_when=tuple(variants)))
         return result
 
@@ -294,8 +330,8 @@ class _Builder:
             return False
 
         return replace(rule, reads_sport_list=reads(rule.condition),
-                       reasons_when=tuple((condition, text, reads(condition))
-                                          for condition, text, _ in rule.reasons_when))
+                       reasons_when=tuple(replace(variant, reads_sport_list=reads(variant.condition))
+                                          for variant in rule.reasons_when))
 
     def _rule_when(self, node: object, path: str, scope: ConditionScope) -> object:
         if node == OTHERWISE:
@@ -410,16 +446,24 @@ class _Builder:
                   for i, level in enumerate(entries)]
         return frozenset(level for level in levels if level is not None)
 
-    def _advice(self, node: object, scope: ConditionScope) -> list[AdviceLine]:
+    def _advice(self, node: object, scope: ConditionScope) -> list[tuple[AdviceLine, str]]:
+        """The advice lines, each with its path."""
         entries = checking.sequence(self.problems, node, "advice") or []
         advice = []
+        first_seen: dict[str, str] = {}
         for index, entry in enumerate(entries):
             path = f"advice[{index}]"
-            fields = checking.mapping(self.problems, entry, path, ("text", "levels"),
-                                      optional=("source", "when", "unless", CLINICIAN_REVIEW))
+            fields = checking.mapping(self.problems, entry, path, ("id", "text", "levels"),
+                                      optional=("source", "when", "unless", CLINICIAN_REVIEW, SAFETY_NETTING))
             if fields is None:
                 continue
-            text = self._text(fields.get("text"), f"{path}.text")
+            advice_id = self._text_id(fields.get("id"), f"{path}.id", first_seen)
+            text = (self._patient_text(fields.get("text"), f"{path}.text", text_ids.advice(advice_id))
+                    if advice_id is not None else self._text(fields.get("text"), f"{path}.text"))
+            safety_netting = SAFETY_NETTING in fields
+            if safety_netting and fields[SAFETY_NETTING] is not True:
+                self.problems.add(f"{path}.{SAFETY_NETTING}",
+                                  f"expected true (or leave it out), got {describe(fields[SAFETY_NETTING])}")
             levels = self._levels(fields.get("levels"), f"{path}.levels")
             if "source" in fields:
                 checking.sources(self.problems, fields["source"], f"{path}.source")
@@ -432,29 +476,37 @@ class _Builder:
                 when = self._listing_when(fields["when"], f"{path}.when", scope, allow_always=False)
             if "unless" in fields:
                 unless = self._listing_when(fields["unless"], f"{path}.unless", scope, allow_always=False)
-            if text is not None:
-                advice.append(AdviceLine(text, levels, when, unless, review))
+            if advice_id is not None and text is not None:
+                advice.append((AdviceLine(advice_id, text, levels, when, unless, review, safety_netting), path))
         return advice
 
-    def _consult_may_offer(self, node: object) -> tuple[frozenset[str], str, tuple[str, ...]]:
-        fields = checking.mapping(self.problems, node, "consult_may_offer", ("levels", "lead_in", "options"))
+    def _consult_may_offer(self, node: object, advice_ids: Mapping[str, str]) -> _Consult:
+        """`{id, levels, lead_in, options: [{id, name, source}, ...]}`; its id is the advice
+        id of the line it makes, so it must differ from every advice line's."""
+        path = "consult_may_offer"
+        fields = checking.mapping(self.problems, node, path, ("id", "levels", "lead_in", "options"))
         if fields is None:
-            return frozenset(), "", ()
-        levels = self._levels(fields.get("levels"), "consult_may_offer.levels")
-        lead_in = self._text(fields.get("lead_in"), "consult_may_offer.lead_in") or ""
-        options = []
+            return _Consult("", frozenset(), "", (), ())
+        consult_id = self._text_id(fields.get("id"), f"{path}.id", dict(advice_ids)) or ""
+        levels = self._levels(fields.get("levels"), f"{path}.levels")
+        lead_in = self._patient_text(fields.get("lead_in"), f"{path}.lead_in", text_ids.CONSULT_LEAD_IN) or ""
+        options, option_ids = [], []
+        first_seen: dict[str, str] = {}
         for index, entry in enumerate(checking.sequence(self.problems, fields.get("options"),
-                                                        "consult_may_offer.options") or []):
-            path = f"consult_may_offer.options[{index}]"
-            option = checking.mapping(self.problems, entry, path, ("name", "source"))
+                                                        f"{path}.options") or []):
+            option_path = f"{path}.options[{index}]"
+            option = checking.mapping(self.problems, entry, option_path, ("id", "name", "source"))
             if option is None:
                 continue
-            name = self._text(option.get("name"), f"{path}.name")
-            checking.sources(self.problems, option.get("source"), f"{path}.source")
-            if name is not None:
+            option_id = self._text_id(option.get("id"), f"{option_path}.id", first_seen)
+            name = (self._patient_text(option.get("name"), f"{option_path}.name", text_ids.consult_option(option_id))
+                    if option_id is not None else self._text(option.get("name"), f"{option_path}.name"))
+            checking.sources(self.problems, option.get("source"), f"{option_path}.source")
+            if option_id is not None and name is not None:
                 options.append(name)
+                option_ids.append(option_id)
         line = f"{lead_in} {', '.join(options)}."
-        return levels, line, tuple(options)
+        return _Consult(consult_id, levels, line, tuple(options), tuple(option_ids))
 
     def _referral(self, node: object) -> dict[str, ReferralTerms]:
         fields = checking.mapping(self.problems, node, "referral", LEVELS_WITH_REFERRAL)

@@ -10,15 +10,25 @@ from .conditions import Condition
 
 
 @dataclass(frozen=True)
+class ReasonVariant:
+    """A `reasons_when` entry: its reason replaces the rule's when its condition (which may
+    ask for a possible cause or a note) is met."""
+
+    id: str
+    condition: Condition
+    reason: str                   # settings already filled in
+    reads_sport_list: bool = False   # as Rule.reads_sport_list, for this entry's condition
+
+
+@dataclass(frozen=True)
 class Rule:
     id: str
     level: str
     condition: Condition | None   # None: the fallback rule (`when: otherwise`)
     reason: str                   # settings already filled in
     source: tuple[str, ...]
-    # Other reasons, each for when its condition (which may ask for a possible cause or a
-    # note) is met; the first met wins, else `reason`. The flag: as `reads_sport_list`.
-    reasons_when: tuple[tuple[Condition, str, bool], ...] = ()
+    # Other reasons: the first whose condition is met wins, else `reason`.
+    reasons_when: tuple[ReasonVariant, ...] = ()
     clinician_review: bool = False   # a reading stronger than its source: a clinician must review it
     # Whether its condition can be met because the sport is on the high-impact list (then its
     # reason says so when the patient answered "not high-impact")
@@ -47,11 +57,13 @@ class Note:
 
 @dataclass(frozen=True)
 class AdviceLine:
-    text: str
+    id: str                           # stable: its translations are found by it (text_ids.advice)
+    text: str                         # settings already filled in
     levels: frozenset[str]
     when: Condition | None = None     # shown only when met (None: always)
     unless: Condition | None = None   # not shown when met
     clinician_review: bool = False    # no source sentence: our words, for a clinician to review
+    safety_netting: bool = False      # what to watch for and when to come back (shown as such)
 
 
 @dataclass(frozen=True)
@@ -90,6 +102,11 @@ class RuleSet:
     referral_by_level: Mapping[str, ReferralTerms]
     content: Mapping = field(repr=False)          # the file as parsed
     high_impact_sports: HighImpactSports | None = None   # None: the file has no such list
+    # What a patient may read, for catalogues: context (text_ids) -> the English text as
+    # written, its {setting} placeholders not filled in; file order.
+    texts: Mapping[str, str] = field(default_factory=dict, repr=False)
+    consult_id: str = ""                          # the advice id of `consult_line`
+    consult_option_ids: tuple[str, ...] = ()      # parallel to consult_options
     # derived from `rules` once, so the engine does not sort them per decision
     conditional_rules: tuple[Rule, ...] = field(init=False, repr=False)
     fallback: Rule = field(init=False, repr=False)   # `when: otherwise`: applies when nothing else fires
@@ -99,15 +116,17 @@ class RuleSet:
         object.__setattr__(self, "fallback", next(rule for rule in self.rules if rule.is_fallback))
 
     def advice_for(self, level: str, listed: Callable[[Condition], bool] = lambda _condition: False,
-                   ) -> tuple[str, ...]:
+                   ) -> tuple[AdviceLine, ...]:
         """The advice lines for `level`, in file order; `listed(condition)` says whether a
         line's `when`/`unless` condition is met for the decision at hand (the engine's facts).
-        Urgent and specialist end with what the consult may offer."""
-        lines = tuple(line.text for line in self.advice_lines
+        Urgent and specialist end with what the consult may offer (id `consult_id`)."""
+        lines = tuple(line for line in self.advice_lines
                       if level in line.levels
                       and (line.when is None or listed(line.when))
                       and not (line.unless is not None and listed(line.unless)))
-        return lines + ((self.consult_line,) if level in self.consult_levels else ())
+        if level in self.consult_levels:
+            lines += (AdviceLine(self.consult_id, self.consult_line, self.consult_levels),)
+        return lines
 
     def referral_for(self, level: str) -> ReferralTerms | None:
         return self.referral_by_level.get(level)
