@@ -1,0 +1,65 @@
+"""The catalogues of the rule file's patient-facing texts, loaded at start (issue 18).
+
+    catalogues = load_catalogues()        # at worker or app start; never at import
+    translate = catalogues.lookup("es")   # (context, English) -> Spanish, or the English
+
+One compiled catalogue (.mo) per supported language but English, the rule file's own
+language, under services/triage/rules/locale/<lang>/LC_MESSAGES/care_rules.mo (made by
+`python -m services.triage.rules.catalogue`). A supported language without its catalogue
+stops the start with CataloguesMissing: a Spanish-speaking patient must not silently get
+every text in English.
+"""
+from __future__ import annotations
+
+import gettext
+import struct
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import resources
+from importlib.resources.abc import Traversable
+from types import MappingProxyType
+
+from services.common.report_vocabulary import REPORT_LANGUAGES
+
+from .domain.patient_text import Translate, english
+
+DOMAIN = "care_rules"
+RULE_FILE_LANGUAGE = "en"   # the rule file's texts are English: no catalogue
+
+
+class CataloguesMissing(RuntimeError):
+    """A supported language has no (readable) compiled catalogue."""
+
+
+@dataclass(frozen=True)
+class Catalogues:
+    by_language: Mapping[str, gettext.GNUTranslations]
+
+    def lookup(self, language: str) -> Translate:
+        """The translation lookup for `language`: pgettext, which gives the English back for a
+        text it does not hold (an English text changed since it was translated)."""
+        catalogue = self.by_language.get(language)
+        return catalogue.pgettext if catalogue is not None else english
+
+
+def locale_dir() -> Traversable:
+    return resources.files("services.triage.rules").joinpath("locale")
+
+
+def load_catalogues(languages: tuple[str, ...] = REPORT_LANGUAGES, directory: Traversable | None = None) -> Catalogues:
+    """Every supported language's catalogue; CataloguesMissing naming each one that is not there."""
+    directory = directory or locale_dir()
+    loaded, missing = {}, []
+    for language in languages:
+        if language == RULE_FILE_LANGUAGE:
+            continue
+        path = directory.joinpath(language, "LC_MESSAGES", f"{DOMAIN}.mo")
+        try:
+            with path.open("rb") as compiled:
+                loaded[language] = gettext.GNUTranslations(compiled)
+        except (OSError, ValueError, struct.error) as error:   # missing, or not a .mo (bad magic, cut short)
+            missing.append(f"{language} ({path}: {error})")
+    if missing:
+        raise CataloguesMissing("no usable catalogue of the care rules' patient texts for: " + "; ".join(missing)
+                                + " - run python -m services.triage.rules.catalogue")
+    return Catalogues(MappingProxyType(loaded))
