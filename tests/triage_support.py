@@ -6,6 +6,7 @@ its own report ids and looks only at rows and messages carrying them.
 """
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from datetime import date, datetime, timedelta, timezone
@@ -21,6 +22,7 @@ from services.common.settings import TOPIC_REPORTS
 from services.intake.events import report_event as intake_report_event
 from services.triage import worker
 from services.triage.domain import default_rules_path, load_rules
+from services.triage.translations import load_catalogues
 
 ASSESSED_ON = date(2026, 11, 26)
 
@@ -28,6 +30,12 @@ ASSESSED_ON = date(2026, 11, 26)
 @pytest.fixture(scope="session")
 def rules():
     return load_rules(default_rules_path())
+
+
+@functools.cache
+def catalogues():
+    """The shipped catalogues of the patient texts, as the worker loads them at start."""
+    return load_catalogues()
 
 
 @pytest.fixture(scope="session")
@@ -74,7 +82,7 @@ def decide_as_worker(conn, rules, event: dict) -> None:
     delivery = Delivery(topic=TOPIC_REPORTS, partition=0, offset=0, key=event["subject"],
                         traceparent=new_traceparent())
     with conn.transaction():
-        worker.on_report(rules, conn, event, delivery)
+        worker.on_report(rules, catalogues(), conn, event, delivery)
 
 
 # -- Kafka -----------------------------------------------------------------------------------
@@ -95,7 +103,7 @@ class TriageWorker(WorkerThread):
     committed offsets do not matter."""
 
     def __init__(self, settings, rules):
-        super().__init__(settings, migrations_package="services.triage", handlers=worker.handlers(rules),
+        super().__init__(settings, migrations_package="services.triage", handlers=worker.handlers(rules, catalogues()),
                          group_id=f"clinic-triage-test-{uuid.uuid4().hex[:8]}")  # triage's ACLs allow clinic-triage-*
 
 

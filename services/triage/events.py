@@ -11,6 +11,7 @@ Out: `clinic.triage.decided` on clinic.triage-decisions.v1, one per report.
 from __future__ import annotations
 
 import functools
+import logging
 from datetime import date
 
 from marshmallow import EXCLUDE, INCLUDE, Schema, ValidationError, fields, post_load, validate, validates
@@ -21,14 +22,18 @@ from services.common.fields import StrictBoolean
 from services.common.inbox import PoisonEvent
 from services.common.report_vocabulary import (
     CLINICAL_SECTIONS,
+    DEFAULT_LANGUAGE,
     HOME_CARE_MEASURES,
     IMPROVING,
     ONSETS,
     PAIN_LOCATIONS,
     PAIN_SCALE_MAX,
     PAIN_SCALE_MIN,
+    REPORT_LANGUAGES,
     SIDES,
 )
+
+log = logging.getLogger(__name__)
 
 # The one event type intake publishes on clinic.symptom-reports.v1 (contract, not an import:
 # services share events, not code).
@@ -164,7 +169,20 @@ def parse_report_event(event: dict) -> dict:
         raise PoisonEvent(f"report event data invalid: {validation_reason(exc)}") from exc
     for section in CLINICAL_SECTIONS:
         data[section] = event["data"][section]
+    data["language"] = _language(event["data"].get("language", DEFAULT_LANGUAGE), data["report_id"])
     return data
+
+
+def _language(language: object, report_id: object) -> str:
+    """The report's language for the patient's texts (issue 18). Not a clinical answer: one we
+    do not speak is decided and told in English, never dead-lettered (the decision itself does
+    not depend on it)."""
+    if language in REPORT_LANGUAGES:
+        return language
+    # the value is not logged: whatever a producer put there stays out of the logs
+    log.warning("report %s: unsupported language (%s), its patient texts are in English", report_id,
+                type(language).__name__)
+    return DEFAULT_LANGUAGE
 
 
 def clinical_answers(data: dict) -> dict:

@@ -44,10 +44,11 @@ def save_decisions(conn: psycopg.Connection, made: list[NewDecision]) -> list[bo
         "WITH made AS (SELECT * FROM unnest(%b::jsonb[], %b::jsonb[], %b::date[], %b::text[]) WITH ORDINALITY"
         "   AS m (event, input_snapshot, assessed_on, traceparent, ordinal)),"
         " stored AS (INSERT INTO triage.decisions (report_id, care_level, rules_version, fired, likely_source,"
-        "   possible_causes, notes, advice, input_snapshot, assessed_on, decided_at)"
+        "   possible_causes, notes, advice, input_snapshot, assessed_on, decided_at, language, advice_ids,"
+        "   safety_netting, patient_text)"
         "   SELECT (d->>'report_id')::uuid, d->>'care_level', d->>'rules_version', d->'fired', d->>'likely_source',"
         "     d->'possible_causes', d->'notes', d->'advice', input_snapshot, assessed_on,"
-        "     (d->>'decided_at')::timestamptz"
+        "     (d->>'decided_at')::timestamptz, d->>'language', d->'advice_ids', d->'safety_netting', d->'patient_text'"
         "   FROM made, LATERAL (SELECT made.event->'data') AS x (d) ORDER BY ordinal"
         "   ON CONFLICT (report_id) DO NOTHING RETURNING report_id),"
         " announced AS (INSERT INTO triage.outbox (event_id, topic, key, payload, traceparent)"
@@ -74,10 +75,12 @@ def save_decision(conn: psycopg.Connection, **fields) -> bool:
 
 
 def get_decision(conn: psycopg.Connection, report_id: str) -> dict | None:
+    """The stored decision, whole (the API shows the contract's fields of it)."""
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(
             "SELECT report_id::text, care_level, rules_version, fired, likely_source, possible_causes,"
-            " notes, advice, decided_at, input_snapshot, assessed_on FROM triage.decisions WHERE report_id = %s",
+            " notes, advice, advice_ids, safety_netting, language, patient_text, decided_at, input_snapshot,"
+            " assessed_on FROM triage.decisions WHERE report_id = %s",
             (report_id,),
         ).fetchone()
 
@@ -94,5 +97,6 @@ def stored_decisions(conn: psycopg.Connection):
     """Every stored decision, whole, for `clinic rules replay` (streamed)."""
     with conn.cursor(name="replay", row_factory=dict_row) as cur:
         cur.execute("SELECT report_id::text, care_level, rules_version, fired, likely_source, possible_causes,"
-                    " notes, advice, input_snapshot, assessed_on FROM triage.decisions ORDER BY decided_at")
+                    " notes, advice, advice_ids, safety_netting, language, patient_text, input_snapshot,"
+                    " assessed_on FROM triage.decisions ORDER BY decided_at")
         yield from cur

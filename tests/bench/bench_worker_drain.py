@@ -201,8 +201,9 @@ def handlers_of(service: str) -> dict:
     if service == "triage":
         from services.triage import worker
         from services.triage.domain import default_rules_path, load_rules
+        from services.triage.translations import load_catalogues
 
-        return worker.handlers(load_rules(default_rules_path()))
+        return worker.handlers(load_rules(default_rules_path()), load_catalogues())
     if service == "referral":
         from services.referral import worker
 

@@ -23,6 +23,7 @@ from services.intake import worker as intake_worker
 from services.referral import worker as referral_worker
 from services.triage import worker as triage_worker
 from services.triage.domain import default_rules_path, load_rules
+from services.triage.translations import load_catalogues
 
 pytestmark = pytest.mark.integration
 
@@ -139,7 +140,7 @@ def render(matrix: dict[str, dict[str, str]]) -> str:
 def test_the_acl_table_matches_what_each_worker_consumes():
     rules = load_rules(default_rules_path())
     assert set(CONSUMES["intake"]) == set(intake_worker.HANDLERS)
-    assert set(CONSUMES["triage"]) == set(triage_worker.handlers(rules))
+    assert set(CONSUMES["triage"]) == set(triage_worker.handlers(rules, load_catalogues()))
     # The referral worker builds its handlers inside main(): the topics its module knows.
     assert set(CONSUMES["referral"]) == {v for k, v in vars(referral_worker).items() if k.startswith("TOPIC_")}
     for service in SERVICES:

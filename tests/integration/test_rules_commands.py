@@ -48,7 +48,7 @@ def test_a_higher_severe_threshold_shows_the_severity_8_urgents_it_would_lower(
     severe_only = store(triage_conn, rules, clinical(severity=8, locations=("groin",)))
     severe_and_locking = store(triage_conn, rules, clinical(severity=8, locking=True))
     severity_9 = store(triage_conn, rules, clinical(severity=9))
-    path = candidate_file(tmp_path, ('rules_version: "2026-12-1"', 'rules_version: "2026-12-2"'),
+    path = candidate_file(tmp_path, ('rules_version: "2026-12-2"', 'rules_version: "2026-12-3"'),
                           ("severe_pain_min: 7", "severe_pain_min: 9"))
     total = triage_conn.execute("SELECT count(*) FROM triage.decisions").fetchone()[0]
 
@@ -56,7 +56,7 @@ def test_a_higher_severe_threshold_shows_the_severity_8_urgents_it_would_lower(
 
     out = capsys.readouterr().out
     lines = out.splitlines()
-    assert lines[0] == f"Rule-change preview: rules in force 2026-12-1 -> candidate 2026-12-2 ({path})"
+    assert lines[0] == f"Rule-change preview: rules in force 2026-12-2 -> candidate 2026-12-3 ({path})"
     assert lines[1] == f"Decisions recomputed: {total}"
     assert lines[2].startswith("Would change level:")
     urgent_header = next(i for i, line in enumerate(lines) if line.startswith("URGENT DECISIONS THIS CHANGE"))
@@ -73,7 +73,7 @@ def test_a_higher_severe_threshold_shows_the_severity_8_urgents_it_would_lower(
 def test_the_same_version_with_other_rules_is_flagged(clinic_env, tmp_path, capsys):
     path = candidate_file(tmp_path, ("severe_pain_min: 7", "severe_pain_min: 9"))
     assert main(["rules", "preview", str(path)]) == 0
-    assert "WARNING: the candidate changes the rules but keeps rules_version 2026-12-1" in capsys.readouterr().out
+    assert "WARNING: the candidate changes the rules but keeps rules_version 2026-12-2" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(("replacements", "message"), [
@@ -115,7 +115,7 @@ def test_replay_reproduces_stored_decisions_and_names_one_that_was_altered(clini
         triage_conn.commit()
 
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith("rules 2026-12-1: ") and "not reproduced" in lines[0]
+    assert lines[0].startswith("rules 2026-12-2: ") and "not reproduced" in lines[0]
     assert any(line.startswith("rules 2025-01-1: ") and "not replayed (that rule file is not installed)" in line
                for line in lines)
     at = lines.index(f"report {altered}:")
@@ -146,4 +146,4 @@ def test_replay_with_every_decision_reproduced_exits_0(own_database, capsys, rul
 
     assert main(["rules", "replay"]) == 0
 
-    assert capsys.readouterr().out == "rules 2026-12-1: 3 stored decision(s) replayed, 3 reproduced, 0 not reproduced\n"
+    assert capsys.readouterr().out == "rules 2026-12-2: 3 stored decision(s) replayed, 3 reproduced, 0 not reproduced\n"

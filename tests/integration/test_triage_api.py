@@ -65,7 +65,7 @@ def test_the_decision_has_the_contracts_fields(client, scheduler, urgent_report,
     assert set(body) == CONTRACT_FIELDS | {"report_id"}   # report_id: a documented extension
     assert body["report_id"] == urgent_report
     assert body["care_level"] == "urgent"
-    assert body["rules_version"] == "2026-12-1"
+    assert body["rules_version"] == "2026-12-2"
     assert [f["id"] for f in body["fired"]] == ["URG-SEVERE", "URG-SUDDEN", "URG-TRAUMA"]
     assert all(set(f) == {"id", "reason"} and f["reason"] for f in body["fired"])
     assert body["likely_source"] == "joint"

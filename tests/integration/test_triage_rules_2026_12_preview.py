@@ -19,11 +19,13 @@ import pytest
 from tests.triage_support import clinical, decide_as_worker, report_event
 
 from services.admin.cli import main
-from services.triage.domain import default_rules_path, load_rules
+from services.triage.domain import load_rules
 
 pytestmark = pytest.mark.integration
 
 HISTORY = Path(__file__).resolve().parents[2] / "services/triage/rules/history/care-rules-2026-11-1.yaml"
+# The 2026-12-1 release, kept there since 2026-12-2 shipped (issue 18): this preview is of it.
+RELEASE = HISTORY.with_name("care-rules-2026-12-1.yaml")
 
 
 def answers(sport: str = "running", high_impact: bool = True, **kwargs) -> dict:
@@ -97,7 +99,7 @@ def own_database(stack_env, pg, monkeypatch):
 
 def test_the_2026_12_1_preview_on_2026_11_1_decisions_raises_the_stress_fractures_and_lowers_nothing(
         own_database, capsys):
-    previous, shipped = load_rules(HISTORY), load_rules(default_rules_path())
+    previous, shipped = load_rules(HISTORY), load_rules(RELEASE)
     assert (previous.version, shipped.version) == ("2026-11-1", "2026-12-1")
     ids = {}
     for label, body, old_level, _new_level in SPREAD:
@@ -108,7 +110,7 @@ def test_the_2026_12_1_preview_on_2026_11_1_decisions_raises_the_stress_fracture
     stored = dict(own_database.execute("SELECT report_id::text, care_level FROM triage.decisions").fetchall())
     assert {label: stored[ids[label]] for label, *_ in SPREAD} == {label: old for label, _, old, _ in SPREAD}
 
-    assert main(["rules", "preview", str(default_rules_path()), "--in-force", str(HISTORY)]) == 0
+    assert main(["rules", "preview", str(RELEASE), "--in-force", str(HISTORY)]) == 0
 
     out = capsys.readouterr().out
     lines = out.splitlines()

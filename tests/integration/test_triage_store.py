@@ -13,7 +13,8 @@ from tests.app_support import lz4_compression_letter
 pytestmark = pytest.mark.integration
 
 DECISION = {"care_level": "specialist", "rules_version": "test", "fired": [], "likely_source": "joint",
-            "possible_causes": [], "notes": [], "advice": []}
+            "possible_causes": [], "notes": [], "advice": [], "advice_ids": [], "safety_netting": [],
+            "language": "es", "patient_text": {"advice": [], "reasons": []}}
 PATIENT = {"mrn": "MRN-1", "display_name": "Ann Example", "birth_date": "1990-01-01"}
 
 
@@ -69,4 +70,7 @@ def test_decisions_and_their_events_are_compressed_with_lz4_where_the_server_has
         " OR (attrelid = 'triage.decisions'::regclass AND atttypid = 'jsonb'::regtype)").fetchall())
     assert methods == {name: expected for name in ("triage.outbox.payload", "triage.decisions.fired",
                                                    "triage.decisions.possible_causes", "triage.decisions.notes",
-                                                   "triage.decisions.advice", "triage.decisions.input_snapshot")}
+                                                   "triage.decisions.advice", "triage.decisions.input_snapshot",
+                                                   # migration 003 (issue 18)
+                                                   "triage.decisions.advice_ids", "triage.decisions.safety_netting",
+                                                   "triage.decisions.patient_text")}

@@ -50,7 +50,7 @@ def test_a_report_is_decided_once_stored_with_its_input_and_published(triage_set
 
     row = store.get_decision(triage_conn, report_id)
     assert row["care_level"] == "urgent"
-    assert row["rules_version"] == rules.version == "2026-12-1"
+    assert row["rules_version"] == rules.version == "2026-12-2"
     assert [f["id"] for f in row["fired"]] == ["URG-SEVERE", "URG-SUDDEN", "URG-TRAUMA"]
     assert row["likely_source"] == "joint"
     assert row["input_snapshot"] == answers           # the clinical answers only: no patient
@@ -76,7 +76,7 @@ def test_a_report_is_decided_once_stored_with_its_input_and_published(triage_set
     assert decision_traceparent != traceparent
 
     # and replaying the stored decision gives the same one
-    replayed = replay(row, rules).to_dict()
+    replayed = replay(row, rules)
     for name in DECISION_FIELDS:
         assert replayed[name] == row[name], name
 
@@ -129,3 +129,26 @@ def test_pain_duration_is_counted_to_the_utc_day_of_the_report(triage_settings, 
     row = store.get_decision(triage_conn, report_id)
     assert row["assessed_on"] == date(2026, 11, 26)
     assert [f["id"] for f in row["fired"]] == ["SPC-PERSISTENT-PAIN"]
+
+
+def test_a_spanish_report_is_decided_in_english_and_told_in_spanish(triage_conn, rules):
+    """Issue 18: the clinical record stays English; the patient's texts are in the report's
+    language, stored with the decision and announced in its event."""
+    event = report_event(clinical(severity=8))   # outer hip: no stress fracture suspected
+    event["data"]["language"] = "es"
+    decide_as_worker(triage_conn, rules, event)
+    report_id = event["data"]["report_id"]
+
+    row = store.get_decision(triage_conn, report_id)
+    assert row["language"] == "es"
+    assert row["advice"][0].startswith("A prompt medical assessment is indicated")
+    assert row["patient_text"]["advice"][0].startswith("Está indicada una valoración médica sin demora")
+    assert row["patient_text"]["reasons"] == [
+        "Un dolor de 7 o más sobre 10 es intenso, y un dolor intenso requiere una valoración médica sin demora."]
+    assert row["safety_netting"] == ["urgent-safety-net"] and len(row["advice_ids"]) == len(row["advice"])
+    assert row["fired"] == [{"id": "URG-SEVERE", "reason": row["fired"][0]["reason"], "reason_id": "URG-SEVERE"}]
+    (payload,) = triage_conn.execute("SELECT payload FROM triage.outbox WHERE key = %s", (report_id,)).fetchone()
+    data = payload["data"]
+    assert {k: data[k] for k in (*DECISION_FIELDS, "language")} == {k: row[k] for k in (*DECISION_FIELDS, "language")}
+    assert replay(row, rules) == {k: v for k, v in data.items()
+                                  if k not in ("report_id", "decided_at", "patient")}
