@@ -13,9 +13,10 @@
   const KEY_STORAGE = "clinic.kioskKey";
   const POLL_MS = 2000;
   const REQUEST_TIMEOUT_MS = 15000;
-  const OUTCOME_IDLE_MS = 2 * 60 * 1000;
-  const FORM_IDLE_MS = 3 * 60 * 1000;
-  const FORM_IDLE_GRACE_MS = 30 * 1000;
+  // A patient who walks away: after 90 s without use the screen asks "are you still there?",
+  // and 30 s later (2 minutes in all) clears the answers or the outcome.
+  const IDLE_WARN_MS = 90 * 1000;
+  const IDLE_GRACE_MS = 30 * 1000;
   const SLOW_OUTCOME_MS = 60 * 1000;
   // The kiosk stops polling once the patient has what they came for; a waitlisted referral
   // may still be booked later, but the clinic contacts the patient then.
@@ -236,6 +237,7 @@
     let poll = null;          // {reportId, timer, started, last}
     let idleTimer = null;
     let graceTimer = null;
+    let focusBeforeIdle = null;   // where focus goes back after "I am still here"
 
     // --- reading the form ----------------------------------------------------------------
     const field = (name) => form.elements.namedItem(name);
@@ -573,9 +575,13 @@
 
       $("outcome-status").textContent = statusWords(report);
       const care = $("outcome-care");
-      care.className = "care card" + (report.care_level ? ` care-${report.care_level}` : "");
+      const level = report.care_level ? ` care-${report.care_level}` : "";
+      care.className = "care card" + level;
       care.hidden = !report.care_level;
-      $("outcome-care-level").textContent = CARE_WORDS[report.care_level] || "";
+      const careLevel = $("outcome-care-level");
+      careLevel.className = "care-level" + level;
+      careLevel.textContent = CARE_WORDS[report.care_level] || "";
+      careLevel.hidden = !report.care_level;
       $("outcome-advice").replaceChildren(...(report.advice || []).map((line) => {
         const item = document.createElement("li");
         item.textContent = line;
@@ -625,6 +631,7 @@
       $("outcome-status").textContent = "Your answers have been sent.";
       $("outcome-care").hidden = true;
       $("outcome-care-level").textContent = "";
+      $("outcome-care-level").hidden = true;
       $("outcome-advice").replaceChildren();
       for (const id of ["appointment-when", "appointment-provider", "appointment-location"]) $(id).textContent = "";
       $("outcome-appointment").hidden = true;
@@ -635,6 +642,7 @@
     function startOver() {
       clearTimeout(idleTimer);
       clearTimeout(graceTimer);
+      focusBeforeIdle = null;
       if (idleDialog.open) idleDialog.close();
       clearOutcome();
       clearForm();
@@ -648,22 +656,26 @@
     // --- inactivity: a patient who walks away must not leave their answers on the screen ---
     function armIdle() {
       clearTimeout(idleTimer);
-      if (!outcome.hidden) {
-        idleTimer = setTimeout(startOver, OUTCOME_IDLE_MS);
-      } else if (!idleDialog.open) {
-        idleTimer = setTimeout(askStillThere, FORM_IDLE_MS);
-      }
+      if (!idleDialog.open) idleTimer = setTimeout(askStillThere, IDLE_WARN_MS);
     }
 
+    // Said before clearing, on the outcome and on a form with answers (an empty form has
+    // nothing to clear).
     function askStillThere() {
-      if (!formHasAnswers()) { armIdle(); return; }
+      if (outcome.hidden && !formHasAnswers()) { armIdle(); return; }
+      focusBeforeIdle = document.activeElement;
       idleDialog.showModal();
-      graceTimer = setTimeout(startOver, FORM_IDLE_GRACE_MS);
+      $("idle-stay").focus();
+      graceTimer = setTimeout(startOver, IDLE_GRACE_MS);
     }
 
     function stillHere() {
       clearTimeout(graceTimer);
       if (idleDialog.open) idleDialog.close();
+      if (focusBeforeIdle && focusBeforeIdle.isConnected && focusBeforeIdle !== document.body) {
+        focusBeforeIdle.focus();
+      }
+      focusBeforeIdle = null;
       armIdle();
     }
 
