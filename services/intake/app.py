@@ -8,6 +8,7 @@ from services.common import settings as settings_module
 from services.common.errors import error_response
 from services.common.web import MAX_BODY_BYTES, build_app
 
+from . import kiosk_language
 from .api.reports import blp as reports_blp
 from .kiosk_page import kiosk_blp
 
@@ -28,4 +29,5 @@ def create_app(settings: settings_module.Settings | None = None) -> Flask:
     app.register_error_handler(RequestEntityTooLarge, _too_large)
     app.extensions["clinic_api"].register_blueprint(reports_blp)
     app.register_blueprint(kiosk_blp)  # plain pages, kept out of the OpenAPI document
+    kiosk_language.install(app)
     return app
