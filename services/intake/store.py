@@ -184,11 +184,11 @@ def apply_referral_events(conn: psycopg.Connection, told: list[tuple[dict, str |
         snapshots.append(Jsonb(snapshot))
         sequences.append(snapshot["sequence"])
     rows = conn.execute(
-        "SELECT a.ordinal, a.previous, a.newest_report_id, a.newest_patient, now()"
+        "SELECT a.ordinal, a.previous, a.newest_report_id, a.newest_patient, now(), a.newest_language"
         " FROM intake.apply_referral_snapshots(%b::uuid[], %b::uuid[], %b::integer[], %b::jsonb[], %b::integer[])"
         " AS a ORDER BY a.ordinal", (claimants, named, named_by, snapshots, sequences)).fetchall()
-    known = [message_store.known_of(claimants[ordinal - 1], previous, report_id, patient, now)
-             for ordinal, previous, report_id, patient, now in rows]
+    known = [message_store.known_of(claimants[ordinal - 1], previous, report_id, patient, now, language)
+             for ordinal, previous, report_id, patient, now, language in rows]
     return message_store.tell_changes(
         conn, [(snapshot, k, traceparent) for (snapshot, traceparent), k in zip(told, known)])
 

@@ -18,6 +18,7 @@ from psycopg.types.json import Jsonb
 
 from services.common import metrics, outbox
 from services.common.envelope import new_traceparent
+from services.common.report_vocabulary import DEFAULT_LANGUAGE, REPORT_LANGUAGES
 from services.common.settings import TOPIC_PATIENT_MESSAGES
 
 from .. import events
@@ -29,7 +30,7 @@ WAKE_CHANNEL = "intake_patient_messages"  # NOTIFY: new rows for the sender
 NO_CONSENT = "no consented channel: a person must call the patient"
 
 _COLUMNS = ("message_id::text, referral_id::text, report_id::text, sequence, change, channel, status, detail,"
-            " attempts, revision, updated_at, recipient, appointment, content")
+            " attempts, revision, updated_at, recipient, appointment, content, language")
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class MessageRow:
     recipient: str | None
     appointment: dict | None
     content: dict | None
+    language: str = DEFAULT_LANGUAGE  # fixed when the change was told: the words are composed in it
 
 
 # The states after which a person must phone the patient (docs/patient-messages.md).
@@ -93,25 +95,29 @@ class ReferralKnown:
     report_id: str | None       # its newest report known to belong to it...
     patient: dict | None        # ...and that report's `patient`: the latest contact details
     now: datetime | None = None  # the transaction's now(): the new rows' updated_at
+    language: str = DEFAULT_LANGUAGE  # ...and the language that report was filled in: the messages'
 
 
 def referral_known(conn: psycopg.Connection, referral_id: str) -> ReferralKnown:
     """One statement (its reports, which store.claim_reports locked: the same referral's next
     event, or the purge, waits), with the transaction's now() that tell_change's rows take.
-    The read is migration 006's intake.referral_known, which store.apply_referral_events runs too."""
-    previous, report_id, patient, now = conn.execute(
-        "SELECT k.previous, k.newest_report_id, k.newest_patient, now() FROM intake.referral_known(%s::uuid) AS k",
-        (referral_id,)).fetchone()
-    return known_of(referral_id, previous, report_id, patient, now)
+    The read is intake.referral_known (migrations 006, 011), which store.apply_referral_events runs too."""
+    previous, report_id, patient, now, language = conn.execute(
+        "SELECT k.previous, k.newest_report_id, k.newest_patient, now(), k.newest_language"
+        " FROM intake.referral_known(%s::uuid) AS k", (referral_id,)).fetchone()
+    return known_of(referral_id, previous, report_id, patient, now, language)
 
 
 def known_of(referral_id: str, previous: dict | None, report_id: str | None, patient: dict | None,
-             now: datetime) -> ReferralKnown:
+             now: datetime, language: str | None) -> ReferralKnown:
     """ReferralKnown from intake.referral_known's row: a newest snapshot of another referral
-    (on a report this one has just claimed from it) is no previous snapshot of this one."""
+    (on a report this one has just claimed from it) is no previous snapshot of this one. The
+    messages take the language of the report whose patient they use; with no report (None), or
+    a language the messages have no words for, English."""
     if previous is not None and previous.get("referral_id") != referral_id:
         previous = None
-    return ReferralKnown(previous, report_id, patient, now)
+    language = language if language in REPORT_LANGUAGES else DEFAULT_LANGUAGE
+    return ReferralKnown(previous, report_id, patient, now, language)
 
 
 # The rows of a run of changes (one per change and channel) and their events, in ONE statement
@@ -121,15 +127,15 @@ def known_of(referral_id: str, previous: dict | None, report_id: str | None, pat
 # as binary arrays (%b): psycopg's text array form is ~10 times slower to build (escaping in Python).
 _TELL = (
     "WITH new (ordinal, message_id, referral_id, report_id, sequence, change, channel, recipient, appointment,"
-    "  status, detail, event_id, payload, traceparent) AS ("
+    "  status, detail, language, event_id, payload, traceparent) AS ("
     "  SELECT * FROM unnest(%(ordinals)b::integer[], %(message_ids)b::uuid[], %(referral_ids)b::uuid[],"
     "   %(report_ids)b::uuid[], %(sequences)b::integer[], %(changes)b::text[], %(channels)b::text[],"
     "   %(recipients)b::text[], %(appointments)b::jsonb[], %(statuses)b::text[], %(details)b::text[],"
-    "   %(event_ids)b::uuid[], %(payloads)b::jsonb[], %(traceparents)b::text[])),"
+    "   %(languages)b::text[], %(event_ids)b::uuid[], %(payloads)b::jsonb[], %(traceparents)b::text[])),"
     " written AS (INSERT INTO intake.patient_messages (message_id, referral_id, report_id, sequence, change,"
-    "   channel, recipient, appointment, status, detail, created_at, updated_at, next_attempt_at)"
+    "   channel, recipient, appointment, status, detail, language, created_at, updated_at, next_attempt_at)"
     "  SELECT message_id, referral_id, report_id, sequence, change, channel, recipient, appointment, status,"
-    "   detail, %(now)s::timestamptz, %(now)s::timestamptz, %(now)s::timestamptz FROM new ORDER BY ordinal"
+    "   detail, language, %(now)s::timestamptz, %(now)s::timestamptz, %(now)s::timestamptz FROM new ORDER BY ordinal"
     "  ON CONFLICT ON CONSTRAINT patient_messages_once DO NOTHING RETURNING message_id),"
     " published AS (INSERT INTO intake.outbox (event_id, topic, key, payload, traceparent)"
     "  SELECT new.event_id, %(topic)s::text, new.referral_id::text, new.payload, new.traceparent"
@@ -166,7 +172,7 @@ def tell_changes(conn: psycopg.Connection, told: list[tuple[dict, ReferralKnown,
                 message_id=str(uuid.uuid4()), referral_id=str(snapshot["referral_id"]), report_id=known.report_id,
                 sequence=change.sequence, change=change.kind, channel=recipient.channel, status=status,
                 detail=detail, attempts=0, revision=1, updated_at=known.now, recipient=recipient.address,
-                appointment=appointment, content=None)
+                appointment=appointment, content=None, language=known.language)
             rows.append(row)
             payloads.append(_event(conn, row))
             traceparents.append(traceparent)
@@ -179,6 +185,7 @@ def tell_changes(conn: psycopg.Connection, told: list[tuple[dict, ReferralKnown,
         "channels": [r.channel for r in rows], "recipients": [r.recipient for r in rows],
         "appointments": [Jsonb(r.appointment) if r.appointment else None for r in rows],
         "statuses": [r.status for r in rows], "details": [r.detail for r in rows],
+        "languages": [r.language for r in rows],
         "event_ids": [e["id"] for e in payloads], "payloads": [Jsonb(e) for e in payloads],
         "traceparents": traceparents, "now": rows[0].updated_at, "topic": TOPIC_PATIENT_MESSAGES,
         "outbox_channel": outbox.outbox_channel(SCHEMA), "wake_channel": WAKE_CHANNEL})
