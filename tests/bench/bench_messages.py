@@ -38,6 +38,7 @@ from services.common.db import apply_migrations  # noqa: E402
 from services.intake.messages.sender import MessageSender, clinic_contact, render  # noqa: E402
 from services.intake.messages.smtp_mail import build  # noqa: E402
 from services.intake.messages.store import MessageRow  # noqa: E402
+from services.intake.messages.translations import load_languages  # noqa: E402
 from tests.patient_message_support import smtp_server  # noqa: E402
 
 SENDER = "appointments@clinic.example.org"
@@ -58,7 +59,7 @@ def ceiling(settings, port: int, count: int) -> float:
     """Messages per second with smtplib alone: the same messages, one connection, no database."""
     row = MessageRow(str(uuid.uuid4()), "", None, 1, "booked", "email", "queued", None, 0, 1, None, "x",
                      APPOINTMENT, None)
-    content = render(row, clinic_contact(settings))
+    content = render(row, clinic_contact(settings), load_languages())
     started = time.perf_counter()
     with smtplib.SMTP("127.0.0.1", port) as smtp:
         for i in range(count):

@@ -10,14 +10,21 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from services.common.report_vocabulary import REPORT_LANGUAGES
 from services.intake.messages import compose, gsm7
 from services.intake.messages.changes import (BOOKED, CANCELLED, CHANGES, MOVED, WAITLISTED, Appointment, Change,
                                               change_to_tell)
 from services.intake.messages.contact import Recipient, recipients
 from services.intake.messages.sender import retry_delay
+from services.intake.messages.translations import load_languages
 
 T0 = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
 PURE = ("changes", "contact", "compose", "gsm7", "outcome")
+
+
+@pytest.fixture(scope="module")
+def languages():
+    return load_languages()
 IO = ("flask", "psycopg", "psycopg_pool", "kafka", "smtplib", "socket", "urllib", "http", "requests")
 
 
@@ -86,7 +93,7 @@ CLINIC = compose.ClinicContact(name="Clinic North", phone="+351 210 000 000", ti
 
 def test_an_email_says_when_in_the_clinics_zone_with_whom_where_and_how_to_reach_it():
     mail = compose.email(Change(BOOKED, 2, Appointment(datetime(2026, 7, 1, 8, 30, tzinfo=UTC), "Dr. Rui Costa",
-                                                       "Room 2")), CLINIC)
+                                                       "Room 2")), CLINIC, compose.ENGLISH)
     assert mail.subject == "Your appointment is booked - Clinic North"
     for part in (mail.text, mail.html):
         assert "Wednesday 1 July 2026, 09:30 (Europe/Lisbon, WEST)" in part  # summer time: UTC+1
@@ -95,7 +102,7 @@ def test_an_email_says_when_in_the_clinics_zone_with_whom_where_and_how_to_reach
 
 def test_html_escapes_everything_that_comes_from_outside():
     clinic = compose.ClinicContact(name="<b>North</b> & co", phone="<script>", time_zone="UTC")
-    mail = compose.email(Change(MOVED, 2, Appointment(T0, "Dr. <i>X</i>", "Room \"2\" & 3")), clinic)
+    mail = compose.email(Change(MOVED, 2, Appointment(T0, "Dr. <i>X</i>", "Room \"2\" & 3")), clinic, compose.ENGLISH)
     body = mail.html.split("<body>")[1]
     assert "<b>" not in body and "<i>" not in body and "<script>" not in body
     assert "&lt;b&gt;North&lt;/b&gt; &amp; co" in body and "Room &quot;2&quot; &amp; 3" in body
@@ -110,13 +117,14 @@ def test_the_time_zone_is_shown_and_used():
 
 def test_without_a_clinic_phone_the_message_still_says_whom_to_contact():
     clinic = compose.ClinicContact(name="Clinic North", phone=None, time_zone="UTC")
-    assert "Please contact Clinic North" in compose.email(Change(WAITLISTED, 1, None), clinic).text
-    assert "Call" not in compose.sms(Change(WAITLISTED, 1, None), clinic)
+    assert "Please contact Clinic North" in compose.email(Change(WAITLISTED, 1, None), clinic, compose.ENGLISH).text
+    assert "Call" not in compose.sms(Change(WAITLISTED, 1, None), clinic, compose.ENGLISH)
 
 
-# Care levels, priorities, rules, reasons and symptoms: never in a message.
+# Care levels, priorities, rules, reasons and symptoms: never in a message (in English or Spanish).
 CLINICAL = re.compile(r"urgent|specialist|self.?care|priority|triage|rule|reason|symptom|pain|injur|fracture"
-                      r"|URG-|SPC-", re.IGNORECASE)
+                      r"|URG-|SPC-|especialista|autocuidado|prioridad|triaje|regla|motivo|s[ií]ntoma|dolor|lesi[oó]n"
+                      r"|fractura", re.IGNORECASE)
 safe_text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=1, max_size=120).filter(
     lambda t: not CLINICAL.search(t))
 zones = st.sampled_from(["UTC", "Europe/Lisbon", "America/New_York", "Asia/Kolkata", "Australia/Lord_Howe"])
@@ -129,23 +137,24 @@ clinics = st.builds(compose.ClinicContact, safe_text, st.one_of(st.none(), safe_
 
 
 @settings(max_examples=300, deadline=None)
-@given(changes, clinics)
-def test_no_message_names_a_care_level_rule_reason_or_symptom(change, clinic):
-    mail = compose.email(change, clinic)
-    for text in (mail.subject, mail.text, mail.html, compose.sms(change, clinic)):
+@given(changes, clinics, st.sampled_from(REPORT_LANGUAGES))
+def test_no_message_names_a_care_level_rule_reason_or_symptom(languages, change, clinic, code):
+    language = languages.of(code)
+    mail = compose.email(change, clinic, language)
+    for text in (mail.subject, mail.text, mail.html, compose.sms(change, clinic, language)):
         assert not CLINICAL.search(text), text
 
 
 @settings(max_examples=300, deadline=None)
-@given(changes, clinics)
-def test_an_sms_is_gsm7_and_fits_in_160_septets(change, clinic):
-    text = compose.sms(change, clinic)
+@given(changes, clinics, st.sampled_from(REPORT_LANGUAGES))
+def test_an_sms_is_gsm7_and_fits_in_160_septets(languages, change, clinic, code):
+    text = compose.sms(change, clinic, languages.of(code))
     assert gsm7.is_gsm7(text) and gsm7.septets(text) <= 160 and text
 
 
 def test_an_sms_keeps_the_time_and_drops_the_place_before_cutting():
     long_place = "Building " + "B" * 120
-    text = compose.sms(Change(BOOKED, 1, Appointment(T0, "Dr. Rui Costa", long_place)), CLINIC)
+    text = compose.sms(Change(BOOKED, 1, Appointment(T0, "Dr. Rui Costa", long_place)), CLINIC, compose.ENGLISH)
     assert text == "Clinic North: appointment booked Tue 1 Dec 2026 09:30 WET with Dr. Rui Costa. Call +351 210 000 000"
 
 

@@ -31,6 +31,7 @@ from .contact import EMAIL, SMS
 from .outcome import FAILED, SENT, TEMPORARY, UNCERTAIN, Outcome
 from .sms_gateway import SmsGateway
 from .smtp_mail import SmtpMailer
+from .translations import Languages, load_languages
 
 log = logging.getLogger(__name__)
 
@@ -57,22 +58,27 @@ def clinic_contact(settings: Settings) -> compose.ClinicContact:
                                  time_zone=settings.clinic_time_zone)
 
 
-def render(row: store.MessageRow, clinic: compose.ClinicContact) -> dict:
+def render(row: store.MessageRow, clinic: compose.ClinicContact, languages: Languages) -> dict:
+    """The row's words, in the language fixed on it when its change was told."""
     change = Change(row.change, row.sequence, Appointment.from_snapshot(row.appointment))
+    language = languages.of(row.language)
     if row.channel == EMAIL:
-        mail = compose.email(change, clinic)
+        mail = compose.email(change, clinic, language)
         return {"subject": mail.subject, "text": mail.text, "html": mail.html}
-    return {"text": compose.sms(change, clinic)}
+    return {"text": compose.sms(change, clinic, language)}
 
 
 class MessageSender:
     def __init__(self, settings: Settings, *, batch_size: int = BATCH_SIZE, retry_base_s: float = RETRY_BASE_S,
-                 idle_wait_s: float = IDLE_WAIT_S, mailer_factory: Callable[[], SmtpMailer] | None = None):
+                 idle_wait_s: float = IDLE_WAIT_S, mailer_factory: Callable[[], SmtpMailer] | None = None,
+                 languages: Languages | None = None):
         self.settings = settings
         self.batch_size = batch_size
         self.retry_base_s = retry_base_s
         self.idle_wait_s = idle_wait_s
         self.clinic = clinic_contact(settings)
+        # Loaded here, at the worker's start: a missing catalogue stops it (translations.py).
+        self.languages = languages or load_languages()
         self.mailer_factory = mailer_factory or self._configured_mailer
         self.gateway = (SmsGateway(settings.sms_gateway_url, settings.sms_gateway_token)
                         if settings.sms_gateway_url else None)
@@ -131,7 +137,7 @@ class MessageSender:
                         store.finish_queued(conn, row.message_id, "not_sent", reason)
                         self.delivered += 1
                         continue
-                    content = render(row, self.clinic)
+                    content = render(row, self.clinic, self.languages)
                     store.mark_sending(conn, row.message_id, self.sender_id, content)
                 try:
                     if row.channel == EMAIL:
