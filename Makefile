@@ -10,7 +10,7 @@ BENCH_STAMP := $(VENV)/.bench-installed-$(shell sha1sum pyproject.toml | cut -c1
 AXE := tests/browser/axe
 AXE_STAMP := $(AXE)/node_modules/.installed-$(shell sha1sum $(AXE)/package-lock.json | cut -c1-12)
 
-.PHONY: run test test-unit test-fast chaos bench bench-quick bench-parts deps clean compose-test
+.PHONY: run test test-unit test-fast chaos bench bench-quick bench-parts deps clean compose-test translations
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -62,6 +62,15 @@ chaos: $(STAMP)
 ## compose-test: docker-compose.yml run for real through Podman: images, up, flow, crashes, down (docs/compose.md)
 compose-test: $(STAMP)
 	$(PY) -m infra.containers.compose_test
+
+## translations: after changing a patient-facing text: the kiosk's, triage's and the patient messages' catalogues re-extracted, merged (new texts untranslated, changed ones fuzzy: both left out of the .mo, so shown in English until translated) and compiled (docs/languages.md)
+translations: $(STAMP)
+	$(VENV)/bin/pybabel extract -F services/intake/babel.cfg -k _l --add-location file --sort-output --omit-header \
+		-o services/intake/translations/messages.pot .
+	$(VENV)/bin/pybabel update -i services/intake/translations/messages.pot -d services/intake/translations --width 110
+	$(VENV)/bin/pybabel compile -d services/intake/translations
+	$(PY) -m services.triage.rules.catalogue
+	$(PY) -m services.intake.messages.catalogue
 
 ## deps: Debian packages the stack and the browser tests need (run as root on a fresh machine)
 deps:

@@ -12,6 +12,7 @@ from flask import Flask
 from marshmallow import fields
 
 from services.intake import schemas
+from services.intake import kiosk_language
 from services.intake.kiosk_page import kiosk_blp
 
 # Inputs a person never fills in, which need no label.
@@ -29,6 +30,7 @@ class Page(HTMLParser):
         self.fields: list[str] = []
         self.links: list[dict] = []
         self.scripts: list[str] = []
+        self.data_blocks: list[str] = []
         self._fieldsets: list[dict] = []
         self._labels = 0
         self.feed(html)
@@ -53,6 +55,8 @@ class Page(HTMLParser):
                                 "_fieldset_legends": [f["legend"] for f in self._fieldsets]})
         elif tag == "link":
             self.links.append(attrs)
+        elif tag == "script" and attrs.get("type") == "application/json":
+            self.data_blocks.append(attrs.get("id"))  # data for kiosk.js, never run
         elif tag == "script":
             self.scripts.append(attrs.get("src", ""))
 
@@ -67,6 +71,7 @@ class Page(HTMLParser):
 def client():
     app = Flask(__name__)
     app.register_blueprint(kiosk_blp)
+    kiosk_language.install(app)
     return app.test_client()
 
 
@@ -172,6 +177,7 @@ def test_pages_load_only_their_own_files(client, path):
     assert "form-action 'none'" in policy  # a native form submit would put patient data in a URL
     page = Page(response.get_data(as_text=True))
     assert page.scripts == ["/kiosk/static/kiosk.js"]
+    assert page.data_blocks == (["kiosk-texts"] if path == "/kiosk" else [])
     assert [link["href"] for link in page.links if link.get("rel") == "stylesheet"] == ["/kiosk/static/kiosk.css"]
 
 

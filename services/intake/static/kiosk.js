@@ -22,13 +22,15 @@
   // may still be booked later, but the clinic contacts the patient then.
   const SETTLED = ["referred", "waitlisted", "closed"];
 
-  const CARE_WORDS = {
-    urgent: "See a clinician promptly",
-    specialist: "See a specialist",
-    self_care: "Care for it at home",
-  };
-
   const $ = (id) => document.getElementById(id);
+
+  // The patient page's words in its language (kiosk_text.py, rendered into #kiosk-texts);
+  // `{name}` placeholders are filled from `values`.
+  let TEXTS = {};
+  function t(key, values) {
+    const words = TEXTS[key] || key;
+    return values ? words.replace(/\{(\w+)\}/g, (whole, name) => (name in values ? values[name] : whole)) : words;
+  }
 
   // --- the stored key ----------------------------------------------------------------
   // localStorage can throw (storage disabled, private mode): treat that as "no key".
@@ -227,6 +229,7 @@
   // /kiosk
   // =====================================================================================
   function initForm() {
+    TEXTS = JSON.parse($("kiosk-texts").textContent);
     const form = $("report-form");
     const outcome = $("outcome");
     const sendButton = $("send");
@@ -257,7 +260,7 @@
       const [day, month, year] = parts;
       if (parts.every((part) => part === "")) return undefined;
       if (!/^\d{1,2}$/.test(day) || !/^\d{1,2}$/.test(month) || !/^\d{4}$/.test(year)) {
-        local[path] = "Enter the day, the month and the year as numbers, for example 2 4 1991.";
+        local[path] = t("error.date_numbers");
         return undefined;
       }
       return `${year}-${month.padStart(2, "0")}-${day.padStart(2, "0")}`;
@@ -276,17 +279,12 @@
 
     // A ticked channel whose address is empty: sent all the same, so the API names
     // patient.contact_consent with the other mistakes, and this says it in the patient's words.
-    const CONSENT_NEEDS = {
-      sms: { address: "phone", words: "your phone number", box: "Text me about my appointment" },
-      email: { address: "email", words: "your email address", box: "Email me about my appointment" },
-    };
+    // Whole sentences per case, so that each language can word them its own way.
+    const CONSENT_ADDRESS = { sms: "phone", email: "email" };
     function consentWithoutAddress(consent, patient) {
-      const missing = consent.filter((channel) => CONSENT_NEEDS[channel] && !patient[CONSENT_NEEDS[channel].address])
-        .map((channel) => CONSENT_NEEDS[channel]);
+      const missing = consent.filter((channel) => CONSENT_ADDRESS[channel] && !patient[CONSENT_ADDRESS[channel]]);
       if (!missing.length) return null;
-      const words = missing.map((need) => need.words).join(" and ");
-      const boxes = missing.map((need) => `“${need.box}”`).join(" and ");
-      return `Enter ${words} above, or untick ${boxes}.`;
+      return t(missing.length === 2 ? "error.consent_both" : `error.consent_${missing[0]}`);
     }
 
     function readForm() {
@@ -346,16 +344,19 @@
     }
 
     // --- field errors ---------------------------------------------------------------------
-    // The API's messages are written for any client; a few are said more plainly here.
+    // The API's messages are written for any client, in English; a few are said more plainly
+    // here. On a page in another language, any other mistake gets its question's own message
+    // (data-invalid-message, from the catalogue) rather than the API's English.
     function plainMessage(container, message) {
       if (/^This field is required/.test(message)) {
-        return (container && container.dataset.requiredMessage) || "Please answer this question.";
+        return (container && container.dataset.requiredMessage) || t("error.answer");
       }
       if (container && "date" in container.dataset) {
-        if (/^Must be a date/.test(message)) return "Enter a real date: the day, the month and the year.";
+        if (/^Must be a date/.test(message)) return t("error.date_real");
         // "(latest: 2026-11-27)" is for API clients in other time zones, not for a patient.
-        if (/^Cannot be in the future/.test(message)) return "This date cannot be in the future.";
+        if (/^Cannot be in the future/.test(message)) return t("error.date_future");
       }
+      if (form.dataset.language !== "en") return (container && container.dataset.invalidMessage) || t("error.answer");
       return message;
     }
 
@@ -424,7 +425,7 @@
         const target = focusTarget(container);
         const link = document.createElement("a");
         link.href = "#" + target.id;
-        link.textContent = `${container.dataset.label}: ${words}`;
+        link.textContent = t("error.link", { question: container.dataset.label, message: words });
         link.addEventListener("click", (event) => {
           event.preventDefault();
           container.scrollIntoView({ block: "center" });
@@ -458,7 +459,7 @@
       sending = on;
       sendButton.disabled = on;
       $("send-retry").disabled = on;
-      sendButton.textContent = on ? "Sending…" : "Send my answers";
+      sendButton.textContent = t(on ? "send.sending" : "send.button");
     }
 
     async function send() {
@@ -466,6 +467,7 @@
       const key = storedKey();
       if (!key) { showNotSetUp(); return; }
       const { body, local } = readForm();
+      body.language = form.dataset.language;   // the report records the language it was filled in
       const json = JSON.stringify(body);
       // One Idempotency-Key per body: a retry of the same answers reuses it, so a report the
       // server stored before the connection failed is not stored twice.
@@ -485,7 +487,7 @@
         });
       } catch (e) {
         setSending(false);
-        showProblem("We could not send your answers just now. Please try again.", true);
+        showProblem(t("send.retry"), true);
         return;
       }
       setSending(false);
@@ -497,14 +499,14 @@
         hideProblem();
         showFieldErrors(data.error.fields, local);
       } else if (response.status === 401) {
-        showProblem("This kiosk is not set up correctly. Please ask a member of staff for help.", false);
+        showProblem(t("send.not_set_up"), false);
       } else if (response.status === 409) {
         attempt = null;   // the key was used for other answers: the next try gets a new one
-        showProblem("We could not send your answers just now. Please try again.", true);
+        showProblem(t("send.retry"), true);
       } else if (response.status === 503 || response.status === 429 || response.status >= 500) {
-        showProblem("We could not send your answers just now. Please try again.", true);
+        showProblem(t("send.retry"), true);
       } else {
-        showProblem("Something went wrong. Please ask a member of staff for help.", false);
+        showProblem(t("send.failed"), false);
       }
     }
 
@@ -512,6 +514,7 @@
     function showOutcome(reportId) {
       clearForm();
       form.hidden = true;
+      $("languages").hidden = true;   // the report was filled in this language: its outcome is in it
       outcome.hidden = false;
       $("outcome-title").focus();
       window.scrollTo(0, 0);
@@ -533,7 +536,7 @@
       }
       if (poll !== current) return;   // reset while the request was in flight
       if (response && (response.status === 401 || response.status === 404)) {
-        note("We could not get the outcome on this screen. Please ask a member of staff.");
+        note(t("outcome.unavailable"));
         return;
       }
       const report = response && response.ok ? await jsonOrNull(response) : null;
@@ -543,7 +546,7 @@
         if (SETTLED.includes(report.status)) return;
       }
       if (Date.now() - current.started > SLOW_OUTCOME_MS && !(report && report.care_level)) {
-        note("This is taking longer than usual. Your answers are safely received: a member of staff can tell you the outcome.");
+        note(t("outcome.slow"));
       }
       current.timer = setTimeout(pollOnce, POLL_MS);
     }
@@ -555,15 +558,9 @@
 
     function statusWords(report) {
       switch (report.status) {
-        case "received": return "Your answers have been sent. We are looking at them now…";
-        case "triaged": return "Your answers have been looked at. We are arranging an appointment for you…";
-        case "referred": return "Your appointment is booked.";
-        case "waitlisted": return "You are on the waiting list for an appointment.";
-        case "closed":
-          return report.care_level === "self_care" && !report.referral
-            ? "You do not need an appointment now."
-            : "Your report is closed.";
-        default: return "Your answers have been sent.";
+        case "received": case "triaged": case "referred": case "waitlisted": return t(`status.${report.status}`);
+        case "closed": return t(report.care_level === "self_care" && !report.referral ? "status.closed_self_care" : "status.closed");
+        default: return t("status.sent");
       }
     }
 
@@ -580,13 +577,20 @@
       care.hidden = !report.care_level;
       const careLevel = $("outcome-care-level");
       careLevel.className = "care-level" + level;
-      careLevel.textContent = CARE_WORDS[report.care_level] || "";
+      careLevel.textContent = report.care_level ? t(`care.${report.care_level}`) : "";
       careLevel.hidden = !report.care_level;
-      $("outcome-advice").replaceChildren(...(report.advice || []).map((line) => {
-        const item = document.createElement("li");
-        item.textContent = line;
-        return item;
-      }));
+      // Safety-netting (when to get help sooner) apart from the rest of the advice. A decision
+      // made before the lines had ids has only `advice`: all of it under "What to do".
+      const items = (report.advice_items && report.advice_items.length)
+        ? report.advice_items : (report.advice || []).map((text) => ({ text, safety_netting: false }));
+      fillList("outcome-advice", items.filter((item) => !item.safety_netting).map((item) => item.text));
+      const safety = items.filter((item) => item.safety_netting).map((item) => item.text);
+      fillList("outcome-safety-list", safety);
+      $("outcome-safety").hidden = !safety.length;
+      const reasons = (report.reasons || []).map((reason) => reason.text);
+      fillList("outcome-reason-list", reasons);
+      $("outcome-reasons").hidden = !reasons.length;
+      $("print-summary").hidden = !report.care_level;
       if (report.care_level) $("outcome-note").hidden = true;
 
       const referral = report.referral;
@@ -600,20 +604,32 @@
       $("outcome-waitlist").hidden = !(referral && referral.status === "waitlisted");
     }
 
+    function fillList(id, lines) {
+      $(id).replaceChildren(...lines.map((line) => {
+        const item = document.createElement("li");
+        item.textContent = line;
+        return item;
+      }));
+    }
+
     function nameOf(value) {
       if (value && typeof value === "object") return value.name || "";
       return value || "";
     }
 
-    // In the kiosk's own time zone and language, e.g. "Monday 30 November 2026, 09:30 to 10:00".
+    // In the clinic's time zone (CLINIC_TIME_ZONE) and the page's language, e.g. "Monday
+    // 30 November 2026, 09:30 to 10:00" or "lunes, 30 de noviembre de 2026, 09:30 a 10:00".
     function when(start, end) {
       const from = new Date(start);
       if (Number.isNaN(from.getTime())) return start || "";
-      const day = from.toLocaleDateString(undefined, { weekday: "long", day: "numeric", month: "long", year: "numeric" });
-      const time = { hour: "2-digit", minute: "2-digit" };
+      const language = form.dataset.language;
+      const timeZone = document.body.dataset.timeZone || "UTC";
+      const day = new Intl.DateTimeFormat(language,
+        { weekday: "long", day: "numeric", month: "long", year: "numeric", timeZone }).format(from);
+      const time = new Intl.DateTimeFormat(language, { hour: "2-digit", minute: "2-digit", hourCycle: "h23", timeZone });
       const to = end ? new Date(end) : null;
-      const until = to && !Number.isNaN(to.getTime()) ? " to " + to.toLocaleTimeString(undefined, time) : "";
-      return `${day}, ${from.toLocaleTimeString(undefined, time)}${until}`;
+      if (!to || Number.isNaN(to.getTime())) return `${day}, ${time.format(from)}`;
+      return t("appointment.when", { day, start: time.format(from), end: time.format(to) });
     }
 
     // --- clearing -------------------------------------------------------------------------
@@ -628,11 +644,12 @@
     function clearOutcome() {
       if (poll && poll.timer) clearTimeout(poll.timer);
       poll = null;
-      $("outcome-status").textContent = "Your answers have been sent.";
+      $("outcome-status").textContent = t("status.sent");
       $("outcome-care").hidden = true;
       $("outcome-care-level").textContent = "";
       $("outcome-care-level").hidden = true;
-      $("outcome-advice").replaceChildren();
+      for (const id of ["outcome-advice", "outcome-safety-list", "outcome-reason-list"]) $(id).replaceChildren();
+      for (const id of ["outcome-safety", "outcome-reasons", "print-summary"]) $(id).hidden = true;
       for (const id of ["appointment-when", "appointment-provider", "appointment-location"]) $(id).textContent = "";
       $("outcome-appointment").hidden = true;
       $("outcome-waitlist").hidden = true;
@@ -646,8 +663,11 @@
       if (idleDialog.open) idleDialog.close();
       clearOutcome();
       clearForm();
+      // The next patient starts in the kiosk's own language, not the one this patient chose.
+      if ("languageChosen" in document.body.dataset) { window.location.replace(window.location.pathname); return; }
       if (!storedKey()) { showNotSetUp(); return; }
       outcome.hidden = true;
+      $("languages").hidden = false;
       form.hidden = false;
       window.scrollTo(0, 0);
       $("form-title").focus();
@@ -697,6 +717,7 @@
     form.addEventListener("submit", (event) => { event.preventDefault(); send(); });
     $("send-retry").addEventListener("click", send);
     $("new-report").addEventListener("click", startOver);
+    $("print-summary").addEventListener("click", () => window.print());
     form.addEventListener("change", (event) => {
       if (event.target.name === "home_care.measures") syncHomeCare();
     });
