@@ -1,0 +1,85 @@
+"""Every catalogue of the kiosk translates every text the kiosk shows (issue 18).
+
+The msgids are the English texts of kiosk.html, kiosk_page.py and kiosk_text.py, found as
+`make translations` finds them (services/intake/babel.cfg). A new or changed English text has
+no translation yet, so a Spanish-speaking patient would read it in English: this test fails
+until the catalogue is updated and translated. The compiled .mo Flask-Babel loads must hold
+exactly what its .po says, and kiosk.js may only ask for words kiosk_text.py gives it.
+"""
+from __future__ import annotations
+
+import re
+from configparser import ConfigParser
+from pathlib import Path
+
+import pytest
+from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_file
+
+from tests.catalogue_support import compiled, languages, read, untranslated
+
+from services.common.report_vocabulary import REPORT_LANGUAGES
+from services.intake import events, kiosk_language
+
+REPO = Path(__file__).resolve().parents[2]
+LOCALE = kiosk_language.TRANSLATIONS
+LANGUAGES = languages(LOCALE)
+KEYWORDS = {**DEFAULT_KEYWORDS, "_l": None}   # kiosk_page.py's lazy_gettext, as `make translations` has it
+
+
+def used() -> set[tuple[None, str]]:
+    """(msgctxt, msgid) of every text the kiosk's sources ask gettext for."""
+    config = ConfigParser()
+    config.read(REPO / "services" / "intake" / "babel.cfg")
+    found = set()
+    for section in config.sections():
+        method, _, pattern = section.partition(":")
+        for path in sorted(REPO.glob(pattern.strip())):
+            found |= {(None, message) for _line, message, _comments, _context
+                      in extract_from_file(method.strip(), str(path), keywords=KEYWORDS)}
+    return found
+
+
+def test_every_supported_language_but_english_has_a_catalogue_and_no_other_does():
+    assert LANGUAGES == sorted(set(REPORT_LANGUAGES) - {"en"}) == ["es"]
+
+
+def test_the_template_holds_every_text_of_the_sources():
+    pot = read(LOCALE / "messages.pot")
+    texts = used()
+    assert len(texts) >= 140
+    assert {(None, message.id) for message in pot if message.id} == texts, "run `make translations`"
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_every_text_the_kiosk_shows_is_translated(language):
+    po = read(LOCALE / language / "LC_MESSAGES" / "messages.po")
+    assert str(po.locale) == language
+    problems = untranslated(po, sorted(used(), key=lambda entry: entry[1]))
+    assert problems == [], f"{language} catalogue: " + "; ".join(problems)
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_compiled_catalogue_is_its_po(language):
+    folder = LOCALE / language / "LC_MESSAGES"
+    assert (folder / "messages.mo").read_bytes() == compiled(folder / "messages.po"), "run `make translations`"
+
+
+def test_kiosk_js_asks_only_for_words_the_page_gives_it():
+    from flask import Flask
+
+    from services.intake.kiosk_text import script_texts
+
+    app = Flask(__name__)
+    kiosk_language.install(app)
+    with app.test_request_context("/kiosk"):
+        given = set(script_texts())
+    script = (REPO / "services" / "intake" / "static" / "kiosk.js").read_text()
+    asked = set(re.findall(r"""\bt\(\s*"([a-z_.]+)\"""", script))
+    assert len(asked) >= 10 and asked <= given, sorted(asked - given)
+    # the keys kiosk.js builds from a value: one per value it can be given
+    assert re.search(r"t\(`care\.\$\{report\.care_level\}`\)", script)
+    assert {f"care.{level}" for level in events.CARE_LEVELS} <= given
+    assert re.search(r"t\(`status\.\$\{report\.status\}`\)", script)
+    assert {f"status.{status}" for status in ("received", "triaged", "referred", "waitlisted")} <= given
+    assert re.search(r"`error\.consent_\$\{missing\[0\]\}`", script)
+    assert {"error.consent_sms", "error.consent_email", "error.consent_both"} <= given
