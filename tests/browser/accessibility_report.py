@@ -29,7 +29,8 @@ BEFORE_OTHER = [
     "Field errors: red border and red text, no mark other than colour.",
 ]
 REPORT_SHOTS = [("form: every required answer missing", "320 px"), ("outcome: self care", "320 px"),
-                ("form: empty", "200% zoom"), ("setup: staff token step", "200% zoom")]
+                ("form: empty", "200% zoom"), ("setup: staff token step", "200% zoom"),
+                ("Spanish form: every answer missing", "320 px"), ("Spanish outcome: specialist, booked", "200% zoom")]
 QUEUE_SHOTS = ["320 px", "200% zoom"]
 MAX_SHOT_HEIGHT = 1600  # device px: the top of a long form is enough to show the layout (and keeps files small)
 

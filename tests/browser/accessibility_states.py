@@ -36,6 +36,27 @@ def open_kiosk(page, kiosk_url: str, key: str | None) -> None:
     page.get_by_role("heading", name="Tell us about your hip pain").wait_for()
 
 
+def fill_by_ids(page, *, mrn: str, joint_locking: str = "no") -> None:
+    """The rules' self-care example in any of the kiosk's languages (the inputs' ids are the
+    API's paths, whatever the words); joint_locking "yes" makes it a specialist case."""
+    today = datetime.now(UTC).date()
+
+    def fill_date(path: str, day) -> None:
+        for part, value in (("day", day.day), ("month", day.month), ("year", day.year)):
+            page.locator(f"#{path}-{part}").fill(str(value))
+
+    page.locator("#patient-mrn").fill(mrn)
+    page.locator("#patient-given_name").fill("Lucía")
+    page.locator("#patient-family_name").fill("García")
+    fill_date("patient-birth_date", today.replace(year=today.year - 30))
+    page.locator("#activity-sport").fill("ciclismo")
+    for choice in ("activity-high_impact-no", "pain-locations-outer_hip", "pain-side-left", "pain-severity-4",
+                   "pain-onset-gradual", "pain-direct_trauma-no", f"function-joint_locking-{joint_locking}",
+                   "function-instability-no", "function-persistent_dysfunction-no"):
+        page.locator(f"#{choice}").check()
+    fill_date("pain-started_on", today - timedelta(days=5))
+
+
 def send_and_wait_for_errors(page) -> None:
     page.get_by_role("button", name="Send my answers").click()
     page.locator("#error-summary:not([hidden])").wait_for()
@@ -191,6 +212,35 @@ def _outcome(level: str, status: str, slots: bool = False):
     return reach
 
 
+# The Spanish kiosk (issue 18): longer words in the same boxes.
+def _spanish_form(page, env):
+    open_kiosk_in(page, env.kiosk_url + "?lang=es", env.key)
+
+
+def _spanish_errors(page, env):
+    _spanish_form(page, env)
+    page.get_by_role("button", name="Enviar mis respuestas").click()
+    page.locator("#error-summary:not([hidden])").wait_for()
+
+
+def _spanish_outcome(page, env):
+    from playwright.sync_api import expect
+
+    add_slots_soon(env.referral_url, env.admin_token, days=7, count=2)
+    _spanish_form(page, env)
+    fill_by_ids(page, mrn="MRN-A11Y-ES", joint_locking="yes")
+    page.get_by_role("button", name="Enviar mis respuestas").click()
+    expect(page.locator("#outcome-status")).to_have_text("Su cita está reservada.", timeout=OUTCOME_TIMEOUT_MS)
+
+
+def open_kiosk_in(page, url: str, key: str) -> None:
+    """The kiosk at `url` (any language) with `key` stored as setup stores it."""
+    page.goto(url)
+    page.evaluate("key => window.localStorage.setItem('clinic.kioskKey', key)", key)
+    page.reload()
+    page.locator("#report-form:not([hidden])").wait_for()
+
+
 def _idle_warning(first):
     def reach(page, env):
         page.clock.install()
@@ -214,10 +264,13 @@ KIOSK_STATES = {
     "outcome: urgent, waiting list": _outcome("urgent", "You are on the waiting list for an appointment."),
     "idle warning: form": _idle_warning(lambda page, env: open_kiosk(page, env.kiosk_url, env.key)),
     "idle warning: outcome": _idle_warning(_outcome("self_care", "You do not need an appointment now.")),
+    "Spanish form: empty": _spanish_form,
+    "Spanish form: every answer missing": _spanish_errors,
+    "Spanish outcome: specialist, booked": _spanish_outcome,
 }
 # The states looked at at 200% zoom and 320 px wide (each screenshotted).
 REFLOW_STATES = ["form: empty", "form: every required answer missing", "outcome: self care",
-                 "setup: staff token step"]
+                 "setup: staff token step", "Spanish form: every answer missing", "Spanish outcome: specialist, booked"]
 SIZES = {"200% zoom": ZOOM_200, "320 px": NARROW_320}
 
 
