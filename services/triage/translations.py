@@ -12,23 +12,20 @@ every text in English.
 from __future__ import annotations
 
 import gettext
-import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from importlib.resources.abc import Traversable
 from types import MappingProxyType
 
+# CataloguesMissing re-exported: what a start that lacks a catalogue raises
+from services.common.catalogue_files import CataloguesMissing, load_compiled  # noqa: F401
 from services.common.report_vocabulary import REPORT_LANGUAGES
 
 from .domain.patient_text import Translate, english
 
 DOMAIN = "care_rules"
 RULE_FILE_LANGUAGE = "en"   # the rule file's texts are English: no catalogue
-
-
-class CataloguesMissing(RuntimeError):
-    """A supported language has no (readable) compiled catalogue."""
 
 
 @dataclass(frozen=True)
@@ -48,18 +45,7 @@ def locale_dir() -> Traversable:
 
 def load_catalogues(languages: tuple[str, ...] = REPORT_LANGUAGES, directory: Traversable | None = None) -> Catalogues:
     """Every supported language's catalogue; CataloguesMissing naming each one that is not there."""
-    directory = directory or locale_dir()
-    loaded, missing = {}, []
-    for language in languages:
-        if language == RULE_FILE_LANGUAGE:
-            continue
-        path = directory.joinpath(language, "LC_MESSAGES", f"{DOMAIN}.mo")
-        try:
-            with path.open("rb") as compiled:
-                loaded[language] = gettext.GNUTranslations(compiled)
-        except (OSError, ValueError, struct.error) as error:   # missing, or not a .mo (bad magic, cut short)
-            missing.append(f"{language} ({path}: {error})")
-    if missing:
-        raise CataloguesMissing("no usable catalogue of the care rules' patient texts for: " + "; ".join(missing)
-                                + " - run python -m services.triage.rules.catalogue")
+    loaded = load_compiled(directory or locale_dir(), DOMAIN,
+                           [language for language in languages if language != RULE_FILE_LANGUAGE],
+                           texts="the care rules' patient texts", command="python -m services.triage.rules.catalogue")
     return Catalogues(MappingProxyType(loaded))

@@ -14,6 +14,7 @@ from babel.dates import format_datetime
 
 from tests.catalogue_support import compiled, languages, read, untranslated
 
+from services.common.catalogue_files import catalogue_path
 from services.common.report_vocabulary import REPORT_LANGUAGES
 from services.intake.messages import catalogue, compose
 from services.intake.messages.changes import CHANGES, WAITLISTED, Appointment, Change
@@ -23,8 +24,12 @@ LOCALE = catalogue.locale_dir()
 LANGUAGES = languages(LOCALE)
 
 
+def po_path(language: str):
+    return catalogue_path(LOCALE, catalogue.DOMAIN.name, language)
+
+
 def po_of(language: str):
-    return read(catalogue.po_path(LOCALE, language))
+    return read(po_path(language))
 
 
 def test_every_supported_language_but_english_has_a_catalogue_and_no_other_does():
@@ -71,9 +76,9 @@ def test_each_date_pattern_is_one_babel_can_format_with_the_day_month_and_time(l
 
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_the_committed_mo_holds_exactly_what_its_po_says(language):
-    mo = catalogue.po_path(LOCALE, language).with_suffix(".mo")
+    mo = po_path(language).with_suffix(".mo")
     assert mo.is_file(), f"{mo} missing: run python -m services.intake.messages.catalogue"
-    assert mo.read_bytes() == compiled(catalogue.po_path(LOCALE, language)), \
+    assert mo.read_bytes() == compiled(po_path(language)), \
         "stale .mo: run python -m services.intake.messages.catalogue"
 
 

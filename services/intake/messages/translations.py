@@ -11,8 +11,6 @@ must not be told of their appointment in English without anyone knowing.
 """
 from __future__ import annotations
 
-import gettext
-import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
@@ -21,15 +19,13 @@ from types import MappingProxyType
 
 from babel import Locale
 
+# CataloguesMissing re-exported: what a start that lacks a catalogue raises
+from services.common.catalogue_files import CataloguesMissing, load_compiled  # noqa: F401
 from services.common.report_vocabulary import REPORT_LANGUAGES
 
 from .compose import ENGLISH, Language
 
 DOMAIN = "patient_messages"
-
-
-class CataloguesMissing(RuntimeError):
-    """A supported language has no (readable) compiled catalogue."""
 
 
 @dataclass(frozen=True)
@@ -49,21 +45,10 @@ def locale_dir() -> Traversable:
 def load_languages(languages: tuple[str, ...] = REPORT_LANGUAGES, directory: Traversable | None = None) -> Languages:
     """Every supported language, each with its catalogue and Babel's data for its day and month
     names (read now, not on the first message); CataloguesMissing naming each one missing."""
-    directory = directory or locale_dir()
-    loaded, missing = {ENGLISH.code: ENGLISH}, []
     for code in languages:
         Locale.parse(code).days  # noqa: B018 - loads (and caches) the locale's CLDR data now
-        if code == ENGLISH.code:
-            continue
-        path = directory.joinpath(code, "LC_MESSAGES", f"{DOMAIN}.mo")
-        try:
-            with path.open("rb") as compiled:
-                catalogue = gettext.GNUTranslations(compiled)
-        except (OSError, ValueError, struct.error) as error:  # missing, or not a .mo (bad magic, cut short)
-            missing.append(f"{code} ({path}: {error})")
-            continue
-        loaded[code] = Language(code, catalogue.gettext, catalogue.pgettext)
-    if missing:
-        raise CataloguesMissing("no usable catalogue of the patient messages for: " + "; ".join(missing)
-                                + " - run python -m services.intake.messages.catalogue")
+    compiled = load_compiled(directory or locale_dir(), DOMAIN, [code for code in languages if code != ENGLISH.code],
+                             texts="the patient messages", command="python -m services.intake.messages.catalogue")
+    loaded = {ENGLISH.code: ENGLISH}
+    loaded.update({code: Language(code, catalogue.gettext, catalogue.pgettext) for code, catalogue in compiled.items()})
     return Languages(MappingProxyType(loaded))
