@@ -65,10 +65,7 @@ compose-test: $(STAMP)
 
 ## translations: after changing a patient-facing text: the kiosk's, triage's and the patient messages' catalogues re-extracted, merged (new texts untranslated, changed ones fuzzy: both left out of the .mo, so shown in English until translated) and compiled (docs/languages.md)
 translations: $(STAMP)
-	$(VENV)/bin/pybabel extract -F services/intake/babel.cfg -k _l --add-location file --sort-output --omit-header \
-		-o services/intake/translations/messages.pot .
-	$(VENV)/bin/pybabel update -i services/intake/translations/messages.pot -d services/intake/translations --width 110
-	$(VENV)/bin/pybabel compile -d services/intake/translations
+	$(PY) -m services.intake.kiosk_catalogue
 	$(PY) -m services.triage.rules.catalogue
 	$(PY) -m services.intake.messages.catalogue
 

@@ -3,7 +3,7 @@
 kiosk.js has no catalogue of its own: the page carries these texts, translated for its
 request, as a JSON block that the script reads (a `<script type="application/json">`, data
 that runs nothing, so the page's CSP stays `script-src 'self'`). Their msgids are in this
-file, where `pybabel extract` finds them beside the template's.
+file, where services/intake/kiosk_catalogue.py finds them beside the template's.
 
 `{name}` placeholders are filled by kiosk.js (a date's parts, a time range).
 """

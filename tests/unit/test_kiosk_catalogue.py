@@ -1,42 +1,31 @@
 """Every catalogue of the kiosk translates every text the kiosk shows (issue 18).
 
 The msgids are the English texts of kiosk.html, kiosk_page.py and kiosk_text.py, found as
-`make translations` finds them (services/intake/babel.cfg). A new or changed English text has
-no translation yet, so a Spanish-speaking patient would read it in English: this test fails
-until the catalogue is updated and translated. The compiled .mo Flask-Babel loads must hold
+`make translations` finds them (services/intake/kiosk_catalogue.py, per babel.cfg). A new or
+changed English text has no translation yet, so a Spanish-speaking patient would read it in
+English: this test fails until the catalogue is updated and translated. The compiled .mo Flask-Babel loads must hold
 exactly what its .po says, and kiosk.js may only ask for words kiosk_text.py gives it.
 """
 from __future__ import annotations
 
 import re
-from configparser import ConfigParser
 from pathlib import Path
 
 import pytest
-from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_file
 
 from tests.catalogue_support import compiled, languages, read, untranslated
 
 from services.common.report_vocabulary import REPORT_LANGUAGES
-from services.intake import events, kiosk_language
+from services.intake import events, kiosk_catalogue, kiosk_language
 
 REPO = Path(__file__).resolve().parents[2]
 LOCALE = kiosk_language.TRANSLATIONS
 LANGUAGES = languages(LOCALE)
-KEYWORDS = {**DEFAULT_KEYWORDS, "_l": None}   # kiosk_page.py's lazy_gettext, as `make translations` has it
 
 
-def used() -> set[tuple[None, str]]:
+def used() -> set[tuple[str | None, str]]:
     """(msgctxt, msgid) of every text the kiosk's sources ask gettext for."""
-    config = ConfigParser()
-    config.read(REPO / "services" / "intake" / "babel.cfg")
-    found = set()
-    for section in config.sections():
-        method, _, pattern = section.partition(":")
-        for path in sorted(REPO.glob(pattern.strip())):
-            found |= {(None, message) for _line, message, _comments, _context
-                      in extract_from_file(method.strip(), str(path), keywords=KEYWORDS)}
-    return found
+    return set(kiosk_catalogue.used())
 
 
 def test_every_supported_language_but_english_has_a_catalogue_and_no_other_does():
@@ -47,7 +36,7 @@ def test_the_template_holds_every_text_of_the_sources():
     pot = read(LOCALE / "messages.pot")
     texts = used()
     assert len(texts) >= 140
-    assert {(None, message.id) for message in pot if message.id} == texts, "run `make translations`"
+    assert {(message.context, message.id) for message in pot if message.id} == texts, "run `make translations`"
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
