@@ -14,7 +14,6 @@ import pytest
 from tests.catalogue_support import compiled, languages, read, untranslated
 
 from services.triage.domain import default_rules_path, load_rules
-from services.triage.rules import catalogue
 
 LOCALE = Path(__file__).resolve().parents[2] / "services" / "triage" / "rules" / "locale"
 LANGUAGES = languages(LOCALE)
@@ -53,7 +52,3 @@ def test_the_committed_mo_holds_exactly_what_its_po_says(language):
     assert mo.is_file(), f"{mo} missing: run python -m services.triage.rules.catalogue"
     assert mo.read_bytes() == compiled(directory / "care_rules.po"), \
         "stale .mo: run python -m services.triage.rules.catalogue"
-
-
-def test_the_template_and_catalogues_are_up_to_date_with_the_rule_file():
-    assert catalogue.update(load_rules(default_rules_path()), LOCALE, check=True) == []
