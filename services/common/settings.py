@@ -121,7 +121,7 @@ class Settings:
     # and how to reach the clinic.
     clinic_time_zone: str = "UTC"
     clinic_contact_phone: str | None = None
-    clinic_name: str = "the clinic"
+    clinic_name: str | None = None   # unset: "the clinic", in each message's language
     # Deliveries of one message refused for a temporary reason before it is `failed`.
     message_max_attempts: int = 5
 
@@ -303,6 +303,6 @@ def load(service: str | None = None, env: os._Environ | dict | None = None) -> S
         sms_gateway_token=read_secret(env, "CLINIC_SMS_GATEWAY_TOKEN", state_dir),
         clinic_time_zone=_time_zone(env, "CLINIC_TIME_ZONE"),
         clinic_contact_phone=env.get("CLINIC_CONTACT_PHONE", "").strip() or None,
-        clinic_name=env.get("CLINIC_NAME", "").strip() or "the clinic",
+        clinic_name=env.get("CLINIC_NAME", "").strip() or None,
         message_max_attempts=_int_in(env, "CLINIC_MESSAGE_MAX_ATTEMPTS", 5, 1, 100),
     )

@@ -830,7 +830,7 @@ def test_patient_message_settings_left_empty_are_the_service_defaults(services):
     assert (settings.smtp_host, settings.smtp_port, settings.smtp_from, settings.smtp_username) == (None, 25, None, None)
     assert (settings.smtp_password, settings.smtp_starttls) == (None, False)
     assert (settings.sms_gateway_url, settings.sms_gateway_token) == (None, None)
-    assert (settings.clinic_time_zone, settings.clinic_contact_phone, settings.clinic_name) == ("UTC", None, "the clinic")
+    assert (settings.clinic_time_zone, settings.clinic_contact_phone, settings.clinic_name) == ("UTC", None, None)
 
 
 def test_optional_secrets_have_no_default(compose):

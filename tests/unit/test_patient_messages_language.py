@@ -198,3 +198,14 @@ def test_an_english_cancellation_sms_without_a_clinic_phone_ends_with_its_senten
     clinic = compose.ClinicContact(name="Clinic North", phone=None, time_zone="UTC")
     assert compose.sms(Change(CANCELLED, 1, None), clinic, compose.ENGLISH) == \
         "Clinic North: your appointment is cancelled by the clinic."
+
+
+def test_without_clinic_name_each_language_says_the_clinic_in_its_own_words(spanish):
+    # CLINIC_NAME not set: never "llame a the clinic" in a Spanish message
+    unnamed = compose.ClinicContact(None, None, "Europe/Lisbon")
+    waitlisted = change(WAITLISTED, None)
+    spanish_email = compose.email(waitlisted, unnamed, spanish)
+    assert "la clínica" in spanish_email.text and "the clinic" not in spanish_email.text
+    assert compose.sms(waitlisted, unnamed, spanish).startswith("la clinica: ")
+    english_email = compose.email(waitlisted, unnamed, compose.ENGLISH)
+    assert english_email.text.endswith("\nthe clinic\n") and "of the clinic for an appointment" in english_email.text

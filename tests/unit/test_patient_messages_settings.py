@@ -11,7 +11,7 @@ def test_defaults_send_nothing_and_speak_utc(tmp_path):
     settings = load("intake", env={"CLINIC_STATE_DIR": str(tmp_path)})
     assert (settings.smtp_host, settings.smtp_port, settings.smtp_starttls, settings.sms_gateway_url) == (
         None, 25, False, None)
-    assert (settings.clinic_time_zone, settings.clinic_name, settings.message_max_attempts) == ("UTC", "the clinic", 5)
+    assert (settings.clinic_time_zone, settings.clinic_name, settings.message_max_attempts) == ("UTC", None, 5)
 
 
 def test_secrets_come_from_files_too(tmp_path):

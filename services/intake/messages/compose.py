@@ -27,7 +27,7 @@ from .changes import BOOKED, CANCELLED, MOVED, WAITLISTED, Appointment, Change
 
 @dataclass(frozen=True)
 class ClinicContact:
-    name: str  # CLINIC_NAME
+    name: str | None  # CLINIC_NAME; None when it is not set: "the clinic", in the patient's language
     phone: str | None  # CLINIC_CONTACT_PHONE
     time_zone: str  # CLINIC_TIME_ZONE, an IANA name
 
@@ -116,8 +116,13 @@ _SMS_WAITLISTED = (N_("{clinic}: you are on our waiting list; we will contact yo
                    N_("{clinic}: you are on our waiting list."))
 
 
+def _clinic_name(clinic: ClinicContact, language: Language) -> str:
+    # TRANSLATORS: the clinic's name when none is configured; it starts an SMS and ends an email.
+    return clinic.name or language.gettext("the clinic")
+
+
 def _subject(change: Change, clinic: ClinicContact, language: Language) -> str:
-    return language.gettext(_SUBJECTS[change.kind]).format(clinic=clinic.name)
+    return language.gettext(_SUBJECTS[change.kind]).format(clinic=_clinic_name(clinic, language))
 
 
 def _what(change: Change, clinic: ClinicContact, language: Language) -> str:
@@ -134,7 +139,7 @@ def _what(change: Change, clinic: ClinicContact, language: Language) -> str:
         return _("Your appointment on {when} has been cancelled by the clinic.").format(
             when=when(appointment.start, clinic.time_zone, language=language))
     return _("You are on the waiting list of {clinic} for an appointment. We will contact you as soon as a time"
-             " is free.").format(clinic=clinic.name)
+             " is free.").format(clinic=_clinic_name(clinic, language))
 
 
 def _details(appointment: Appointment, clinic: ClinicContact, language: Language) -> list[tuple[str, str]]:
@@ -146,8 +151,9 @@ def _details(appointment: Appointment, clinic: ClinicContact, language: Language
 
 def _reach(change: Change, clinic: ClinicContact, language: Language) -> str:
     if clinic.phone:
-        return language.gettext(_CALL.get(change.kind, _CALL_ELSE)).format(clinic=clinic.name, phone=clinic.phone)
-    return language.gettext(_CONTACT.get(change.kind, _CONTACT_ELSE)).format(clinic=clinic.name)
+        return language.gettext(_CALL.get(change.kind, _CALL_ELSE)).format(clinic=_clinic_name(clinic, language),
+                                                                            phone=clinic.phone)
+    return language.gettext(_CONTACT.get(change.kind, _CONTACT_ELSE)).format(clinic=_clinic_name(clinic, language))
 
 
 def email(change: Change, clinic: ClinicContact, language: Language) -> Email:
@@ -160,13 +166,13 @@ def email(change: Change, clinic: ClinicContact, language: Language) -> Email:
     lines = [hello, "", what]
     if details:
         lines += ["", *(f"{label}: {value}" for label, value in details)]
-    lines += ["", reach, "", clinic.name]
+    lines += ["", reach, "", _clinic_name(clinic, language)]
     esc = html.escape
     parts = [f"<p>{esc(hello)}</p>", f"<p>{esc(what)}</p>"]
     if details:
         parts.append("<table>" + "".join(f"<tr><th scope=\"row\">{esc(label)}</th><td>{esc(value)}</td></tr>"
                                          for label, value in details) + "</table>")
-    parts += [f"<p>{esc(reach)}</p>", f"<p>{esc(clinic.name)}</p>"]
+    parts += [f"<p>{esc(reach)}</p>", f"<p>{esc(_clinic_name(clinic, language))}</p>"]
     page = (f"<!DOCTYPE html><html lang=\"{esc(language.code)}\"><head><meta charset=\"utf-8\"><title>"
             f"{esc(subject)}</title></head><body>{''.join(parts)}</body></html>")
     return Email(subject=subject, text="\n".join(lines) + "\n", html=page)
@@ -182,7 +188,7 @@ def sms(change: Change, clinic: ClinicContact, language: Language) -> str:
     billed, some shown apart or late. gsm7.to_gsm7 writes such letters without their accent,
     which a Spanish reader reads without trouble, and keeps é ñ ü ¿ ¡, which GSM-7 has."""
     _ = language.gettext
-    values = {"clinic": clinic.name}
+    values = {"clinic": _clinic_name(clinic, language)}
     call = rebook = ""
     if clinic.phone:
         # TRANSLATORS: ends an SMS, after its last sentence (no full stop); 160 characters in all.
