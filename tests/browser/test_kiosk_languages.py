@@ -172,3 +172,21 @@ def test_the_printed_summary_holds_what_the_screen_shows_and_nothing_more(browse
         assert pdf.startswith(b"%PDF") and len(pdf) > 5_000
     finally:
         context.close()
+
+
+def test_an_idle_spanish_kiosk_warns_in_spanish_then_clears_back_to_the_kiosks_language(browser, live_stack):
+    from playwright.sync_api import expect
+
+    context, page = open_kiosk(browser, live_stack.base_url["intake"] + "/kiosk", live_stack.kiosk_key())
+    try:
+        page.clock.install()
+        page.get_by_role("link", name="Español").click()
+        page.locator("#patient-given_name").fill("Lucía")
+        page.clock.fast_forward("01:31")
+        expect(page.get_by_role("dialog", name="¿Sigue ahí?")).to_be_visible()
+        page.clock.fast_forward("00:30")
+        expect(page.get_by_role("heading", name=ENGLISH_HEADING)).to_be_visible()
+        expect(page.locator("#patient-given_name")).to_have_value("")
+        assert "lang=" not in page.url
+    finally:
+        context.close()
