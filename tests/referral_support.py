@@ -64,7 +64,9 @@ BIRTH_DATE = "1991-04-02"
 
 
 def decision_event(care_level: str, mrn: str, report_id: str | None = None, name: str = "Ana Silva",
-                   within_days: int | None = None, birth_date: str | None = BIRTH_DATE) -> dict:
+                   within_days: int | None = None, birth_date: str | None = BIRTH_DATE,
+                   language: str | None = None) -> dict:
+    """`language`: the report's (issue 18); None: a decision from before, which has none."""
     report_id = report_id or str(uuid.uuid4())
     priority = {"urgent": "urgent", "specialist": "routine"}.get(care_level)
     terms = None if priority is None else {
@@ -76,6 +78,8 @@ def decision_event(care_level: str, mrn: str, report_id: str | None = None, name
             "patient": {"mrn": mrn, "display_name": name}}
     if birth_date is not None:
         data["patient"]["birth_date"] = birth_date
+    if language is not None:
+        data["language"] = language
     return new_event(type="clinic.triage.decided", source="/clinic/triage", subject=report_id, data=data)
 
 
@@ -83,9 +87,9 @@ TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
 
 def decide(conn, care_level: str, mrn: str, now: datetime, report_id: str | None = None,
-           name: str = "Ana Silva", birth_date: str | None = BIRTH_DATE) -> str:
+           name: str = "Ana Silva", birth_date: str | None = BIRTH_DATE, language: str | None = None) -> str:
     """Run the worker's handler for one decision, in one transaction (as the inbox does); the report id."""
-    event = decision_event(care_level, mrn, report_id, name, birth_date=birth_date)
+    event = decision_event(care_level, mrn, report_id, name, birth_date=birth_date, language=language)
     delivery = Delivery(topic=TOPIC_DECISIONS, partition=0, offset=0, key=event["data"]["report_id"],
                         traceparent=TRACEPARENT)
     with conn.transaction():
@@ -138,7 +142,8 @@ def fhir_as_the_snapshot_says(event: dict) -> list[str]:
     """An event's FHIR references (issue 17), checked against what its type and snapshot say:
     the ServiceRequest always; a booking names its Appointment and the Slot its snapshot holds
     (a move, also the Slot it left); a cancellation its Appointment and Slot only when it freed
-    one; a completion its Appointment; a link or a raise nothing else."""
+    one; a completion its Appointment; a link or a raise nothing else but, when the linked
+    report's language changed the patient's (which the snapshot does not carry), the Patient."""
     references = event["fhirchanged"].split(" ")
     data, kind = event["data"], event["type"]
     request, appointment = f"ServiceRequest/{data['referral_id']}", f"Appointment/{data['referral_id']}"
@@ -146,6 +151,8 @@ def fhir_as_the_snapshot_says(event: dict) -> list[str]:
     if kind == "referral.rescheduled":
         assert references[:3] == [request, appointment, held] and len(references) == 4, references
         assert references[3].startswith("Slot/") and references[3] != held, references
+    elif kind in ("referral.linked", "referral.priority_raised"):
+        assert references in ([request], [request, f"Patient/{data['referral_id']}"]), references
     elif kind == "referral.cancelled":
         assert references == [request] or (len(references) == 3 and references[:2] == [request, appointment]
                                            and references[2].startswith("Slot/")), references

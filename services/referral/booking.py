@@ -131,7 +131,7 @@ def _apply_decision(conn: psycopg.Connection, decision: events.Decision, now: da
         return  # this report was handled already (a decision replayed under a new event id)
     match = _match_patient(conn, decision, context.candidates)
     plan = domain.on_new_decision(match.same_patient, decision.care_level, decision.report_id, now,
-                                  decision.windows)
+                                  decision.windows, language=decision.language)
     levels = {decision.report_id: decision.care_level}
     if isinstance(plan, domain.NothingToDo):
         return
@@ -150,7 +150,8 @@ def _apply_decision(conn: psycopg.Connection, decision: events.Decision, now: da
         change = domain.create_referral(plan, referral_id=referral_id, patient_mrn=decision.patient_mrn,
                                         free_slots=[slot] if slot else [],
                                         patient_birth_date=decision.patient_birth_date,
-                                        possible_duplicate_of=match.possible_duplicate_of)
+                                        possible_duplicate_of=match.possible_duplicate_of,
+                                        patient_language=decision.language)
         save = {"created": True, "patient_name": decision.patient_name, "care_levels": levels}
         if known:
             store.save_change(conn, change, **save)

@@ -124,7 +124,8 @@ def _book_new_patients(conn: psycopg.Connection, run: list[Prepared], now: datet
 def _created(plan: domain.CreateReferral, referral_id: str, decision: events.Decision,
              slot: domain.Slot | None) -> ReferralChange:
     return domain.create_referral(plan, referral_id=referral_id, patient_mrn=decision.patient_mrn,
-                                  free_slots=[slot] if slot else [], patient_birth_date=decision.patient_birth_date)
+                                  free_slots=[slot] if slot else [], patient_birth_date=decision.patient_birth_date,
+                                  patient_language=decision.language)
 
 
 def _to_save(change: ReferralChange, decision: events.Decision) -> tuple[ReferralChange, str, dict[str, str]]:

@@ -2,7 +2,8 @@
 
 In: triage decisions (`clinic.triage-decisions.v1`), checked at the edge against the contract
 (envelope, type, enums, UUIDs, zoned times, rule ids, `within_days` from 1 to the
-CLINIC_REFERRAL_MAX_WINDOW_DAYS setting); and patient messages (`clinic.patient-messages.v1`,
+CLINIC_REFERRAL_MAX_WINDOW_DAYS setting; `language` alone is read leniently, see
+decision_language); and patient messages (`clinic.patient-messages.v1`,
 docs/patient-messages.md: UUIDs, enums, zoned `at`, whole numbers from 0). Anything else is
 a PoisonEvent whose reason names the field and the rule, never a value
 (services/common/error_text.py).
@@ -18,6 +19,7 @@ R4 interface the change altered, so that an integration can follow changes witho
 from __future__ import annotations
 
 import functools
+import logging
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -26,9 +28,12 @@ from marshmallow import INCLUDE, Schema, ValidationError, fields, validate, vali
 from services.common import envelope
 from services.common.error_text import safe_message, validation_reason
 from services.common.inbox import PoisonEvent
+from services.common.report_vocabulary import DEFAULT_LANGUAGE, REPORT_LANGUAGES
 
 from .domain import BOOKED, ROUTINE, URGENT, ReferralChange, Windows
 from .domain.contact import CHANGES, CHANNELS, MESSAGE_STATUSES, PatientMessage
+
+log = logging.getLogger(__name__)
 
 EVENT_SOURCE = "/clinic/referral"
 
@@ -147,6 +152,7 @@ class Decision:
     patient_name: str | None
     windows: Windows  # the triage rule file's windows, as the decision states them
     patient_birth_date: date | None = None  # None: the decision did not say (cannot be matched)
+    language: str = DEFAULT_LANGUAGE  # the report's (REPORT_LANGUAGES); the patient is phoned in it
 
 
 # One instance per schema (and window bound): building one, copying its nested fields, cost
@@ -182,7 +188,23 @@ def parse_decision(event: dict, default_windows: Windows,
     patient = data["patient"] or {}
     return Decision(report_id=str(data["report_id"]), care_level=data["care_level"],
                     patient_mrn=patient.get("mrn"), patient_name=patient.get("display_name"),
-                    windows=windows, patient_birth_date=patient.get("birth_date"))
+                    windows=windows, patient_birth_date=patient.get("birth_date"),
+                    language=decision_language(data, str(data["report_id"])))
+
+
+def decision_language(data: dict, report_id: str) -> str:
+    """The language of the decision's report (issue 18): absent in decisions made before it,
+    English. Laxer than the fields above on purpose: MRN, birth date and terms decide whom to
+    book and when, so a bad one is poison; the language only tells a scheduler how to speak
+    to the patient, and must never dead-letter a referral (triage reads a report's language
+    the same way). One we do not know is English, and logged."""
+    language = data.get("language", DEFAULT_LANGUAGE)
+    if language in REPORT_LANGUAGES:
+        return language
+    # its type, never its value: whatever a producer put there stays out of the logs
+    log.warning("decision on report %s: unsupported language (%s), taken as English", report_id,
+                type(language).__name__)
+    return DEFAULT_LANGUAGE
 
 
 # -- in: patient messages (intake) -----------------------------------------------------
@@ -296,14 +318,17 @@ def fhir_changed(change: ReferralChange) -> tuple[str, ...]:
     """What the change alters, in this order: the ServiceRequest (every change: its status,
     priority, reports or version); the Appointment (its id is the referral's) when the booking
     changed: a slot taken or freed, or the status of a referral that holds a slot (completed);
-    then the Slot it took and the Slot it freed (busy/free). Nothing else: providers, schedules
-    and patients do not change with a referral."""
+    then the Slot it took and the Slot it freed (busy/free); then the Patient when the change
+    altered it (a report linked in another language: only links do, and they move no slot, so
+    four at most). Nothing else: providers and schedules do not change with a referral."""
     referral = change.referral
     references = [service_request_reference(referral.referral_id)]
     status_changed = any(entry.from_status != entry.to_status for entry in change.history)
     if change.booked_slot_id or change.freed_slot_id or (status_changed and referral.slot_id):
         references.append(f"Appointment/{referral.referral_id}")
     references += [f"Slot/{slot_id}" for slot_id in (change.booked_slot_id, change.freed_slot_id) if slot_id]
+    if change.patient_changed:
+        references.append(f"Patient/{referral.referral_id}")
     return tuple(references)
 
 

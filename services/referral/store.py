@@ -31,7 +31,7 @@ _REFERRAL = """r.referral_id::text, r.patient_mrn, r.priority, r.status, r.creat
     r.slot_id::text,
     ARRAY(SELECT rr.report_id::text FROM referral.referral_reports rr
           WHERE rr.referral_id = r.referral_id ORDER BY rr.position),
-    r.patient_birth_date, r.possible_duplicate_of::text, r.possible_duplicate_mrn"""
+    r.patient_birth_date, r.possible_duplicate_of::text, r.possible_duplicate_mrn, r.patient_language"""
 
 # A referral that keeps changing under us while we wait is left to the next offer.
 CLAIM_ATTEMPTS = 5
@@ -41,11 +41,11 @@ _SLOT = "s.slot_id::text, s.provider_id::text, s.start_at, s.end_at"
 
 def _referral(row) -> Referral:
     (referral_id, mrn, priority, status, created_at, window_ends_at, slot_id, report_ids, born, duplicate_of,
-     duplicate_mrn) = row
+     duplicate_mrn, language) = row
     return Referral(referral_id=referral_id, patient_mrn=mrn, priority=priority, status=status,
                     created_at=created_at, window_ends_at=window_ends_at, slot_id=slot_id,
                     report_ids=tuple(report_ids), patient_birth_date=born, possible_duplicate_of=duplicate_of,
-                    possible_duplicate_mrn=duplicate_mrn)
+                    possible_duplicate_mrn=duplicate_mrn, patient_language=language)
 
 
 def care_level_of(priority: str) -> str:
@@ -296,19 +296,26 @@ def _save_change(conn: psycopg.Connection, change: ReferralChange, *, created: b
         conn.execute(
             "INSERT INTO referral.referrals (referral_id, patient_mrn, patient_mrn_key, patient_birth_date,"
             " possible_duplicate_of, possible_duplicate_mrn, patient_display_name, priority, status, slot_id,"
-            " created_at, window_ends_at, version, updated_at)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            " created_at, window_ends_at, version, updated_at, patient_language)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             (referral.referral_id, referral.patient_mrn, mrn_key(referral.patient_mrn), referral.patient_birth_date,
              referral.possible_duplicate_of, referral.possible_duplicate_mrn, patient_name, referral.priority, referral.status,
-             referral.slot_id, referral.created_at, referral.window_ends_at, len(entries), entries[-1].at),
+             referral.slot_id, referral.created_at, referral.window_ends_at, len(entries), entries[-1].at,
+             referral.patient_language),
         )
         version = len(entries)
         known = 0
     else:
+        # The language is the policy's (a link sets the newest report's); a change of the
+        # patient moves the FHIR Patient's version and time.
         updated = conn.execute(
             "UPDATE referral.referrals SET priority = %s, status = %s, slot_id = %s, window_ends_at = %s,"
-            " version = version + %s, updated_at = %s WHERE referral_id = %s RETURNING version",
+            " version = version + %s, updated_at = %s, patient_language = %s,"
+            " patient_version = patient_version + %s::integer,"
+            " patient_changed_at = CASE WHEN %s THEN %s ELSE patient_changed_at END"
+            " WHERE referral_id = %s RETURNING version",
             (referral.priority, referral.status, referral.slot_id, referral.window_ends_at, len(entries),
+             entries[-1].at, referral.patient_language, change.patient_changed, change.patient_changed,
              entries[-1].at, referral.referral_id),
         )
         linked = conn.execute(
@@ -362,16 +369,17 @@ def save_created(conn: psycopg.Connection, created: list[tuple[ReferralChange, s
     conn.execute(
         "INSERT INTO referral.referrals (referral_id, patient_mrn, patient_mrn_key, patient_birth_date,"
         " possible_duplicate_of, possible_duplicate_mrn, patient_display_name, priority, status, slot_id,"
-        " created_at, window_ends_at, version, updated_at)"
+        " created_at, window_ends_at, version, updated_at, patient_language)"
         " SELECT * FROM unnest(%b::uuid[], %b::text[], %b::text[], %b::date[], %b::uuid[], %b::text[], %b::text[],"
-        "  %b::text[], %b::text[], %b::uuid[], %b::timestamptz[], %b::timestamptz[], %b::integer[], %b::timestamptz[])",
+        "  %b::text[], %b::text[], %b::uuid[], %b::timestamptz[], %b::timestamptz[], %b::integer[], %b::timestamptz[],"
+        "  %b::text[])",
         ([r.referral_id for r in referrals], [r.patient_mrn for r in referrals],
          [mrn_key(r.patient_mrn) for r in referrals], [r.patient_birth_date for r in referrals],
          [r.possible_duplicate_of for r in referrals], [r.possible_duplicate_mrn for r in referrals],
          [name for _change, name, _levels in created], [r.priority for r in referrals],
          [r.status for r in referrals], [r.slot_id for r in referrals], [r.created_at for r in referrals],
          [r.window_ends_at for r in referrals], [len(change.history) for change, _name, _levels in created],
-         [change.history[-1].at for change, _name, _levels in created]))
+         [change.history[-1].at for change, _name, _levels in created], [r.patient_language for r in referrals]))
     conn.execute(
         "INSERT INTO referral.referral_reports (report_id, referral_id, position, care_level, linked_at, fired)"
         " SELECT report_id, referral_id, position, care_level, linked_at, fired"
@@ -408,7 +416,7 @@ _VIEW = """r.referral_id::text, r.patient_mrn, r.patient_display_name, r.priorit
           WHERE rr.referral_id = r.referral_id ORDER BY rr.position) AS report_ids,
     s.slot_id::text AS slot_id, s.start_at, s.end_at, p.name AS provider, p.location,
     r.possible_duplicate_of::text AS duplicate_of_id, r.possible_duplicate_mrn AS duplicate_of_mrn,
-    r.contact_needed, r.contacted_at
+    r.contact_needed, r.contacted_at, r.patient_language
     FROM referral.referrals r
     LEFT JOIN referral.slots s ON s.slot_id = r.slot_id
     LEFT JOIN referral.providers p ON p.provider_id = s.provider_id"""
@@ -430,7 +438,8 @@ def _view(row: dict, now: datetime) -> dict:
         "referral_id": row["referral_id"],
         "report_id": row["report_ids"][0],
         "report_ids": list(row["report_ids"]),
-        "patient": {"mrn": row["patient_mrn"], "display_name": row["patient_display_name"]},
+        "patient": {"mrn": row["patient_mrn"], "display_name": row["patient_display_name"],
+                    "language": row["patient_language"]},
         "care_level": care_level_of(row["priority"]),
         "priority": row["priority"],
         "status": row["status"],
@@ -475,6 +484,7 @@ def created_referral_view(change: ReferralChange, *, patient_name: str, slot: Sl
         "provider": place[0] if slot else None, "location": place[1] if slot else None,
         "duplicate_of_id": referral.possible_duplicate_of, "duplicate_of_mrn": referral.possible_duplicate_mrn,
         "contact_needed": False, "contacted_at": None,  # the columns' defaults
+        "patient_language": referral.patient_language,
     }
     return _view(row, now)
 

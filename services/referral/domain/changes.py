@@ -48,3 +48,6 @@ class ReferralChange:
     history: tuple[HistoryEntry, ...]
     booked_slot_id: Id | None = None
     freed_slot_id: Id | None = None
+    # The patient as the referral describes them changed (their language, on a link): the
+    # FHIR Patient's version moves with it.
+    patient_changed: bool = False

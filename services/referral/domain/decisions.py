@@ -9,6 +9,8 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Iterable
 
+from services.common.report_vocabulary import DEFAULT_LANGUAGE
+
 from .allocation import choose_slot
 from .changes import SYSTEM_ACTOR, HistoryEntry, ReferralChange
 from .model import BOOKED, ROUTINE, URGENT, WAITLISTED, CareLevel, Id, Priority, Referral, Slot
@@ -51,7 +53,9 @@ def on_new_decision(
     report_id: Id,
     now: datetime,
     windows: Windows = DEFAULT_WINDOWS,
+    language: str = DEFAULT_LANGUAGE,
 ) -> DecisionPlan:
+    """`language`: the language the report was filled in (REPORT_LANGUAGES)."""
     priority = priority_for(care_level)
     if priority is None:
         return NothingToDo(f"care level {care_level} needs no referral")
@@ -64,7 +68,12 @@ def on_new_decision(
         return NothingToDo(f"report {report_id} is already linked to the open referral")
 
     status = open_referral.status
-    referral = replace(open_referral, report_ids=open_referral.report_ids + (report_id,))
+    # The patient's language is the newest linked report's: their own latest choice at the
+    # kiosk, as intake's messages take the newest report's contact details and language
+    # (docs/patient-messages.md). Name, MRN and birth date stay the first report's: they
+    # identify the patient the referral was matched on, a language is only how to speak to them.
+    referral = replace(open_referral, report_ids=open_referral.report_ids + (report_id,),
+                       patient_language=language)
     history = [
         HistoryEntry(
             referral_id=referral.referral_id,
@@ -92,7 +101,9 @@ def on_new_decision(
                 reason=f"urgent report {report_id}: the window now ends {ends_at.isoformat()}",
             )
         )
-    return UpdateReferral(ReferralChange(referral, tuple(history)), needs_placement=raise_it)
+    change = ReferralChange(referral, tuple(history),
+                            patient_changed=language != open_referral.patient_language)
+    return UpdateReferral(change, needs_placement=raise_it)
 
 
 def create_referral(
@@ -103,6 +114,7 @@ def create_referral(
     free_slots: Iterable[Slot],
     patient_birth_date: date | None = None,
     possible_duplicate_of: Referral | None = None,
+    patient_language: str = DEFAULT_LANGUAGE,
 ) -> ReferralChange:
     """A new referral, booked into the earliest free slot of its window or waitlisted.
 
@@ -135,6 +147,7 @@ def create_referral(
         patient_birth_date=patient_birth_date,
         possible_duplicate_of=duplicate_id,
         possible_duplicate_mrn=duplicate_mrn,
+        patient_language=patient_language,
     )
     entry = HistoryEntry(
         referral_id=referral_id,

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Hashable, Literal
 
+from services.common.report_vocabulary import DEFAULT_LANGUAGE, REPORT_LANGUAGES
+
 Priority = Literal["urgent", "routine"]
 Status = Literal["booked", "waitlisted", "cancelled", "completed"]
 CareLevel = Literal["urgent", "specialist", "self_care"]
@@ -73,6 +75,9 @@ class Referral:
     # and its MRN as its report gave it).
     possible_duplicate_of: Id | None = None
     possible_duplicate_mrn: str | None = None
+    # The language the patient filled in their newest linked report (issue 18; BCP 47,
+    # REPORT_LANGUAGES): schedulers phone them in it. Referrals made before: English.
+    patient_language: str = DEFAULT_LANGUAGE
 
     def __post_init__(self) -> None:
         if self.priority not in PRIORITIES:
@@ -88,6 +93,8 @@ class Referral:
             raise ValueError("report_ids must be a non-empty tuple")
         if self.possible_duplicate_of is not None and self.possible_duplicate_of == self.referral_id:
             raise ValueError("a referral cannot be a possible duplicate of itself")
+        if self.patient_language not in REPORT_LANGUAGES:
+            raise ValueError(f"unknown patient language {self.patient_language!r}")
         if (self.possible_duplicate_of is None) != (self.possible_duplicate_mrn is None):
             raise ValueError("a possible-duplicate flag names both the other referral and its MRN")
         holds_slot = self.slot_id is not None

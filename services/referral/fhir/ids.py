@@ -23,6 +23,8 @@ REQUEST_PRIORITY_SYSTEM = "http://hl7.org/fhir/request-priority"
 REQUEST_STATUS_SYSTEM = "http://hl7.org/fhir/request-status"
 APPOINTMENT_STATUS_SYSTEM = "http://hl7.org/fhir/appointmentstatus"
 SLOT_STATUS_SYSTEM = "http://hl7.org/fhir/slotstatus"
+# Patient.communication's language: a BCP 47 tag (FHIR R4's binding for languages)
+BCP47_SYSTEM = "urn:ietf:bcp:47"
 
 
 def reference(resource_type: str, resource_id: str) -> dict:

@@ -18,6 +18,11 @@ class ReferralRecord:
     version: int             # how many history entries it has
     slot_id: str | None      # held while booked or completed
     pseudonymised_at: datetime | None
+    # The patient's language (BCP 47: their newest linked report's), and how many times the
+    # Patient changed before the identity purge and when it last did (None: never since made).
+    patient_language: str = "en"  # the store always gives it: the default serves hand-made records
+    patient_version: int = 1
+    patient_changed_at: datetime | None = None
 
 
 @dataclass(frozen=True)

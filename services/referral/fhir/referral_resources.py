@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .ids import (
+    BCP47_SYSTEM,
     CARE_LEVEL_SYSTEM,
     MRN_SYSTEM,
     REFERRAL_SYSTEM,
@@ -130,13 +131,19 @@ def appointment(booking: Booking) -> dict:
 
 
 def patient(referral: ReferralRecord) -> dict:
-    """The person as the referral names them: MRN and name (once pseudonymised, the
-    pseudonyms the retention purge left: the Patient changes then, its version with it)."""
-    changed = referral.pseudonymised_at is not None
+    """The person as the referral names them: MRN, name and the language to speak to them in
+    (once pseudonymised, the pseudonyms the retention purge left: the Patient changes then,
+    its version with it; a report linked in another language changes it too)."""
+    purged = referral.pseudonymised_at is not None
+    version = referral.patient_version + (1 if purged else 0)
+    # the purge closes a referral's story: nothing changes the Patient after it
+    last_updated = referral.pseudonymised_at if purged else referral.patient_changed_at or referral.created_at
     return {
         "resourceType": "Patient",
         "id": patient_id(referral),
-        "meta": meta(2 if changed else 1, referral.pseudonymised_at if changed else referral.created_at),
+        "meta": meta(version, last_updated),
         "identifier": [{"use": "usual", "system": MRN_SYSTEM, "value": referral.patient_mrn}],
         "name": [{"text": referral.patient_name}],
+        "communication": [{"language": {"coding": [{"system": BCP47_SYSTEM, "code": referral.patient_language}]},
+                           "preferred": True}],
     }

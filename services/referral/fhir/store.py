@@ -31,7 +31,10 @@ from .records import Booking, FiredRule, HistoryRecord, ProviderRecord, Referral
 from .search import DateBound, Search
 
 _REFERRAL = ("r.referral_id::text, r.patient_mrn, r.patient_display_name, r.priority, r.status, r.created_at,"
-             " r.window_ends_at, r.updated_at, r.version, r.slot_id::text, r.pseudonymised_at")
+             " r.window_ends_at, r.updated_at, r.version, r.slot_id::text, r.pseudonymised_at, r.patient_language,"
+             " r.patient_version, r.patient_changed_at")
+_REFERRAL_COLUMNS = 14  # where a row's slot columns start, after the referral's
+_SLOT_COLUMNS = 8
 _SLOT = "s.slot_id::text, s.provider_id::text, s.start_at, s.end_at, s.booked, s.version, s.created_at, s.changed_at"
 _PROVIDER = "p.provider_id::text, p.name, p.specialty, p.location, p.created_at"
 OPEN = frozenset({"booked", "waitlisted"})
@@ -43,11 +46,11 @@ KEY_TYPES = {QUEUE_ORDER: (int, datetime, uuid.UUID), UPDATE_ORDER: (datetime, u
 
 
 def _referral(row) -> ReferralRecord:
-    return ReferralRecord(*row[:11])
+    return ReferralRecord(*row[:_REFERRAL_COLUMNS])
 
 
 def _slot(row) -> SlotRecord:
-    return SlotRecord(*row[:8])
+    return SlotRecord(*row[:_SLOT_COLUMNS])
 
 
 def _provider(row) -> ProviderRecord:
@@ -114,7 +117,7 @@ _BOOKINGS = (
 
 
 def _booking(row) -> Booking:
-    return Booking(_referral(row), _slot(row[11:]), _provider(row[19:]))
+    return Booking(_referral(row), _slot(row[_REFERRAL_COLUMNS:]), _provider(row[_REFERRAL_COLUMNS + _SLOT_COLUMNS:]))
 
 
 def booking(conn: psycopg.Connection, referral_id: str) -> Booking | None:
@@ -239,7 +242,8 @@ def appointment_query(search: Search, after: tuple | None) -> Query:
         " JOIN referral.referrals r ON r.slot_id = s.slot_id JOIN referral.providers p ON p.provider_id = s.provider_id"
         " {where} ORDER BY s.start_at, s.slot_id LIMIT %s").format(
         where=_where([sql.SQL("s.booked"), *where]))  # slots_booked_by_start's predicate
-    return Query(query, [*params, search.count + 1], search.count, lambda row: (row[13], row[11]))
+    return Query(query, [*params, search.count + 1], search.count,
+                 lambda row: (row[_REFERRAL_COLUMNS + 2], row[_REFERRAL_COLUMNS]))  # the slot's start, id
 
 
 def slots(conn: psycopg.Connection, search: Search, after: tuple | None) -> tuple[list[SlotRecord], tuple | None]:
