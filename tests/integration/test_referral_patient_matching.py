@@ -110,7 +110,7 @@ def test_the_same_mrn_with_another_birth_date_is_never_linked_and_is_flagged(
 
     item = item_for(referral_app, scheduler, mine)
     assert item["report_ids"] == [mine]
-    assert item["patient"] == {"mrn": patient.lower(), "display_name": f"Tom Typo {tag}"}
+    assert item["patient"] == {"mrn": patient.lower(), "display_name": f"Tom Typo {tag}", "language": "en"}
     assert item["possible_duplicate_of"] == {"referral_id": before["referral_id"], "mrn": patient}
     assert f"Rosa Owner {tag}" not in json.dumps(item)  # never the other patient's name
     assert item_for(referral_app, scheduler, theirs)["possible_duplicate_of"] is None

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate, validates, validates_schema
 
 from services.common.fields import CALENDAR_DATE, CalendarDate, bounded_text
+from services.common.report_vocabulary import REPORT_LANGUAGES
 
 from ..domain.contact import CHANGES, CHANNELS, MESSAGE_STATUSES
 from ..slot_series import WEEKDAYS
@@ -254,6 +255,11 @@ class ReferralQuerySchema(_Query):
 class PatientSchema(Schema):
     mrn = fields.String()
     display_name = fields.String()
+    language = fields.String(metadata={
+        "enum": list(REPORT_LANGUAGES), "example": "es",
+        "description": "Extension to the contract (issue 18): the language (BCP 47) the patient filled in their "
+                       "newest linked report, to phone them in; en for referrals made before reports "
+                       "recorded one."})
 
 
 class AppointmentSchema(Schema):
