@@ -17,13 +17,15 @@ SIZES = {"desktop": {"viewport": {"width": 1280, "height": 800}, "device_scale_f
 
 @pytest.fixture
 def rows(ref_conn, now):
-    """A booked specialist referral and a waitlisted urgent one."""
+    """A booked specialist referral, a waitlisted urgent one and a waitlisted urgent one whose
+    patient speaks Spanish (its language tag scanned with the rest)."""
     from datetime import timedelta
 
     provider = new_provider(ref_conn)
     add_slots(ref_conn, provider, [now + timedelta(days=3)], now)
     decide(ref_conn, "specialist", mrn(), now, name="Alice Booked")
     decide(ref_conn, "urgent", mrn(), now + timedelta(minutes=1), name="Bea Waiting")
+    decide(ref_conn, "urgent", mrn(), now + timedelta(minutes=2), name="Sofía Waiting", language="es")
 
 
 @pytest.mark.parametrize("size", list(SIZES))

@@ -192,6 +192,26 @@
                          className: "badge duplicate", attrs: { "data-duplicate-of": other.referral_id } });
   }
 
+  // The language to phone the patient in (issue 18), when it is not English: in words, the
+  // language named in English and in itself (marked with its own lang, so a screen reader
+  // says it right), e.g. "Speaks Spanish (Español)".
+  const LANGUAGES = { es: { english: "Spanish", own: "Español" } };
+
+  function languageTag(r) {
+    const code = r.patient.language;
+    if (!code || code === "en") return null;
+    const known = LANGUAGES[code];
+    return node("div", { className: "badge language", attrs: { "data-patient-language": code } }, [
+      document.createTextNode(`Speaks ${known ? known.english : code} (`),
+      node("span", { text: known ? known.own : code, attrs: { lang: code } }),
+      document.createTextNode(")")]);
+  }
+
+  function speaks(r) { // for the dialogs' sentences
+    const code = r.patient.language;
+    return !code || code === "en" ? "" : `, speaks ${(LANGUAGES[code] || { english: code }).english}`;
+  }
+
   // What the patient was told (docs/patient-messages.md): the newest message on each channel,
   // e.g. "Email sent 09:31 · SMS failed 09:32"; and, when a message may not have reached
   // them, the marker schedulers phone from.
@@ -228,7 +248,7 @@
                             attrs: { "data-referral-id": r.referral_id } });
     const priority = node("td", {}, [node("span", { text: r.priority === "urgent" ? "Urgent" : "Routine",
                                                     className: `badge ${r.priority}` })]);
-    const patient = node("td", {}, [node("div", { text: r.patient.display_name }),
+    const patient = node("td", {}, [node("div", { text: r.patient.display_name }), languageTag(r),
       node("div", { text: `MRN ${r.patient.mrn}`, className: "muted" }),
       r.report_ids.length > 1 ? node("div", { text: `${r.report_ids.length} reports`, className: "muted" }) : null,
       duplicateMarker(r)]);
@@ -276,7 +296,8 @@
     const dialog = dialogs[action];
     acting = { referral, focusKey };
     dialog.querySelector(".who").textContent =
-      `${referral.patient.display_name} (MRN ${referral.patient.mrn}), ${referral.priority}, ${referral.status}`;
+      `${referral.patient.display_name} (MRN ${referral.patient.mrn}${speaks(referral)}), ${referral.priority}, `
+      + referral.status;
     dialogError(dialog, "");
     if (action === "cancel") $("#cancel-reason").value = "";
     if (action === "contacted") {
