@@ -252,8 +252,9 @@ def test_closed_referrals_lose_their_patient_identity_and_keep_their_record(refe
             assert {c: new[c] for c in record} == {c: old[c] for c in record}, label
             assert referral_store.history(conn, referral_id) == history_before[referral_id], label
         view = referral_store.referral_view(conn, due["cancelled 40 days ago"], datetime.now(UTC))
+        # the language is not identity: kept, like the record (how to speak to the patient)
         assert view["patient"] == {"mrn": after[due["cancelled 40 days ago"]]["patient_mrn"],
-                                   "display_name": "(pseudonymised)"}
+                                   "display_name": "(pseudonymised)", "language": "en"}
         for label, referral_id in kept.items():
             assert after[referral_id] == before[referral_id], label
         assert purge(settings, referral_store, "referral.referrals").pseudonymised == 0
