@@ -3,11 +3,16 @@
 Triage writes the patient's texts (advice and reasons) in the language the report was
 filled in, beside the English ones it keeps as the clinical record, and gives each a stable
 id. Intake only picks them: it never translates, and never matches one text to another.
-A decision made before triage wrote them (no `patient_text`) is shown in English.
+A decision made before triage wrote them (no `patient_text`), or in a language this kiosk
+does not speak, is shown in English.
 """
 from __future__ import annotations
 
-from services.common.report_vocabulary import DEFAULT_LANGUAGE
+import logging
+
+from services.common.report_vocabulary import DEFAULT_LANGUAGE, REPORT_LANGUAGES
+
+log = logging.getLogger(__name__)
 
 
 def shown(decision: dict) -> tuple[list[str], dict]:
@@ -15,6 +20,11 @@ def shown(decision: dict) -> tuple[list[str], dict]:
     language, each advice line with its id and whether it is safety-netting, each reason with
     its rule."""
     text = decision.get("patient_text")
+    if text is not None and decision.get("language", DEFAULT_LANGUAGE) not in REPORT_LANGUAGES:
+        # its type, never its value: whatever a producer put there stays out of the logs
+        log.warning("decision on report %s: patient texts in an unsupported language (%s): shown in English",
+                    decision.get("report_id"), type(decision.get("language")).__name__)
+        text = None
     fired = decision.get("fired") or []
     advice = text["advice"] if text else decision["advice"]
     reasons = text["reasons"] if text else [rule["reason"] for rule in fired]

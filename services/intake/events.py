@@ -20,7 +20,7 @@ from marshmallow import INCLUDE, Schema, ValidationError, fields, validate, vali
 from services.common import envelope
 from services.common.error_text import safe_message, validation_reason
 from services.common.inbox import PoisonEvent
-from services.common.report_vocabulary import CLINICAL_SECTIONS, DEFAULT_LANGUAGE, REPORT_LANGUAGES
+from services.common.report_vocabulary import CLINICAL_SECTIONS, DEFAULT_LANGUAGE
 
 from .status_view import REFERRAL_STATUS_TO_REPORT_STATUS
 
@@ -129,7 +129,9 @@ class DecisionDataSchema(_Lenient):
     # that are safety-netting, and the texts in the report's language.
     advice_ids = fields.List(fields.String(validate=validate.Length(min=1, max=_TEXT_ID_MAX)))
     safety_netting = fields.List(fields.String(validate=validate.Length(min=1, max=_TEXT_ID_MAX)))
-    language = fields.String(validate=validate.OneOf(REPORT_LANGUAGES))
+    # Read leniently (decision_texts.shown), as triage and referral read it: a language we do
+    # not know must not dead-letter the decision a patient waits for; it is shown in English.
+    language = fields.Raw()
     patient_text = fields.Nested(PatientTextSchema)
 
     @validates_schema

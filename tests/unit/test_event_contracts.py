@@ -259,7 +259,6 @@ def test_a_decision_with_its_patient_texts_is_read_by_intake():
 
 
 @pytest.mark.parametrize("path, bad, rule", [
-    ("language", "fr", "language: Must be one of: en, es."),
     ("advice_ids", ["rest", "ice"], "advice_ids: Must have one entry per advice line."),
     ("advice_ids", [""], "advice_ids.0: "),
     ("safety_netting", ["ice"], "safety_netting: Must list only ids of advice_ids."),

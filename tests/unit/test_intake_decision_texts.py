@@ -42,6 +42,14 @@ def test_a_decision_made_before_patient_texts_is_shown_in_english_without_ids():
     }
 
 
+def test_patient_texts_in_a_language_the_kiosk_does_not_speak_are_shown_in_english(caplog):
+    # never dead-lettered (the patient waits for it), never shown under a language we cannot name
+    advice, detail = decision_texts.shown({**SPANISH, "language": "fr"})
+    assert advice == ENGLISH["advice"] and detail["language"] == "en"
+    assert detail["reasons"][0]["text"] == "No warning signs were reported."
+    assert "unsupported language (str)" in caplog.text and "'fr'" not in caplog.text and " fr" not in caplog.text
+
+
 def test_a_language_without_patient_texts_is_not_claimed():
     # a decision that names Spanish but carries no Spanish texts is shown, and labelled, English
     _advice, detail = decision_texts.shown({**ENGLISH, "language": "es"})
