@@ -53,6 +53,19 @@ def test_the_compiled_catalogue_is_its_po(language):
     assert (folder / "messages.mo").read_bytes() == compiled(folder / "messages.po"), "run `make translations`"
 
 
+# Jinja's gettext (Flask-Babel's newstyle) marks a translation safe: it is written into the page
+# as it is, inside text and attribute values alike. So a translation may hold none of the
+# characters HTML gives a meaning to that its English lacks (a quote would end data-label="").
+MARKUP = set('<>&"')
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_no_translation_carries_markup_its_english_lacks(language):
+    po = read(LOCALE / language / "LC_MESSAGES" / "messages.po")
+    risky = [message.id for message in po if message.id and set(message.string) & MARKUP - set(message.id)]
+    assert risky == []
+
+
 def test_kiosk_js_asks_only_for_words_the_page_gives_it():
     from flask import Flask
 
