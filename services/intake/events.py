@@ -132,7 +132,7 @@ class DecisionDataSchema(_Lenient):
     # Read leniently (decision_texts.shown), as triage and referral read it: a language we do
     # not know must not dead-letter the decision a patient waits for; it is shown in English.
     language = fields.Raw()
-    patient_text = fields.Nested(PatientTextSchema)
+    patient_text = fields.Nested(PatientTextSchema, allow_none=True)   # None: English, the record's own texts
 
     @validates_schema
     def _texts_line_up(self, data: dict, **_kwargs) -> None:

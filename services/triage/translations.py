@@ -22,10 +22,9 @@ from types import MappingProxyType
 from services.common.catalogue_files import CataloguesMissing, load_compiled  # noqa: F401
 from services.common.report_vocabulary import REPORT_LANGUAGES
 
-from .domain.patient_text import Translate, english
+from .domain.patient_text import RULE_FILE_LANGUAGE, Translate, english
 
 DOMAIN = "care_rules"
-RULE_FILE_LANGUAGE = "en"   # the rule file's texts are English: no catalogue
 
 
 @dataclass(frozen=True)

@@ -197,6 +197,18 @@ def test_the_decision_event_carries_the_language_and_the_patient_texts(rules, ca
                                          "data": data})["patient_text"] == made.decision["patient_text"]
 
 
+def test_an_english_decision_event_carries_no_copy_of_its_texts_and_intake_reads_it(rules, catalogues):
+    # issue 15: events stay small; an English report's patient texts are the record's own
+    event = report_event(language="en")
+    delivery = Delivery(topic="t", partition=0, offset=0, key=event["subject"], traceparent=None)
+    made = worker.decide_report(rules, catalogues, event, delivery)
+    assert made.decision["language"] == "en" and made.decision["patient_text"] is None
+    data = events.decision_event(made.report_id, made.decision, "2026-11-26T09:00:00+00:00", made.patient)["data"]
+    read = intake_events.parse_decision({**event, "type": "clinic.triage.decided", "source": "/clinic/triage",
+                                         "data": data})
+    assert read["patient_text"] is None and read["advice"] == made.decision["advice"]
+
+
 def test_a_replay_records_the_same_as_the_worker(rules, catalogues):
     answers = report(pain__severity=None)
     for language in ("en", "es"):

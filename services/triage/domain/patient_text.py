@@ -18,6 +18,7 @@ from .ruleset import RuleSet
 
 # (context, English text as written) -> the text in the patient's language (or the English)
 Translate = Callable[[str, str], str]
+RULE_FILE_LANGUAGE = "en"   # the rule file's texts are English: they need no catalogue
 
 
 def english(_context: str, text: str) -> str:
@@ -26,8 +27,11 @@ def english(_context: str, text: str) -> str:
 
 def recorded(decision: Decision, rules: RuleSet, language: str, translate: Translate) -> dict:
     """The decision as stored and announced: its English record (Decision.to_dict), the
-    report's language, and the patient's texts in it."""
-    return {**decision.to_dict(), "language": language, "patient_text": patient_text(decision, rules, translate)}
+    report's language, and the patient's texts in it: None for an English report, whose
+    texts are the record's own (a copy would only make every English decision event bigger:
+    issue 15's events stay small)."""
+    texts = None if language == RULE_FILE_LANGUAGE else patient_text(decision, rules, translate)
+    return {**decision.to_dict(), "language": language, "patient_text": texts}
 
 
 def patient_text(decision: Decision, rules: RuleSet, translate: Translate) -> dict[str, list[str]]:
