@@ -63,9 +63,13 @@ SHORT = Profile("short", rate=2.5, threads=4, broker_down_s=6, db_down_s=5, warm
 
 
 # The short cluster variant (tests/e2e/test_chaos_cluster_short.py): the three cluster faults only,
-# the hold-down short, a few hundred reports.
+# the hold-down short, a few hundred reports. The leaders' broker is kept down 20 s: the check that
+# reports still reach their final status while it is down needs a window longer than the pipeline
+# takes to resume on the new leaders (first final 13-15 s after the kill, docs/kafka-cluster.md).
+# Released as soon as its partitions had new leaders (8.6 s), a supervisor's restart brought it
+# back after 17.2 s in one CI run, before the consumers had resumed (17.6 s): a race, not a stop.
 CLUSTER_SHORT = Profile("cluster short", rate=3, threads=4, broker_down_s=6, db_down_s=5, warmup_s=6, gap_s=1,
-                        recover_timeout=150, slots=120, leader_hold_s=0, cluster_down_s=15, cluster_only=True)
+                        recover_timeout=150, slots=120, leader_hold_s=20, cluster_down_s=15, cluster_only=True)
 
 
 def full_profile(reports: int, minutes: float, rate: float = 60.0, threads: int = 24) -> Profile:
