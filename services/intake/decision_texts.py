@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 
-from services.common.report_vocabulary import DEFAULT_LANGUAGE, REPORT_LANGUAGES
+from services.common.languages import read_language
+from services.common.report_vocabulary import DEFAULT_LANGUAGE
 
 log = logging.getLogger(__name__)
 
@@ -20,18 +21,20 @@ def shown(decision: dict) -> tuple[list[str], dict]:
     language, each advice line with its id and whether it is safety-netting, each reason with
     its rule."""
     text = decision.get("patient_text")
-    if text is not None and decision.get("language", DEFAULT_LANGUAGE) not in REPORT_LANGUAGES:
-        # its type, never its value: whatever a producer put there stays out of the logs
-        log.warning("decision on report %s: patient texts in an unsupported language (%s): shown in English",
-                    decision.get("report_id"), type(decision.get("language")).__name__)
-        text = None
+    language = DEFAULT_LANGUAGE
+    if text is not None:
+        said = decision.get("language", DEFAULT_LANGUAGE)
+        language = read_language(said, log=log, about="decision on report", report_id=decision.get("report_id"),
+                                 then="its patient texts are shown in English")
+        if language != said:
+            text = None
     fired = decision.get("fired") or []
     advice = text["advice"] if text else decision["advice"]
     reasons = text["reasons"] if text else [rule["reason"] for rule in fired]
     ids = decision.get("advice_ids") or [None] * len(advice)
     netting = set(decision.get("safety_netting") or ())
     detail = {
-        "language": decision.get("language", DEFAULT_LANGUAGE) if text else DEFAULT_LANGUAGE,
+        "language": language,
         "advice": [{"id": advice_id, "text": line, "safety_netting": advice_id in netting}
                    for advice_id, line in zip(ids, advice)],
         "reasons": [{"rule": rule["id"], "reason_id": rule.get("reason_id"), "text": reason}

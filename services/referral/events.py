@@ -28,7 +28,8 @@ from marshmallow import INCLUDE, Schema, ValidationError, fields, validate, vali
 from services.common import envelope
 from services.common.error_text import safe_message, validation_reason
 from services.common.inbox import PoisonEvent
-from services.common.report_vocabulary import DEFAULT_LANGUAGE, REPORT_LANGUAGES
+from services.common.languages import read_language
+from services.common.report_vocabulary import DEFAULT_LANGUAGE
 
 from .domain import BOOKED, ROUTINE, URGENT, ReferralChange, Windows
 from .domain.contact import CHANGES, CHANNELS, MESSAGE_STATUSES, PatientMessage
@@ -198,13 +199,8 @@ def decision_language(data: dict, report_id: str) -> str:
     book and when, so a bad one is poison; the language only tells a scheduler how to speak
     to the patient, and must never dead-letter a referral (triage reads a report's language
     the same way). One we do not know is English, and logged."""
-    language = data.get("language", DEFAULT_LANGUAGE)
-    if language in REPORT_LANGUAGES:
-        return language
-    # its type, never its value: whatever a producer put there stays out of the logs
-    log.warning("decision on report %s: unsupported language (%s), taken as English", report_id,
-                type(language).__name__)
-    return DEFAULT_LANGUAGE
+    return read_language(data.get("language", DEFAULT_LANGUAGE), log=log, about="decision on report",
+                         report_id=report_id, then="taken as English")
 
 
 # -- in: patient messages (intake) -----------------------------------------------------

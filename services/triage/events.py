@@ -20,6 +20,7 @@ from services.common import envelope
 from services.common.error_text import safe_message, validation_reason
 from services.common.fields import StrictBoolean
 from services.common.inbox import PoisonEvent
+from services.common.languages import read_language
 from services.common.report_vocabulary import (
     CLINICAL_SECTIONS,
     DEFAULT_LANGUAGE,
@@ -29,7 +30,6 @@ from services.common.report_vocabulary import (
     PAIN_LOCATIONS,
     PAIN_SCALE_MAX,
     PAIN_SCALE_MIN,
-    REPORT_LANGUAGES,
     SIDES,
 )
 
@@ -169,20 +169,11 @@ def parse_report_event(event: dict) -> dict:
         raise PoisonEvent(f"report event data invalid: {validation_reason(exc)}") from exc
     for section in CLINICAL_SECTIONS:
         data[section] = event["data"][section]
-    data["language"] = _language(event["data"].get("language", DEFAULT_LANGUAGE), data["report_id"])
+    # Not a clinical answer: one we do not speak is decided and told in English, never
+    # dead-lettered (the decision itself does not depend on it).
+    data["language"] = read_language(event["data"].get("language", DEFAULT_LANGUAGE), log=log, about="report",
+                                     report_id=data["report_id"], then="its patient texts are in English")
     return data
-
-
-def _language(language: object, report_id: object) -> str:
-    """The report's language for the patient's texts (issue 18). Not a clinical answer: one we
-    do not speak is decided and told in English, never dead-lettered (the decision itself does
-    not depend on it)."""
-    if language in REPORT_LANGUAGES:
-        return language
-    # the value is not logged: whatever a producer put there stays out of the logs
-    log.warning("report %s: unsupported language (%s), its patient texts are in English", report_id,
-                type(language).__name__)
-    return DEFAULT_LANGUAGE
 
 
 def clinical_answers(data: dict) -> dict:
