@@ -110,10 +110,12 @@ class RuleSet:
     # derived from `rules` once, so the engine does not sort them per decision
     conditional_rules: tuple[Rule, ...] = field(init=False, repr=False)
     fallback: Rule = field(init=False, repr=False)   # `when: otherwise`: applies when nothing else fires
+    consult_advice: AdviceLine = field(init=False, repr=False)   # the consult line, as advice_for ends with it
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "conditional_rules", tuple(rule for rule in self.rules if not rule.is_fallback))
         object.__setattr__(self, "fallback", next(rule for rule in self.rules if rule.is_fallback))
+        object.__setattr__(self, "consult_advice", AdviceLine(self.consult_id, self.consult_line, self.consult_levels))
 
     def advice_for(self, level: str, listed: Callable[[Condition], bool] = lambda _condition: False,
                    ) -> tuple[AdviceLine, ...]:
@@ -125,7 +127,7 @@ class RuleSet:
                       and (line.when is None or listed(line.when))
                       and not (line.unless is not None and listed(line.unless)))
         if level in self.consult_levels:
-            lines += (AdviceLine(self.consult_id, self.consult_line, self.consult_levels),)
+            lines += (self.consult_advice,)
         return lines
 
     def referral_for(self, level: str) -> ReferralTerms | None:
