@@ -3,6 +3,8 @@ or signed in with rows; 44 px targets; no side scrolling of the page at 200% zoo
 wide (the table scrolls in its own focusable box), screenshotted."""
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from tests.browser import accessibility_states as states
@@ -59,6 +61,12 @@ def test_the_table_box_scrolls_from_the_keyboard(browser, base_url, referral_set
         box.focus()
         expect(box).to_be_focused()
         page.keyboard.press("ArrowRight")
-        page.wait_for_function("document.querySelector('.table-scroll').scrollLeft > 0")
+        # Polled from here: wait_for_function polls by evaluating a string in the page, which the
+        # page's CSP (no 'unsafe-eval') refuses whenever the first look is not already true.
+        scrolled = lambda: page.evaluate("() => document.querySelector('.table-scroll').scrollLeft")  # noqa: E731
+        deadline = time.monotonic() + 5
+        while scrolled() == 0 and time.monotonic() < deadline:
+            page.wait_for_timeout(50)
+        assert scrolled() > 0
     finally:
         context.close()
