@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from datetime import UTC, date, datetime, timedelta
 
 from werkzeug.serving import make_server
@@ -33,6 +34,19 @@ def serving(app, name: str | None = None):
         server.shutdown()
         thread.join(timeout=10)
         app.extensions["clinic"].pool.close()
+
+
+def poll_page(page, function: str, timeout_s: float = 5.0):
+    """The value of `function` (a JavaScript function of no arguments) in the page, evaluated
+    again until it is truthy or `timeout_s` has passed. page.wait_for_function would poll by
+    evaluating a string in the page, which the pages' CSP (no 'unsafe-eval') refuses whenever
+    the first look is not already true."""
+    deadline = time.monotonic() + timeout_s
+    value = page.evaluate(function)
+    while not value and time.monotonic() < deadline:
+        page.wait_for_timeout(50)
+        value = page.evaluate(function)
+    return value
 
 
 def new_page(context):

@@ -7,7 +7,7 @@ import contextlib
 
 import pytest
 
-from tests.browser.steps import KIOSK_SCREEN, fill_self_care_report, open_page, serving, sign_in
+from tests.browser.steps import KIOSK_SCREEN, fill_self_care_report, open_page, poll_page, serving, sign_in
 from tests.intake_support import new_kiosk
 from tests.referral_support import staff_token
 
@@ -70,7 +70,7 @@ def test_the_kiosk_setup_page_runs_under_its_csp(page, urls):
     # The watch itself works: an inline script is blocked and reported.
     page.evaluate("() => { const s = document.createElement('script'); s.textContent = 'window.ran = 1';"
                   " document.body.appendChild(s); }")
-    page.wait_for_function("window.__cspViolations.length > 0")
+    assert poll_page(page, "() => window.__cspViolations.length")
     assert page.evaluate("window.ran") is None
 
 

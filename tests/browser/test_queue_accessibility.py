@@ -3,13 +3,11 @@ or signed in with rows; 44 px targets; no side scrolling of the page at 200% zoo
 wide (the table scrolls in its own focusable box), screenshotted."""
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from tests.browser import accessibility_states as states
 from tests.browser.axe_support import SCAN_CONTEXT, assert_no_violations
-from tests.browser.steps import QUEUE_CONTEXT, new_page
+from tests.browser.steps import QUEUE_CONTEXT, new_page, poll_page
 from tests.referral_support import add_slots, decide, mrn, new_provider, staff_token
 
 pytestmark = pytest.mark.browser
@@ -61,12 +59,6 @@ def test_the_table_box_scrolls_from_the_keyboard(browser, base_url, referral_set
         box.focus()
         expect(box).to_be_focused()
         page.keyboard.press("ArrowRight")
-        # Polled from here: wait_for_function polls by evaluating a string in the page, which the
-        # page's CSP (no 'unsafe-eval') refuses whenever the first look is not already true.
-        scrolled = lambda: page.evaluate("() => document.querySelector('.table-scroll').scrollLeft")  # noqa: E731
-        deadline = time.monotonic() + 5
-        while scrolled() == 0 and time.monotonic() < deadline:
-            page.wait_for_timeout(50)
-        assert scrolled() > 0
+        assert poll_page(page, "() => document.querySelector('.table-scroll').scrollLeft") > 0
     finally:
         context.close()
