@@ -17,6 +17,11 @@ Concurrency, in short:
   commits without seeing the other: a free slot beside a waitlisted referral that fits).
   Both sides therefore take one transaction-level advisory lock, and the side that is
   about to waitlist looks for a slot again once it holds it.
+- Lock order, so that these paths cannot wait on each other in a circle: the waitlist lock
+  before any referral or slot lock a transaction might still wait for. Offering a freed slot
+  locks the waitlist, the slot, then a waitlisted referral; so a scheduler's command takes
+  the waitlist lock first, and a worker moving a booked referral takes it before claiming
+  the new slot. (Scheduler commands are few; serialising them costs nothing measurable.)
 """
 from __future__ import annotations
 
@@ -191,6 +196,8 @@ def _match_patient(conn: psycopg.Connection, decision: events.Decision,
 
 def _place_within_window(conn: psycopg.Connection, referral: domain.Referral, now: datetime,
                          traceparent: str) -> None:
+    if referral.slot_id is not None:
+        store.lock_waitlist(conn)  # a move frees the old slot for the waitlist: see the lock order
     current = store.get_slot(conn, referral.slot_id) if referral.slot_id else None
     slot = store.claim_free_slot(conn, now, referral.window_ends_at)
     change = domain.place_within_window(referral, current, [slot] if slot else [], now)
@@ -200,6 +207,9 @@ def _place_within_window(conn: psycopg.Connection, referral: domain.Referral, no
 
 # -- schedulers' commands (API) -------------------------------------------------------
 def _locked_referral(conn: psycopg.Connection, referral_id: str) -> domain.Referral:
+    """The scheduler's referral, locked after the waitlist (the lock order above): the command
+    may free a slot, which is then offered to the waitlist."""
+    store.lock_waitlist(conn)
     referral = store.lock_referral(conn, referral_id)
     if referral is None:
         raise UnknownReferral(referral_id)

@@ -2,6 +2,8 @@
 bodies, and turning use-case errors into the one error shape."""
 from __future__ import annotations
 
+import random
+import time
 
 import psycopg
 from flask import current_app, request
@@ -14,9 +16,11 @@ from .. import cursor
 from ..domain import REASON_REQUIRED, InvalidCommand, ReferralError
 from .schemas import utc_now
 
-# A command that lost a deadlock (two transactions locking the same rows in opposite
-# order; PostgreSQL aborts one) is simply run again.
-COMMAND_ATTEMPTS = 3
+# A command that lost a deadlock (rare since the lock order in booking.py, but a worker
+# and a scheduler can still both want one referral) is run again after a short random
+# pause, so that the two do not meet again at once.
+COMMAND_ATTEMPTS = 4
+RETRY_PAUSE_S = (0.02, 0.1)  # the first pause's range; each next one doubles it
 
 
 def pool():
@@ -44,6 +48,8 @@ def run_command(command, *args, **kwargs):
         except psycopg.errors.DeadlockDetected:
             if attempt == COMMAND_ATTEMPTS:
                 raise ApiError(503, "busy", "The booking is busy; retry shortly.") from None
+            low, high = RETRY_PAUSE_S
+            time.sleep(random.uniform(low, high) * 2 ** (attempt - 1))
 
 
 def referral_error(exc: ReferralError) -> ApiError:
