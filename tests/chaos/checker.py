@@ -241,25 +241,24 @@ def _check_api_sample(intake_url, kiosks, verdicts, sample, seed, problems) -> N
     acked = [v for v in verdicts if v.sub.acked and v.expected_level and not v.lost]
     if sample is not None and len(acked) > sample:
         acked = random.Random(seed).sample(acked, sample)
-    session = requests.Session()
-    session.trust_env = False
     wrong = []
-    for v in acked:
-        key = kiosks[v.sub.kiosk][1]
-        response = session.get(f"{intake_url}/v1/reports/{v.sub.report_id}",
-                               headers={"Authorization": f"Bearer {key}"}, timeout=15)
-        if response.status_code != 200:
-            wrong.append(f"{v.sub.report_id}: HTTP {response.status_code}")
-            continue
-        view = response.json()
-        if view["care_level"] != v.expected_level:
-            wrong.append(f"{v.sub.report_id}: care level {view['care_level']} (expected {v.expected_level})")
-        elif v.expected_level == "self_care" and (view["status"] != "closed" or view["referral"] is not None):
-            wrong.append(f"{v.sub.report_id}: self care shown as {view['status']}")
-        elif v.expected_level != "self_care" and (
-                view["referral"] is None or view["status"] != REPORT_STATUS[view["referral"]["status"]]
-                or view["status"] not in ("referred", "waitlisted")):
-            wrong.append(f"{v.sub.report_id}: shown as {view['status']} with referral {view['referral']}")
-    session.close()
+    with requests.Session() as session:
+        session.trust_env = False
+        for v in acked:
+            key = kiosks[v.sub.kiosk][1]
+            response = session.get(f"{intake_url}/v1/reports/{v.sub.report_id}",
+                                   headers={"Authorization": f"Bearer {key}"}, timeout=15)
+            if response.status_code != 200:
+                wrong.append(f"{v.sub.report_id}: HTTP {response.status_code}")
+                continue
+            view = response.json()
+            if view["care_level"] != v.expected_level:
+                wrong.append(f"{v.sub.report_id}: care level {view['care_level']} (expected {v.expected_level})")
+            elif v.expected_level == "self_care" and (view["status"] != "closed" or view["referral"] is not None):
+                wrong.append(f"{v.sub.report_id}: self care shown as {view['status']}")
+            elif v.expected_level != "self_care" and (
+                    view["referral"] is None or view["status"] != REPORT_STATUS[view["referral"]["status"]]
+                    or view["status"] not in ("referred", "waitlisted")):
+                wrong.append(f"{v.sub.report_id}: shown as {view['status']} with referral {view['referral']}")
     if wrong:
         problems.append(f"{len(wrong)} of {len(acked)} sampled reports look wrong through the API: {wrong[:3]}")

@@ -303,7 +303,7 @@ def _ours(items: list[dict], state: SchedulerState) -> list[dict]:
 def canceller(referral_url: str, token: str, state: SchedulerState, answers: Answers, seed: int,
               start: threading.Barrier) -> None:
     rng = random.Random(seed)
-    session = requests.Session()
+    session = requests.Session()  # closed below: an open one's sockets warn when collected, in some later test
     session.headers.update(_bearer(token))
     try:
         start.wait()
@@ -325,12 +325,14 @@ def canceller(referral_url: str, token: str, state: SchedulerState, answers: Ans
             state.stop.wait(rng.uniform(0.02, 0.1))
     except Exception as exc:  # noqa: BLE001 - reported by the test, never lost in a thread
         answers.failed("canceller", exc)
+    finally:
+        session.close()
 
 
 def rescheduler(referral_url: str, token: str, state: SchedulerState, answers: Answers, seed: int,
                 start: threading.Barrier) -> None:
     rng = random.Random(seed)
-    session = requests.Session()
+    session = requests.Session()  # closed below: an open one's sockets warn when collected, in some later test
     session.headers.update(_bearer(token))
     try:
         start.wait()
@@ -354,6 +356,8 @@ def rescheduler(referral_url: str, token: str, state: SchedulerState, answers: A
             state.stop.wait(rng.uniform(0.02, 0.1))
     except Exception as exc:  # noqa: BLE001
         answers.failed("rescheduler", exc)
+    finally:
+        session.close()
 
 
 def post_report(intake_url: str, report: PlannedReport, answers: Answers, start: threading.Barrier) -> None:

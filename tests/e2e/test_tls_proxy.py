@@ -181,17 +181,17 @@ def test_the_services_see_the_client_address_the_proxy_saw_not_the_one_claimed(t
     abuse limits count by too): the connection's source as the proxy saw it, whatever
     X-Forwarded-For/-Proto/-Host the client sent."""
     name, token = scheduler
-    session = requests.Session()
-    session.verify = tls_live_stack.proxy_ca
-    session.trust_env = False
-    session.mount("https://", FromAddress("127.0.0.2"))
-    base = tls_live_stack.proxy_url
-    report_id = session.post(f"{base}/v1/reports", json=report_body(**SELF_CARE),
-                             headers={"Authorization": f"Bearer {kiosk_key}"}, timeout=10).json()["report_id"]
-    spoofed = {"Authorization": f"Bearer {token}", "X-Forwarded-For": "203.0.113.9",
-               "X-Forwarded-Proto": "http", "X-Forwarded-Host": "evil.example", "Forwarded": "for=198.51.100.1"}
-    response = session.get(f"{base}/v1/reports/{report_id}", headers=spoofed, timeout=10)
-    assert response.status_code == 200, response.text
+    with requests.Session() as session:
+        session.verify = tls_live_stack.proxy_ca
+        session.trust_env = False
+        session.mount("https://", FromAddress("127.0.0.2"))
+        base = tls_live_stack.proxy_url
+        report_id = session.post(f"{base}/v1/reports", json=report_body(**SELF_CARE),
+                                 headers={"Authorization": f"Bearer {kiosk_key}"}, timeout=10).json()["report_id"]
+        spoofed = {"Authorization": f"Bearer {token}", "X-Forwarded-For": "203.0.113.9",
+                   "X-Forwarded-Proto": "http", "X-Forwarded-Host": "evil.example", "Forwarded": "for=198.51.100.1"}
+        response = session.get(f"{base}/v1/reports/{report_id}", headers=spoofed, timeout=10)
+        assert response.status_code == 200, response.text
     with psycopg.connect(tls_live_stack.settings().admin_database_url) as conn:
         rows = conn.execute("SELECT host(client_addr) FROM audit.access WHERE staff_name = %s "
                             "AND %s::uuid = ANY(record_ids)", (name, report_id)).fetchall()
