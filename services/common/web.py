@@ -16,7 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from psycopg_pool import ConnectionPool
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import auth, metrics, outbox
+from . import auth, json_codec, metrics, outbox
 from .db import apply_migrations, make_pool, release_request_connection
 from .errors import ErrorSchema, document_standard_errors, register_error_handlers
 from .json_body import StrictJSONProvider
@@ -217,6 +217,7 @@ class ClinicFlask(Flask):
 
 def build_app(settings: Settings, *, title: str, migrations_package: str, import_name: str) -> Flask:
     configure_logging(settings.service)
+    json_codec.use_for_postgres()
     app = ClinicFlask(import_name, static_folder=None)  # pages register their own static routes
     app.json = StrictJSONProvider(app)  # request.get_json() as strict as the APIs' bodies
     app.session_interface = CookieSessions()

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 
 from prometheus_client import start_http_server
 
+from . import json_codec
 from .db import apply_migrations, make_pool
 from .error_text import safe_error_text
 from .inbox import Handler, InboxConsumer
@@ -93,6 +94,7 @@ def run_worker(settings: Settings, *, migrations_package: str, handlers: dict[st
     sender), each run in a thread once the migrations are applied, given `stop`."""
     configure_logging(settings.service)
     set_switch_interval()
+    json_codec.use_for_postgres()
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
         install_stop_signals(stop)
