@@ -17,11 +17,18 @@ Concurrency, in short:
   commits without seeing the other: a free slot beside a waitlisted referral that fits).
   Both sides therefore take one transaction-level advisory lock, and the side that is
   about to waitlist looks for a slot again once it holds it.
-- Lock order, so that these paths cannot wait on each other in a circle: the waitlist lock
-  before any referral or slot lock a transaction might still wait for. Offering a freed slot
-  locks the waitlist, the slot, then a waitlisted referral; so a scheduler's command takes
-  the waitlist lock first, and a worker moving a booked referral takes it before claiming
-  the new slot. (Scheduler commands are few; serialising them costs nothing measurable.)
+- Lock order, so that these paths cannot wait on each other in a circle. Offering a slot
+  takes the waitlist lock, then the slot (one its own transaction freed or added), then waits
+  for the first waitlisted referral's lock. So:
+  - nobody waits for a slot's lock held by another: workers claim slots with SKIP LOCKED,
+    and a scheduler's chosen slot is locked NOWAIT (refused as taken while someone is
+    booking it), since a worker holding claimed slots may be waiting for the waitlist;
+  - a scheduler's command takes the waitlist lock before the referral's: it may free a slot
+    to offer, and must not hold a referral an offer waits for meanwhile; a worker moving a
+    booked referral takes it before claiming the new slot.
+  What is left (a worker moving a booked referral while a scheduler acts on that same
+  referral) can still deadlock; PostgreSQL then aborts one, the API retries its command and
+  the worker its event. (Scheduler commands are few; serialising them costs nothing measurable.)
 """
 from __future__ import annotations
 
@@ -222,13 +229,15 @@ def reschedule(conn: psycopg.Connection, referral_id: str, slot_id: str, *, acto
     try:
         with conn.transaction():
             referral = _locked_referral(conn, referral_id)
-            slot = store.lock_slot(conn, slot_id)
+            slot = store.lock_slot(conn, slot_id, nowait=True)  # see the lock order
             if slot is None:
                 raise UnknownSlot(slot_id)
             change = domain.reschedule(referral, slot, now, actor=actor)
             if slot.start < now:
                 raise TransitionError(SLOT_IN_PAST, f"slot {slot_id} has already started")
             _apply(conn, change, now, traceparent)
+    except psycopg.errors.LockNotAvailable:
+        raise TransitionError(domain.SLOT_TAKEN, f"slot {slot_id} is being booked right now") from None
     except psycopg.errors.UniqueViolation:
         # Only reachable if a booking path forgot to lock the slot: the index still holds.
         raise TransitionError(domain.SLOT_TAKEN, f"slot {slot_id} is already booked") from None

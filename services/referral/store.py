@@ -146,15 +146,16 @@ def lock_referral(conn: psycopg.Connection, referral_id: str) -> Referral | None
     return _lock_then_load(conn, referral_id, "true", ())
 
 
-def lock_slot(conn: psycopg.Connection, slot_id: str) -> Slot | None:
+def lock_slot(conn: psycopg.Connection, slot_id: str, *, nowait: bool = False) -> Slot | None:
     """The slot, locked, with who holds it read *after* the lock was granted.
 
     Two statements on purpose: in one, the holder would be read from the snapshot taken
     before a concurrent booking committed and released the lock. They go in one pipeline
-    (one round trip): the server runs the second once the first has its lock."""
+    (one round trip): the server runs the second once the first has its lock. `nowait`:
+    psycopg.errors.LockNotAvailable at once if another transaction holds the slot."""
     with pipelined(conn):
-        lock = conn.execute(f"SELECT {_SLOT} FROM referral.slots s WHERE s.slot_id = %s FOR UPDATE OF s",
-                            (slot_id,))
+        lock = conn.execute(f"SELECT {_SLOT} FROM referral.slots s WHERE s.slot_id = %s FOR UPDATE OF s"
+                            + (" NOWAIT" if nowait else ""), (slot_id,))
         holder_query = conn.execute("SELECT referral_id::text FROM referral.referrals WHERE slot_id = %s",
                                     (slot_id,))
         row, holder = lock.fetchone(), holder_query.fetchone()

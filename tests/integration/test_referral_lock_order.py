@@ -1,10 +1,11 @@
 """The lock order of booking.py, checked on the real database: a transaction that may have
 to wait for the waitlist lock holds no referral or slot lock that a waitlist holder could
-want meanwhile. Out of order, a scheduler's command and a slot offer deadlocked each other
-(a full concurrency run answered a reschedule with 503 busy after three lost deadlocks).
+want meanwhile, and a scheduler never waits for a slot a worker may hold while it waits for
+the waitlist. Out of order, schedulers' commands, slot offers and workers deadlocked each
+other (a clean-clone CI run answered a reschedule with 503 busy after three lost deadlocks).
 
-Each test holds the waitlist lock in a transaction of its own, lets the command under test
-run into it, and then takes the row the command must not hold yet with NOWAIT."""
+Most tests hold the waitlist lock in a transaction of their own, let the command under test
+run into it, and then take the row the command must not hold yet with NOWAIT."""
 from __future__ import annotations
 
 import threading
@@ -17,6 +18,7 @@ import pytest
 from tests.referral_support import TRACEPARENT, add_slots, decide, mrn, new_provider, referral_for_report
 
 from services.referral import booking, store
+from services.referral.domain import SLOT_TAKEN, TransitionError
 
 pytestmark = pytest.mark.integration
 
@@ -54,7 +56,7 @@ class CommandInThread:
 
     def join(self) -> None:
         self._thread.join(WAIT_TIMEOUT_S)
-        assert not self._thread.is_alive(), "the command did not finish once the waitlist lock was free"
+        assert not self._thread.is_alive(), f"the command did not finish within {WAIT_TIMEOUT_S:g} s"
         if self.error is not None:
             raise self.error
 
@@ -143,3 +145,29 @@ def test_a_worker_moving_a_booked_referral_waits_for_the_waitlist_before_claimin
     command.join()
 
     assert referral_for_report(ref_conn, first)["slot_id"] == soon
+
+
+def test_a_reschedule_into_a_slot_someone_is_booking_is_refused_at_once(referral_settings, ref_conn, now):
+    """A worker holds slots it claimed while it may wait for the waitlist lock, which the
+    scheduler's command holds: waiting for such a slot would close a circle."""
+    provider = new_provider(ref_conn)
+    booked_slot, contested = add_slots(ref_conn, provider, [now + 2 * D, now + 3 * D], now)
+    report_id = decide(ref_conn, "specialist", mrn(), now)
+    referral_id = referral_for_report(ref_conn, report_id)["referral_id"]
+
+    claimer = psycopg.connect(referral_settings.database_url)  # a worker's claim, not committed yet
+    claimer.execute("SELECT 1 FROM referral.slots WHERE slot_id = %s FOR UPDATE", (contested,))
+    try:
+        command = CommandInThread(
+            referral_settings.database_url,
+            lambda conn: booking.reschedule(conn, referral_id, contested, actor="scheduler-test", now=now,
+                                            traceparent=TRACEPARENT)).start()
+        with pytest.raises(TransitionError) as refused:
+            command.join()
+    finally:
+        claimer.rollback()
+        claimer.close()
+
+    assert refused.value.code == SLOT_TAKEN
+    referral = referral_for_report(ref_conn, report_id)
+    assert (referral["status"], referral["slot_id"]) == ("booked", booked_slot)
