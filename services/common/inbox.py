@@ -26,6 +26,10 @@ SAVEPOINT with its inbox row (_apply_each), as below.
   each of its partitions is rewound to its first event not committed, and the loop waits:
   nothing is skipped (nor dead-lettered), and polling goes on so the consumer keeps its
   group membership.
+- Offsets are committed at most every COMMIT_EVERY_S (and when the consumer stops), not after
+  every poll: at moderate load a poll brings a few events, and each commit was a broker request
+  (and its client-side Python) of its own (issue 15). A crash replays at most that long's
+  events, which the inbox skips.
 """
 from __future__ import annotations
 
@@ -62,6 +66,7 @@ DLQ_DONE = "dead-lettered:"
 DLQ_ID_HEADER = "dlq.id"
 DLQ_CLOCK_SLACK = timedelta(minutes=5)
 CLOSING_COMMIT_TIMEOUT_MS = 5_000
+COMMIT_EVERY_S = 0.5  # offsets done wait at most this long (and a poll's timeout) to be committed
 
 
 class PoisonEvent(SafeMessageError):
@@ -185,6 +190,10 @@ class InboxConsumer:
         self._lag_shown: set[TopicPartition] = set()
         # Offsets committed asynchronously and not yet acknowledged (see _commit).
         self._uncommitted: dict[TopicPartition, OffsetAndMetadata] = {}
+        # Offsets done (their transaction committed) and not yet sent to the broker.
+        self._done: dict[TopicPartition, int] = {}
+        self._last_commit_sent = float("-inf")
+        self._clock = time.monotonic
         self._conn: psycopg.Connection | None = None  # the batches' connection (_batch_connection)
 
     # -- lifecycle -------------------------------------------------------------------
@@ -198,6 +207,7 @@ class InboxConsumer:
                 batches = self._consumer.poll(timeout_ms=500)
                 if batches:
                     self._process_poll(batches, stop)
+                self._commit_when_due()
                 self._forget_lag(keep=self._consumer.assignment() or set())
         finally:
             self._release_connection()
@@ -430,14 +440,30 @@ class InboxConsumer:
         self._lag_shown &= keep
 
     def _commit(self, next_offsets: dict[TopicPartition, int]) -> None:
-        """Commit the offsets (the database has committed their events) without waiting for
-        the broker's answer: a synchronous commit held the consumer a broker round trip per
-        poll (11-14 ms p50 on the 2-core bench, about half of a busy worker's cycle), which
-        every event behind it waited too (issue 15). A commit that fails or never arrives
-        (crash, rebalance) only means a redelivery from the last committed offset, which the
-        inbox skips as duplicates; commits of one consumer reach the coordinator in order."""
-        if not next_offsets:
+        """Note the offsets (the database has committed their events); sent when due."""
+        self._done.update(next_offsets)
+        self._commit_when_due()
+
+    def _commit_when_due(self) -> None:
+        """Send the offsets done once COMMIT_EVERY_S has passed since the last commit sent,
+        without waiting for the broker's answer: a synchronous commit held the consumer a
+        broker round trip per poll (11-14 ms p50 on the 2-core bench, about half of a busy
+        worker's cycle), which every event behind it waited too (issue 15). A commit that
+        fails or never arrives (crash, rebalance) only means a redelivery from the last
+        committed offset, which the inbox skips as duplicates; commits of one consumer reach
+        the coordinator in order. Partitions no longer assigned (a rebalance) are dropped:
+        their new owner starts from the last commit, and an old offset must not overwrite
+        what it commits."""
+        if not self._done or self._clock() - self._last_commit_sent < COMMIT_EVERY_S:
             return
+        assigned = self._consumer.assignment()
+        next_offsets = {tp: offset for tp, offset in self._done.items() if tp in assigned}
+        self._done = {}
+        self._last_commit_sent = self._clock()
+        if next_offsets:
+            self._send_commit(next_offsets)
+
+    def _send_commit(self, next_offsets: dict[TopicPartition, int]) -> None:
         offsets = {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in next_offsets.items()}
         self._uncommitted.update(offsets)
         try:
@@ -457,14 +483,18 @@ class InboxConsumer:
     def _commit_before_close(self) -> None:
         """On the way out, wait for the last offsets (a stop, or a restart after an error),
         so that a clean stop leaves no redelivery behind; bounded, since the broker may be
-        what failed."""
-        if not self._uncommitted:
+        what failed. Only partitions still assigned (see _commit_when_due)."""
+        self._uncommitted.update({tp: OffsetAndMetadata(offset, "", -1) for tp, offset in self._done.items()})
+        assigned = self._consumer.assignment()
+        offsets = {tp: meta for tp, meta in self._uncommitted.items() if tp in assigned}
+        self._done = {}
+        self._uncommitted.clear()
+        if not offsets:
             return
         try:
-            self._consumer.commit(dict(self._uncommitted), timeout_ms=CLOSING_COMMIT_TIMEOUT_MS)
+            self._consumer.commit(offsets, timeout_ms=CLOSING_COMMIT_TIMEOUT_MS)
         except Exception as exc:
-            _log_commit_failure(len(self._uncommitted), exc)
-        self._uncommitted.clear()
+            _log_commit_failure(len(offsets), exc)
 
     def _process_with_retries(self, message, stop: threading.Event, first_attempt: int = 1) -> bool:
         """True when the message is done with (applied, duplicate or dead-lettered), each
