@@ -40,6 +40,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from tests.bench.ab_rounds import RoundTable  # noqa: E402 (after the path)
+from tests.bench.process_cpu import cpu_seconds  # noqa: E402
 
 PAYLOAD_BYTES = 900  # about a report event's envelope
 PARTITIONS = 6
@@ -54,18 +55,11 @@ def variants() -> dict[str, list[str]]:
     return {"C1 only (TieredStopAtLevel=1)": [*tiered, "-XX:TieredStopAtLevel=1"], "tiered C1+C2": tiered}
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User+system CPU time of a process (its threads included), from /proc."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, int(len(sorted_values) * q))]
 
 
-def _send_and_wait(producer, topic: str, count: int, value: bytes, rate: float = 0.0) -> list[float]:
+def send_and_wait(producer, topic: str, count: int, value: bytes, rate: float = 0.0) -> list[float]:
     """Seconds each of `count` sequential sends took from send() to its acknowledgement;
     with a `rate`, send i is due at start + i/rate (an idle broker between sends)."""
     took = []
@@ -107,17 +101,17 @@ def measure_broker(jvm_opts: list[str], warmup: int, sends: int, batch: int, pac
             value = b"x" * PAYLOAD_BYTES
             producer = make_producer(kafka.bootstrap, "bench-broker-ack", kafka.client_security())
             try:
-                warm = _send_and_wait(producer, topic, warmup, value)
-                cpu_before = _cpu_seconds(proc.pid)
-                took = sorted(_send_and_wait(producer, topic, sends, value))
-                cpu_per_send_ms = (_cpu_seconds(proc.pid) - cpu_before) / sends * 1000
+                warm = send_and_wait(producer, topic, warmup, value)
+                cpu_before = cpu_seconds(proc.pid)
+                took = sorted(send_and_wait(producer, topic, sends, value))
+                cpu_per_send_ms = (cpu_seconds(proc.pid) - cpu_before) / sends * 1000
                 batch_started = time.perf_counter()
                 for i in range(batch):
                     producer.send(topic, key=str(i % 997).encode(), value=value)
                 producer.flush(timeout=120)
                 batch_per_s = batch / (time.perf_counter() - batch_started)
-                late = sorted(_send_and_wait(producer, topic, sends, value))
-                slow = sorted(_send_and_wait(producer, topic, paced, value, rate))
+                late = sorted(send_and_wait(producer, topic, sends, value))
+                slow = sorted(send_and_wait(producer, topic, paced, value, rate))
             finally:
                 producer.close(timeout=10)
         finally:

@@ -31,21 +31,13 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from tests.bench.bench_broker_ack import send_and_wait  # noqa: E402
+from tests.bench.process_cpu import cpu_seconds  # noqa: E402
+
 PARTITIONS = 6
 PAYLOAD_BYTES = 2_000
 IDLE_S = 5.0
 SETTLE_S = 1.0
-
-
-def _process_cpu() -> float:
-    times = os.times()
-    return times.user + times.system
-
-
-def _broker_cpu(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class PollingConsumer:
@@ -73,29 +65,20 @@ class PollingConsumer:
 
 
 def paced_sends(producer, topic: str, rate: float, seconds: float) -> int:
-    value = b"x" * PAYLOAD_BYTES
-    count = round(rate * seconds)
-    began = time.monotonic()
-    for i in range(count):
-        delay = began + i / rate - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-        future = producer.send(topic, key=str(i).encode(), value=value)
-        producer.flush(timeout=30)
-        future.get(timeout=30)
-    return count
+    """Send, flush and wait for each message, message i due at start + i/rate; how many."""
+    return len(send_and_wait(producer, topic, round(rate * seconds), b"x" * PAYLOAD_BYTES, rate))
 
 
 def measure(producer, topic: str, broker_pid: int, rate: float, seconds: float) -> tuple[float, float, int]:
     """(this process's CPU s, the broker's CPU s, messages) over idle or a paced load."""
-    cpu, broker, began = _process_cpu(), _broker_cpu(broker_pid), time.monotonic()
+    cpu, broker = cpu_seconds(os.getpid()), cpu_seconds(broker_pid)
     sent = 0
     if rate:
         sent = paced_sends(producer, topic, rate, seconds)
         time.sleep(SETTLE_S)
     else:
         time.sleep(IDLE_S)
-    return _process_cpu() - cpu, _broker_cpu(broker_pid) - broker, sent
+    return cpu_seconds(os.getpid()) - cpu, cpu_seconds(broker_pid) - broker, sent
 
 
 def main() -> None:
